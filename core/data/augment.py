@@ -1,0 +1,52 @@
+"""Batch augmentation in torch: translate (pad-and-crop), horizontal flip, small rotation and scale.
+
+Owns one affine warp per batch, done with `affine_grid` + `grid_sample` on whatever device the batch
+is on, so augmentation runs on CPU or GPU without a per-image Python loop. Whole-pixel translations
+sample exactly on pixel centres, so translate-only augmentation equals pad-and-crop with zero padding.
+Does not decide whether a flip keeps the label: the data set's `hflip` flag does.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    translate: int = 0  # max shift in whole pixels each way (pad-and-crop); 0 = off
+    hflip: bool = False  # random horizontal flip; only for data sets whose labels survive it
+    rotate: float = 0.0  # max rotation in degrees each way; 0 = off
+    scale: float = 0.0  # max zoom in or out as a fraction (0.1 = 90%..110%); 0 = off
+
+    @property
+    def active(self) -> bool:
+        return bool(self.translate or self.hflip or self.rotate or self.scale)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Randomly warp every image of a float batch (B, C, H, W); returns a new tensor."""
+    if not cfg.active:
+        return x
+    b, _, h, w = x.shape
+    dev = x.device
+    angle = (torch.rand(b, device=dev) * 2 - 1) * math.radians(cfg.rotate)
+    zoom = 1 + (torch.rand(b, device=dev) * 2 - 1) * cfg.scale
+    flip = torch.where(torch.rand(b, device=dev) < 0.5, -1.0, 1.0) if cfg.hflip else torch.ones(b, device=dev)
+    shift = torch.randint(-cfg.translate, cfg.translate + 1, (b, 2), device=dev).float()
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = cos * flip
+    theta[:, 0, 1] = -sin
+    theta[:, 1, 0] = sin * flip
+    theta[:, 1, 1] = cos
+    theta[:, 0, 2] = shift[:, 0] * 2 / w  # whole pixels in normalised coordinates
+    theta[:, 1, 2] = shift[:, 1] * 2 / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    mode = "nearest" if not (cfg.rotate or cfg.scale) else "bilinear"
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)

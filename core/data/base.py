@@ -1,0 +1,150 @@
+"""The in-memory data set type, the data errors, and the name -> loader registry.
+
+Owns `Dataset` (uint8 image tensors plus class names and normalisation constants), the error types
+every reader raises, `load_dataset` and the registry that maps names to loaders. Does not own any file
+format: readers in sibling modules register themselves here.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core import paths
+
+
+class DataError(Exception):
+    """Base class for every data problem; the message always says what to do about it."""
+
+
+class MissingDataError(DataError):
+    """The files of a data set are not in the data directory and could not be downloaded."""
+
+
+class CorruptDataError(DataError):
+    """A data file exists but is truncated, corrupt or not in the expected format."""
+
+
+@dataclass
+class Dataset:
+    """Train and test splits as uint8 tensors, shaped (N, C, H, W), with labels as int64 (N,)."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    class_names: list[str]
+    mean: tuple[float, ...]  # per channel, on pixels scaled to [0, 1]
+    std: tuple[float, ...]
+    hflip: bool = False  # whether a horizontal flip keeps the label (true for photos, false for digits)
+    source: str = ""  # where the data was read from, for model cards and messages
+    notes: list[str] = field(default_factory=list)  # e.g. unreadable files that were skipped
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> dict:
+        """A JSON-ready summary, the `dataset` section of a model card."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "channels": self.channels,
+            "image_size": self.image_size,
+            "train_size": int(self.train_x.shape[0]),
+            "test_size": int(self.test_x.shape[0]),
+            "hflip": self.hflip,
+            "source": self.source,
+        }
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out): `fraction` of every class is held out, chosen by a seeded shuffle."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
+    gen = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for cls in torch.unique(labels):
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_held = int(round(len(idx) * fraction))
+        if len(idx) > 1:
+            n_held = min(max(n_held, 1), len(idx) - 1)
+        held.append(idx[:n_held])
+        keep.append(idx[n_held:])
+    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+
+
+def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) on the [0, 1] scale."""
+    x = images[:max_images].float().div_(255.0)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+Loader = Callable[[Path], Dataset]
+_LOADERS: dict[str, Loader] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
+    """Decorator: register `loader(data_dir) -> Dataset` under `name`."""
+
+    def wrap(loader: Loader) -> Loader:
+        _LOADERS[name] = loader
+        _DESCRIPTIONS[name] = description
+        return loader
+
+    return wrap
+
+
+def list_datasets() -> dict[str, str]:
+    """Registered data set names with a one-line description (`folder:PATH` is accepted too)."""
+    return dict(_DESCRIPTIONS)
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load a data set by registry name or as `folder:PATH`; results are cached per process.
+
+    The returned tensors are shared between callers: treat them as read-only.
+    """
+    return _load_cached(name, str(paths.data_dir(data_dir).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, data_dir: str) -> Dataset:
+    if name.startswith("folder:"):
+        from core.data.folder import load_image_folder
+
+        return load_image_folder(name[len("folder:"):])
+    if name not in _LOADERS:
+        known = ", ".join(sorted(_LOADERS)) + ", folder:PATH"
+        raise DataError(f"Unknown data set {name!r}. Known data sets: {known}.")
+    return _LOADERS[name](Path(data_dir))
+
+
+def as_uint8_nchw(array: np.ndarray) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, C) uint8 array -> contiguous (N, C, H, W) uint8 tensor."""
+    if array.ndim == 3:
+        array = array[:, None]
+    elif array.ndim == 4:
+        array = array.transpose(0, 3, 1, 2)
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())

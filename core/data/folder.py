@@ -1,0 +1,135 @@
+"""Image-folder data sets, from a directory or a `.zip`: `train/<class>/*` and `test/<class>/*`.
+
+Owns the layout rules and decoding. With no train/test split, `<class>/*` is divided 80/20 by a seeded
+stratified split. Images are decoded once with Pillow (grey if every image is grey, else RGB), resized
+to one square size, and the decoded arrays are cached as `.npz` under the user cache, keyed by the
+source's path, size and modification time. Unreadable files are skipped and counted in `notes`.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from core import paths
+from core.data.base import DataError, Dataset, MissingDataError, channel_stats, stratified_split
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MAX_PIXELS = 40_000_000  # larger images are refused rather than decoded (decompression bombs)
+HOLDOUT_FRACTION = 0.2  # test share when the folder has no train/test split
+
+
+def _list_files(source: Path) -> tuple[list[str], callable]:
+    """All image paths (POSIX, relative to the source) and a function that reads one's bytes."""
+    if source.is_dir():
+        names = [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()]
+        return names, lambda n: (source / n).read_bytes()
+    if source.is_file() and zipfile.is_zipfile(source):
+        zf = zipfile.ZipFile(source)
+        return [i.filename for i in zf.infolist() if not i.is_dir()], zf.read
+    if source.is_file():
+        raise DataError(f"{source} is neither a directory nor a valid .zip archive.")
+    raise MissingDataError(f"Image folder {source} does not exist.")
+
+
+def _split_layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """{split: [(path, class)]} for 'train'/'test' (or 'all'), whatever folder prefix precedes them."""
+    images = [n for n in names if PurePosixPath(n).suffix.lower() in IMAGE_EXTENSIONS
+              and not any(part.startswith((".", "__MACOSX")) for part in PurePosixPath(n).parts)]
+    by_split: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+    for n in images:
+        parts = PurePosixPath(n).parts
+        if len(parts) >= 3 and parts[-3] in by_split:
+            by_split[parts[-3]].append((n, parts[-2]))
+    if by_split["train"]:
+        return by_split
+    flat = [(n, PurePosixPath(n).parts[-2]) for n in images if len(PurePosixPath(n).parts) >= 2]
+    return {"all": flat}
+
+
+def _decode(data: bytes, size: int, grey: bool) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        if img.width * img.height > MAX_PIXELS:
+            raise ValueError("image too large")
+        img = img.convert("L" if grey else "RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _cache_path(source: Path, size: int | None) -> Path:
+    stat = source.stat()
+    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{size}|v1"
+    return paths.cache_dir("folders") / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".npz")
+
+
+def load_image_folder(path: str, name: str | None = None, image_size: int | None = None, seed: int = 0) -> Dataset:
+    """Read an image-folder data set (see the module docstring) into a `Dataset`."""
+    source = Path(path).expanduser()
+    names, read = _list_files(source)
+    layout = _split_layout(names)
+    entries = [e for split in layout.values() for e in split]
+    if not entries:
+        raise DataError(f"{source} holds no images in a class folder. Expected train/<class>/*.png and "
+                        f"test/<class>/*.png (or <class>/*.png), with extensions {sorted(IMAGE_EXTENSIONS)}.")
+    class_names = sorted({cls for _, cls in entries})
+    cache = _cache_path(source, image_size) if source.is_file() else None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        notes = [str(n) for n in arrays.pop("notes")]
+    else:
+        arrays, notes = _decode_all(layout, read, class_names, image_size)
+        if cache is not None:
+            np.savez(cache, notes=np.array(notes, dtype=str), **arrays)
+    if "all_x" in arrays:
+        x, y = torch.from_numpy(arrays["all_x"]), torch.from_numpy(arrays["all_y"])
+        keep, held = stratified_split(y, HOLDOUT_FRACTION, seed)
+        train_x, train_y, test_x, test_y = x[keep], y[keep], x[held], y[held]
+        notes.append(f"no train/test folders: {int(HOLDOUT_FRACTION * 100)}% of each class held out as test")
+    else:
+        train_x, train_y = torch.from_numpy(arrays["train_x"]), torch.from_numpy(arrays["train_y"])
+        test_x, test_y = torch.from_numpy(arrays["test_x"]), torch.from_numpy(arrays["test_y"])
+    mean, std = channel_stats(train_x)
+    return Dataset(name=name or f"folder:{source}", train_x=train_x, train_y=train_y, test_x=test_x,
+                   test_y=test_y, class_names=class_names, mean=mean, std=std, hflip=False,
+                   source=str(source), notes=notes)
+
+
+def _decode_all(layout, read, class_names, image_size):
+    sample = [read(n) for n, _ in [e for s in layout.values() for e in s][:64]]
+    sizes, modes = Counter(), set()
+    for data in sample:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                sizes[img.size] += 1
+                modes.add(img.mode)
+        except (UnidentifiedImageError, OSError):
+            continue
+    if not sizes:
+        raise DataError("None of the first images in the folder could be read as an image.")
+    grey = modes <= {"L", "1", "I", "I;16", "LA"}
+    size = image_size or max(sizes.most_common(1)[0][0])
+    index = {c: i for i, c in enumerate(class_names)}
+    arrays, skipped = {}, []
+    for split, entries in layout.items():
+        xs, ys = [], []
+        for n, cls in entries:
+            try:
+                xs.append(_decode(read(n), size, grey))
+                ys.append(index[cls])
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                skipped.append(n)
+        if not xs:
+            raise DataError(f"The {split} split has no readable images.")
+        x = np.stack(xs)
+        arrays[f"{split}_x"] = np.ascontiguousarray(x[:, None] if grey else x.transpose(0, 3, 1, 2))
+        arrays[f"{split}_y"] = np.array(ys, dtype=np.int64)
+    notes = [f"skipped {len(skipped)} unreadable file(s), e.g. {skipped[0]}"] if skipped else []
+    return arrays, notes

@@ -1,0 +1,37 @@
+"""Where CNN Studio keeps things on disk: the data directory, the cache and the shipped checkpoints.
+
+Owns path resolution only; readers and writers live with their formats. The data directory is the
+`--data-dir` flag when a command gets one, else the `CNN_STUDIO_DATA` environment variable, else a
+per-user cache folder. Nothing here creates directories except `cache_dir`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "CNN_STUDIO_DATA"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CHECKPOINTS = PROJECT_ROOT / "checkpoints"
+
+
+def user_cache_root() -> Path:
+    """The per-user cache folder (XDG_CACHE_HOME or ~/.cache)/cnn_studio."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnn_studio"
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """The data directory: an explicit override, else $CNN_STUDIO_DATA, else <user cache>/data."""
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return user_cache_root() / "data"
+
+
+def cache_dir(kind: str) -> Path:
+    """A per-user cache subfolder (created on demand) for derived files such as decoded image folders."""
+    path = user_cache_root() / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
