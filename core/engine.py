@@ -1,0 +1,326 @@
+"""The one training engine: `fit` trains any model through a pluggable `Task` and reports events.
+
+Owns the loop (optimizer, schedule, epochs, evaluation, early stopping, keep-best, NaN detection,
+cooperative stop, live learning-rate override, seeding, device and thread selection). It never prints:
+it calls `callback(event)` with `StepEvent`, `EvalEvent`, `EpochEvent` and finally `EndEvent`, so the
+CLI draws a progress bar and a page draws a live chart from the same stream. What a batch is and how
+its loss and metrics are computed belongs to the `Task` (see `core.tasks`), so classifiers,
+autoencoders, multi-task, CTC and captioning models all train here.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.optim import Schedule, current_lr, make_optimizer, set_lr
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5  # passes over the training data
+    batch_size: int = 128  # images per optimizer step
+    optimizer: str = "adam"  # adam | adamw | sgd (Nesterov momentum)
+    lr: float = 1e-3  # peak learning rate (one-cycle / cosine) or the constant one
+    weight_decay: float = 0.0  # L2 (adam, sgd) or decoupled (adamw)
+    momentum: float = 0.9  # SGD only
+    schedule: str = "constant"  # constant | onecycle | cosine | plateau
+    warmup_epochs: float = 0.0  # linear warm-up for the cosine schedule
+    plateau_patience: int = 2  # epochs without improvement before reduce-on-plateau cuts the LR
+    plateau_factor: float = 0.5  # LR multiplier on a plateau
+    early_stopping: int = 0  # stop after this many epochs without improvement; 0 = off
+    keep_best: bool = True  # end with the weights of the best epoch by the monitored metric
+    monitor: str = "val_loss"  # val_loss | val_accuracy (falls back to train_loss without validation)
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    seed: int = 0  # seeds torch, numpy, random and the batch order
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    channels_last: bool = True  # NHWC memory format for conv nets on CPU (faster with oneDNN)
+    max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit (dry runs use 1-2)
+    time_budget_s: float = 0.0  # stop once this much training time has passed; 0 = no limit
+    eval_every_steps: int = 0  # also evaluate on the validation data every N steps; 0 = epoch ends only
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class StepEvent:
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    images_per_s: float
+    train_seconds: float  # training time so far, evaluation excluded
+    progress: float  # fraction of the planned steps done
+    kind: str = "step"
+
+
+@dataclass
+class EvalEvent:
+    step: int
+    epoch: int
+    metrics: dict
+    train_seconds: float
+    kind: str = "eval"
+
+
+@dataclass
+class EpochEvent:
+    epoch: int
+    train: dict
+    val: dict
+    lr: float
+    seconds: float
+    improved: bool
+    kind: str = "epoch"
+
+
+@dataclass
+class EndEvent:
+    reason: str  # completed | stopped | early_stopping | nan | max_steps | time_budget
+    message: str
+    epochs: int
+    steps: int
+    kind: str = "end"
+
+
+Event = StepEvent | EvalEvent | EpochEvent | EndEvent
+
+
+class Task(Protocol):
+    """How one kind of model turns a batch into a loss and metrics (see `core.tasks`)."""
+
+    def training_loss(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def evaluation_sums(self, model: nn.Module, batch: tuple) -> dict[str, float]: ...
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]: ...
+
+
+class RunControl:
+    """Thread-safe handle to steer a running `fit`: stop between steps, or change the learning rate."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._lr: float | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def set_lr(self, lr: float) -> None:
+        with self._lock:
+            self._lr = float(lr)
+
+    def take_lr(self) -> float | None:
+        with self._lock:
+            lr, self._lr = self._lr, None
+            return lr
+
+
+class TensorLoader:
+    """Mini-batches of in-memory tensors, reshuffled each epoch by a seeded generator."""
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, drop_last: bool = False,
+                 seed: int = 0):
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("TensorLoader needs tensors of equal length")
+        self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last and n >= self.batch_size else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+@dataclass
+class FitResult:
+    reason: str
+    message: str
+    epochs: int  # epochs completed
+    steps: int
+    train_seconds: float
+    wall_seconds: float
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: train_*, val_*, lr, seconds
+    best_epoch: int = 0
+    best_value: float | None = None
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to(batch: tuple, device: torch.device) -> tuple:
+    return tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
+
+
+def evaluate(model: nn.Module, task: Task, loader: Iterable, device: torch.device | None = None) -> dict[str, float]:
+    """Metrics of `model` over `loader` (eval mode, no gradients); restores the previous mode."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    with torch.inference_mode():
+        for batch in loader:
+            for k, v in task.evaluation_sums(model, _to(batch, device)).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+    model.train(was_training)
+    return task.summarize(sums)
+
+
+NAN_ADVICE = ("The loss became {value} at epoch {epoch}, step {step}: training diverged. Lower the learning "
+              "rate (try a tenth), switch on gradient clipping or a warm-up, or check the input "
+              "normalisation. The weights from before the divergence were kept.")
+
+
+def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None = None,
+        config: TrainConfig | None = None, callback: Callable[[Event], None] | None = None,
+        control: RunControl | None = None) -> FitResult:
+    """Train `model` in place; see the module docstring. Returns a `FitResult` with the history."""
+    cfg = config or TrainConfig()
+    emit = callback or (lambda event: None)
+    control = control or RunControl()
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = select_device(cfg.device)
+    model.to(device)
+    if cfg.channels_last and device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    if hasattr(train_loader, "generator"):
+        train_loader.generator.manual_seed(cfg.seed)
+
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], name=cfg.optimizer,
+                               lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    steps_per_epoch = len(train_loader)
+    planned = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        planned = min(planned, cfg.max_steps)
+    monitor = cfg.monitor if val_loader is not None else "train_loss"
+    mode = "max" if monitor.endswith("accuracy") else "min"
+    schedule = Schedule(optimizer, name=cfg.schedule, total_steps=planned, lr=cfg.lr,
+                        warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
+                        plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor, monitor_mode=mode)
+
+    result = FitResult(reason="completed", message="", epochs=0, steps=0, train_seconds=0.0, wall_seconds=0.0)
+    best_state, best_value, stale = None, None, 0
+    wall_start = time.perf_counter()
+    model.train()
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
+        loss_sum, metric_sums, n_batches = 0.0, {}, 0
+        for batch in train_loader:
+            if control.stop_requested:
+                result.reason, result.message = "stopped", "Stopped by the user."
+                break
+            new_lr = control.take_lr()
+            if new_lr is not None:
+                set_lr(optimizer, new_lr)
+                schedule.manual = True  # the user's learning rate replaces the schedule from here on
+            step_start = time.perf_counter()
+            batch = _to(batch, device)
+            loss, stats = task.training_loss(model, batch)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                result.reason = "nan"
+                result.message = NAN_ADVICE.format(value=loss_value, epoch=epoch, step=result.steps + 1)
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            schedule.after_step()
+            step_seconds = time.perf_counter() - step_start
+            result.train_seconds += step_seconds
+            result.steps += 1
+            n_batches += 1
+            loss_sum += loss_value
+            for k, v in stats.items():
+                metric_sums[k] = metric_sums.get(k, 0.0) + float(v)
+            batch_size = len(batch[0]) if isinstance(batch[0], torch.Tensor) else cfg.batch_size
+            emit(StepEvent(step=result.steps, epoch=epoch, loss=loss_value, lr=current_lr(optimizer),
+                           images_per_s=batch_size / max(step_seconds, 1e-9),
+                           train_seconds=result.train_seconds, progress=result.steps / max(planned, 1)))
+            if cfg.eval_every_steps and val_loader is not None and result.steps % cfg.eval_every_steps == 0:
+                emit(EvalEvent(step=result.steps, epoch=epoch, metrics=evaluate(model, task, val_loader, device),
+                               train_seconds=result.train_seconds))
+            if cfg.max_steps and result.steps >= cfg.max_steps:
+                result.reason, result.message = "max_steps", f"Reached max_steps={cfg.max_steps}."
+                break
+            if cfg.time_budget_s and result.train_seconds >= cfg.time_budget_s:
+                result.reason, result.message = "time_budget", f"Used the {cfg.time_budget_s:g} s training budget."
+                break
+
+        if n_batches == 0 and result.reason != "completed":
+            break  # stopped or diverged before this epoch did any work: nothing to summarise
+        train = {"loss": loss_sum / max(n_batches, 1),
+                 **{k: v / max(n_batches, 1) for k, v in metric_sums.items()}}
+        val = evaluate(model, task, val_loader, device) if val_loader is not None else {}
+        value = (val if monitor.startswith("val_") else train).get(monitor.split("_", 1)[1])
+        improved = value is not None and math.isfinite(value) and (best_value is None or (value > best_value if mode == "max"
+                                                                 else value < best_value))
+        if improved:
+            best_value, stale, result.best_epoch = value, 0, epoch
+            if cfg.keep_best:
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        schedule.after_epoch(value)
+        result.epochs = epoch
+        result.history.append({"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
+                               **{f"val_{k}": v for k, v in val.items()}, "lr": current_lr(optimizer),
+                               "seconds": time.perf_counter() - epoch_start})
+        emit(EpochEvent(epoch=epoch, train=train, val=val, lr=current_lr(optimizer),
+                        seconds=time.perf_counter() - epoch_start, improved=improved))
+        if result.reason != "completed":
+            break
+        if cfg.early_stopping and stale >= cfg.early_stopping:
+            result.reason = "early_stopping"
+            result.message = f"No improvement in {monitor} for {stale} epochs; best was epoch {result.best_epoch}."
+            break
+
+    if cfg.keep_best and best_state is not None and result.best_epoch != result.epochs:
+        model.load_state_dict(best_state)
+        result.message = (result.message + f" Restored the best weights (epoch {result.best_epoch}).").strip()
+    elif result.reason == "nan" and best_state is None:
+        result.message = result.message.replace("The weights from before the divergence were kept.",
+                                                "No finished epoch to restore: the weights are unusable.")
+    result.best_value = best_value
+    result.wall_seconds = time.perf_counter() - wall_start
+    if not result.message:
+        result.message = f"Finished {result.epochs} epoch(s)."
+    emit(EndEvent(reason=result.reason, message=result.message, epochs=result.epochs, steps=result.steps))
+    return result

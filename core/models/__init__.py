@@ -1,0 +1,9 @@
+"""Models by name: `build_model("fast_cnn", in_channels=1, image_size=28, num_classes=10)`.
+
+Importing this package registers every built-in architecture.
+"""
+from core.models import classifiers  # noqa: F401  (registers the classifiers)
+from core.models.registry import (build_model, count_parameters, list_models, parameter_count,
+                                  register_model)
+
+__all__ = ["build_model", "count_parameters", "list_models", "parameter_count", "register_model"]

@@ -1,0 +1,129 @@
+"""Image classifiers: the seeds' networks and the project's fast and modern ones.
+
+Owns the architectures registered for classification: `mlp` / `mlp_tuned`, `seed004_cnn`,
+`seed001_cnn`, `fast_cnn`, `resnet_small` and `dw_separable`. Every conv uses 'same' padding and the
+classifier head is sized by a dry run, so each model works from 8x8 `digits` up to 64x64 photos.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from core.models.registry import flat_features, register_model
+
+
+def conv_bn(cin: int, cout: int, *, kernel: int = 3, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    """Conv (no bias) -> BatchNorm -> ReLU, 'same' padding."""
+    return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class Classifier(nn.Module):
+    """A feature extractor followed by a classification head: logits = head(features(x))."""
+
+    def __init__(self, *, features: nn.Module, head: nn.Module):
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x):  # (B, C, H, W) -> (B, num_classes)
+        return self.head(self.features(x))
+
+
+@register_model("mlp_tuned", "Tuned MLP: Flatten-256-Dropout-128", hidden=(256, 128), dropout=0.2)
+@register_model("mlp", "Seed 004 MLP: Flatten-128-Dropout-64", hidden=(128, 64), dropout=0.2)
+def mlp(*, in_channels: int, image_size: int, num_classes: int, hidden=(128, 64), dropout: float = 0.2):
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_channels * image_size * image_size
+    for i, h in enumerate(hidden):
+        layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+        if i == 0 and dropout:
+            layers.append(nn.Dropout(dropout))  # the seed drops out after the first dense layer only
+        width = h
+    return Classifier(features=nn.Sequential(*layers), head=nn.Linear(width, num_classes))
+
+
+@register_model("seed004_cnn", "Seed 004 CNN: two 3x3 conv 32 + max-pools + dense 128")
+def seed004_cnn(*, in_channels: int, image_size: int, num_classes: int, width: int = 32, dense: int = 128):
+    features = nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+    n = flat_features(features, in_channels, image_size)
+    head = nn.Sequential(nn.Linear(n, dense), nn.ReLU(inplace=True), nn.Linear(dense, num_classes))
+    return Classifier(features=features, head=head)
+
+
+@register_model("seed001_cnn", "Seed 001 CNN: conv 32/32, 64/64 (+128/128 for 32x32 colour), BatchNorm, dropout")
+def seed001_cnn(*, in_channels: int, image_size: int, num_classes: int, dropout: float = 0.25,
+                dense: int = 128, blocks: tuple | None = None):
+    if blocks is None:  # the seed adds a third block for 32x32 colour photos (CIFAR-10)
+        blocks = (32, 64, 128) if in_channels == 3 and image_size >= 32 else (32, 64)
+    layers: list[nn.Module] = []
+    cin = in_channels
+    for width in blocks:
+        layers += conv_bn(cin, width) + conv_bn(width, width) + [nn.MaxPool2d(2), nn.Dropout(dropout)]
+        cin = width
+    features = nn.Sequential(*layers, nn.Flatten())
+    n = flat_features(features, in_channels, image_size)
+    head = nn.Sequential(nn.Linear(n, dense, bias=False), nn.BatchNorm1d(dense), nn.ReLU(inplace=True),
+                         nn.Dropout(2 * dropout), nn.Linear(dense, num_classes))
+    return Classifier(features=features, head=head)
+
+
+@register_model("fast_cnn", "Speed model for MNIST-sized input: three narrow conv-BN blocks + dense 256")
+def fast_cnn(*, in_channels: int, image_size: int, num_classes: int, widths=(16, 32, 64), dense: int = 256,
+             dropout: float = 0.0):
+    layers: list[nn.Module] = []
+    cin, size = in_channels, image_size
+    for width in widths:
+        layers += conv_bn(cin, width)
+        if size >= 4:  # pool while the map is big enough, so 8x8 digits still work
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        cin = width
+    features = nn.Sequential(*layers, nn.Flatten())
+    n = flat_features(features, in_channels, image_size)
+    head = nn.Sequential(nn.Linear(n, dense), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                         nn.Linear(dense, num_classes))
+    return Classifier(features=features, head=head)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv-BN, with a 1x1 projection when the shape changes."""
+
+    def __init__(self, *, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(*conv_bn(cin, cout, stride=stride),
+                                  nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+@register_model("resnet_small", "Small ResNet for CIFAR: 3 stages of basic blocks, global pooling")
+def resnet_small(*, in_channels: int, image_size: int, num_classes: int, widths=(32, 64, 128),
+                 blocks_per_stage: int = 2):
+    layers: list[nn.Module] = conv_bn(in_channels, widths[0])
+    cin = widths[0]
+    for i, width in enumerate(widths):
+        for j in range(blocks_per_stage):
+            stride = 2 if (i > 0 and j == 0) else 1
+            layers.append(BasicBlock(cin=cin, cout=width, stride=stride))
+            cin = width
+    features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(features=features, head=nn.Linear(cin, num_classes))
+
+
+@register_model("dw_separable", "MobileNet-style CNN of depthwise-separable convolutions")
+def dw_separable(*, in_channels: int, image_size: int, num_classes: int,
+                 stages=((64, 1), (128, 2), (128, 1), (256, 2), (256, 1))):
+    layers: list[nn.Module] = conv_bn(in_channels, 32)
+    cin = 32
+    for width, stride in stages:
+        layers += conv_bn(cin, cin, stride=stride, groups=cin)  # depthwise 3x3
+        layers += conv_bn(cin, width, kernel=1)  # pointwise 1x1
+        cin = width
+    features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(features=features, head=nn.Sequential(nn.Dropout(0.2), nn.Linear(cin, num_classes)))

@@ -1,0 +1,78 @@
+"""The model registry: a name -> builder table, so pages, the CLI and checkpoints pick models by name.
+
+Owns registration, construction and parameter counting. Every builder takes keyword-only
+`in_channels`, `image_size` and `num_classes` (plus its own options) and returns an `nn.Module`;
+`build_model` records the exact arguments on the module as `model.spec` so a checkpoint can rebuild it.
+Does not own any architecture: those live in sibling modules that register themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    defaults: dict = field(default_factory=dict)  # preset keyword arguments, e.g. a tuned variant's widths
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, description: str, **defaults) -> Callable:
+    """Decorator: register `builder(*, in_channels, image_size, num_classes, **options)` under `name`."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _MODELS[name] = ModelEntry(name, builder, description, defaults)
+        return builder
+
+    return wrap
+
+
+def list_models() -> dict[str, str]:
+    """Registered model names with a one-line description."""
+    return {name: entry.description for name, entry in _MODELS.items()}
+
+
+def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int, **options) -> nn.Module:
+    """Build a registered model; `model.spec` holds {"name", "kwargs"} to rebuild it exactly."""
+    if name not in _MODELS:
+        raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(sorted(_MODELS))}.")
+    entry = _MODELS[name]
+    kwargs = {**entry.defaults, **options, "in_channels": in_channels, "image_size": image_size,
+              "num_classes": num_classes}
+    model = entry.builder(**kwargs)
+    model.spec = {"name": name, "kwargs": _jsonable(kwargs)}
+    return model
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def parameter_count(name: str, *, in_channels: int, image_size: int, num_classes: int, **options) -> int:
+    """Parameter count of a registered model for the given input, without keeping the model."""
+    return count_parameters(build_model(name, in_channels=in_channels, image_size=image_size,
+                                        num_classes=num_classes, **options))
+
+
+def flat_features(module: nn.Module, in_channels: int, image_size: int) -> int:
+    """Number of features `module` produces for one input image, found by a dry run."""
+    with torch.no_grad():
+        return int(module(torch.zeros(1, in_channels, image_size, image_size)).flatten(1).shape[1])
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
