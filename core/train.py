@@ -1,0 +1,186 @@
+"""Train a classifier from the command line, or from a page, through the one engine.
+
+    python -m core.train --dataset mnist --model fast_cnn --epochs 2 --out DIR
+    python -m core.train --recipe fast_mnist --out checkpoints/mnist_fast_cnn
+
+Owns `TrainSpec` (everything a classifier run needs: data set, model, engine config, augmentation,
+loss options), `train_classifier` (data -> model -> fit -> test metrics -> checkpoint) and the CLI
+around it with a tqdm progress bar. Ctrl-C stops the run between steps and still saves the checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from core.checkpoint import save_checkpoint
+from core.data import AugmentConfig, DataError, load_dataset, stratified_split
+from core.engine import Event, FitResult, RunControl, TensorLoader, TrainConfig, fit
+from core.evaluate import evaluate_classifier
+from core.models import build_model, count_parameters, list_models
+from core.optim import OPTIMIZERS, SCHEDULES
+from core.tasks import ClassificationTask
+
+# The benchmark's speed recipe: narrow BatchNorm CNN, Nesterov SGD, one-cycle, label smoothing, 2 epochs.
+FAST_MNIST_RECIPE = {
+    "model": "fast_cnn",
+    "config": TrainConfig(epochs=2, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4,
+                          schedule="onecycle"),
+    "task": {"label_smoothing": 0.1},
+}
+
+
+@dataclass
+class TrainSpec:
+    dataset: str = "digits"  # registry name or folder:PATH
+    model: str = "fast_cnn"  # registry name
+    model_options: dict = field(default_factory=dict)  # extra constructor arguments (e.g. widths)
+    config: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    val_split: float = 0.0  # stratified share of the training set held out for validation; 0 = none
+    data_dir: str | None = None  # None: $CNN_STUDIO_DATA or the user cache
+
+
+@dataclass
+class TrainOutcome:
+    model: object
+    result: FitResult
+    test: dict  # accuracy, per_class, confusion, n
+    card: dict
+    params: int
+
+
+def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None = None,
+                     control: RunControl | None = None, out: str | Path | None = None,
+                     command: str = "") -> TrainOutcome:
+    """Run `spec` end to end; with `out`, save the checkpoint and model card there."""
+    data = load_dataset(spec.dataset, spec.data_dir)
+    if spec.augment.hflip and not data.hflip:
+        raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
+    train_x, train_y, val_loader = data.train_x, data.train_y, None
+    if spec.val_split:
+        keep, held = stratified_split(data.train_y, spec.val_split, seed=spec.config.seed)
+        train_x, train_y = data.train_x[keep], data.train_y[keep]
+        val_loader = TensorLoader(data.train_x[held], data.train_y[held], batch_size=1000, shuffle=False)
+    model = build_model(spec.model, in_channels=data.channels, image_size=data.image_size,
+                        num_classes=data.num_classes, **spec.model_options)
+    task = ClassificationTask(data.mean, data.std, augment=spec.augment, label_smoothing=spec.label_smoothing,
+                              mixup_alpha=spec.mixup_alpha, cutmix_alpha=spec.cutmix_alpha,
+                              channels_last=spec.config.channels_last)
+    loader = TensorLoader(train_x, train_y, batch_size=spec.config.batch_size,
+                          drop_last=len(train_x) > spec.config.batch_size, seed=spec.config.seed)
+    result = fit(model, task, loader, val_loader, spec.config, callback=callback, control=control)
+    test = evaluate_classifier(model, data)
+    card = {
+        "task": "classification",
+        "dataset": data.describe(),
+        "metrics": {"test_accuracy": round(test["accuracy"], 5), "test_per_class": test["per_class"],
+                    "best_epoch": result.best_epoch,
+                    "final_train": {k: round(v, 5) for k, v in result.history[-1].items()} if result.history else {}},
+        "training": {"epochs": result.epochs, "steps": result.steps, "stop_reason": result.reason,
+                     "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(result.wall_seconds, 2),
+                     "config": spec.config.to_dict(), "augment": spec.augment.to_dict(),
+                     "label_smoothing": spec.label_smoothing, "mixup_alpha": spec.mixup_alpha,
+                     "cutmix_alpha": spec.cutmix_alpha, "val_split": spec.val_split, "history": result.history},
+        "params": count_parameters(model),
+        "command": command,
+    }
+    if out is not None:
+        save_checkpoint(out, model, card)
+    return TrainOutcome(model=model, result=result, test=test, card=card, params=card["params"])
+
+
+RECIPES = {"fast_mnist": ("mnist", FAST_MNIST_RECIPE)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a CNN Studio classifier and save a checkpoint with its model card.")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named recipe (flags still override)")
+    p.add_argument("--dataset", default=None, help="registry name or folder:PATH (default: digits)")
+    p.add_argument("--model", default=None, choices=sorted(list_models()))
+    p.add_argument("--data-dir", default=None, help="data directory (default: $CNN_STUDIO_DATA or the cache)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    d = TrainConfig()
+    for name in ("epochs", "batch_size", "lr", "weight_decay", "momentum", "warmup_epochs", "early_stopping",
+                 "grad_clip", "seed", "threads", "max_steps", "time_budget_s"):
+        p.add_argument("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=None)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    p.add_argument("--schedule", choices=SCHEDULES, default=None)
+    p.add_argument("--monitor", choices=["val_loss", "val_accuracy"], default=None)
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--no-keep-best", action="store_true", help="end with the last weights, not the best epoch's")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--val-split", type=float, default=0.0, help="stratified validation share, e.g. 0.1")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 = off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha (0 = off)")
+    p.add_argument("--translate", type=int, default=0, help="augmentation: max shift in pixels")
+    p.add_argument("--rotate", type=float, default=0.0, help="augmentation: max rotation in degrees")
+    p.add_argument("--scale", type=float, default=0.0, help="augmentation: max zoom fraction")
+    p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
+    return p
+
+
+def spec_from_args(args: argparse.Namespace) -> TrainSpec:
+    dataset, recipe = RECIPES.get(args.recipe, ("digits", {}))
+    cfg = dataclasses.replace(recipe.get("config", TrainConfig()))
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None and f.name not in ("keep_best", "channels_last"):
+            setattr(cfg, f.name, value)
+    cfg.keep_best = not args.no_keep_best
+    cfg.channels_last = not args.no_channels_last
+    smoothing = args.label_smoothing if args.label_smoothing is not None else recipe.get("task", {}).get("label_smoothing", 0.0)
+    return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
+                     config=cfg, augment=AugmentConfig(args.translate, args.hflip, args.rotate, args.scale),
+                     label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
+                     val_split=args.val_split, data_dir=args.data_dir)
+
+
+def main(argv=None) -> int:
+    from tqdm import tqdm
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    spec = spec_from_args(args)
+    control = RunControl()
+    signal.signal(signal.SIGINT, lambda *_: control.stop())  # finish the step, then save what we have
+    bar = tqdm(total=None, unit="step", dynamic_ncols=True)
+
+    def on_event(event: Event) -> None:
+        if event.kind == "step":
+            if bar.total is None and event.progress:
+                bar.total = round(event.step / event.progress)
+            bar.update(1)
+            bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
+                            img_s=f"{event.images_per_s:.0f}")
+        elif event.kind == "epoch":
+            val = f", val loss {event.val['loss']:.4f} acc {event.val['accuracy']:.4f}" if event.val else ""
+            bar.write(f"epoch {event.epoch}: train loss {event.train['loss']:.4f} acc "
+                      f"{event.train.get('accuracy', 0):.4f}{val} ({event.seconds:.1f} s)")
+        elif event.kind == "end":
+            bar.close()
+            print(event.message)
+
+    command = "python -m core.train " + shlex.join(argv)
+    try:
+        outcome = train_classifier(spec, on_event, control, out=args.out, command=command)
+    except (DataError, ValueError, KeyError) as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"test accuracy {outcome.test['accuracy']:.4%} ({outcome.params:,} parameters, "
+          f"{outcome.result.train_seconds:.1f} s training) -> {args.out}")
+    return 0 if outcome.result.reason != "nan" else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

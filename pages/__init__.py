@@ -1,0 +1,1 @@
+"""Streamlit pages of CNN Studio (thin: widgets -> config -> core call -> render)."""

@@ -1,0 +1,73 @@
+"""Real-browser check: `streamlit run` serves the app and headless Chromium shows the Home page.
+
+Screenshots go to tests/artifacts/ for a person to look at. Skipped when Chromium or Playwright is
+missing (install them with .ci/run or `apt-get install chromium` and `pip install playwright`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed")
+    pytest.importorskip("playwright")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
+                             "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield pg
+        browser.close()
+
+
+def test_home_in_real_browser(app_url, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(app_url)
+    page.get_by_role("heading", name="Shipped models").wait_for(timeout=60_000)
+    page.get_by_text("test accuracy", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # let the charts finish drawing before the screenshot
+    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "CNN Studio" in body and "fast_cnn" in body and "mnist" in body
+    assert "Traceback" not in body and "Error" not in body.split("Shipped models")[0]

@@ -1,0 +1,58 @@
+"""The train and evaluate CLIs, end to end in subprocesses, and the shipped checkpoint."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core import paths
+from core.checkpoint import read_card
+from tests.conftest import ROOT
+
+
+def run(*args, env_extra=None, check=True):
+    import os
+    env = {**os.environ, "CNN_STUDIO_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, env=env,
+                          check=check, timeout=300)
+
+
+def test_train_then_evaluate(tmp_path):
+    out = tmp_path / "run"
+    proc = run("core.train", "--dataset", "digits", "--model", "fast_cnn", "--epochs", "3", "--lr", "0.05",
+               "--optimizer", "sgd", "--schedule", "onecycle", "--val-split", "0.1", "--out", str(out))
+    assert "test accuracy" in proc.stdout
+    card = read_card(out)
+    assert card["command"].startswith("python -m core.train --dataset digits")
+    assert card["training"]["epochs"] == 3 and card["dataset"]["name"] == "digits"
+    assert card["metrics"]["test_accuracy"] > 0.8 and "val_accuracy" in card["training"]["history"][-1]
+    report = json.loads(run("core.evaluate", str(out), "--json").stdout)
+    assert {"accuracy", "per_class", "confusion"} <= set(report)
+    assert report["accuracy"] == pytest.approx(card["metrics"]["test_accuracy"], abs=1e-4)
+    assert sum(map(sum, report["confusion"])) == report["n"] == 450
+    text = run("core.evaluate", str(out)).stdout
+    assert "confusion matrix" in text and "per-class accuracy" in text
+
+
+def test_cli_reports_missing_data_clearly(tmp_path):
+    proc = run("core.train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "x"),
+               check=False)
+    assert proc.returncode == 1 and "train-images-idx3-ubyte.gz" in proc.stderr and str(tmp_path) in proc.stderr
+    proc = run("core.evaluate", str(tmp_path / "missing"), check=False)
+    assert proc.returncode == 1 and "no such checkpoint" in proc.stderr
+
+
+def test_shipped_checkpoint_card():
+    card = read_card(paths.SHIPPED_CHECKPOINTS / "mnist_fast_cnn")
+    assert card["dataset"]["name"] == "mnist" and card["model"]["name"] == "fast_cnn"
+    assert card["metrics"]["test_accuracy"] >= 0.995
+    assert card["command"].startswith("python -m core.train") and card["training"]["epochs"] >= 1
+    assert card["training"]["train_seconds"] > 0
+
+
+def test_shipped_checkpoint_accuracy_on_real_mnist(real_data):
+    report = json.loads(run("core.evaluate", "checkpoints/mnist_fast_cnn", "--data-dir", str(real_data),
+                            "--json").stdout)
+    assert report["accuracy"] >= 0.995 and report["n"] == 10000

@@ -1,0 +1,151 @@
+"""The training engine on real `digits` data: learning, stopping, early stopping, NaN, schedules."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from core.data import load_dataset
+from core.engine import RunControl, TensorLoader, TrainConfig, fit
+from core.models import build_model
+from core.tasks import ClassificationTask
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def setup(digits, model="seed004_cnn", batch_size=64, val=True):
+    torch.manual_seed(0)
+    net = build_model(model, in_channels=1, image_size=8, num_classes=10)
+    task = ClassificationTask(digits.mean, digits.std)
+    train = TensorLoader(digits.train_x, digits.train_y, batch_size=batch_size)
+    test = TensorLoader(digits.test_x, digits.test_y, batch_size=500, shuffle=False) if val else None
+    return net, task, train, test
+
+
+def test_loss_goes_down_and_accuracy_rises(digits):
+    net, task, train, test = setup(digits)
+    events = []
+    result = fit(net, task, train, test, TrainConfig(epochs=4, lr=3e-3), callback=events.append)
+    epochs = [e for e in events if e.kind == "epoch"]
+    assert epochs[-1].train["loss"] < 0.5 * epochs[0].train["loss"]
+    assert epochs[-1].val["accuracy"] > 0.85 and result.reason == "completed"
+    steps = [e for e in events if e.kind == "step"]
+    assert len(steps) == result.steps == 4 * len(train)
+    assert all(s.images_per_s > 0 and s.lr > 0 for s in steps) and events[-1].kind == "end"
+    assert steps[-1].progress == pytest.approx(1.0)
+
+
+def test_cooperative_stop(digits):
+    net, task, train, test = setup(digits)
+    control = RunControl()
+
+    def on_event(event):
+        if event.kind == "step" and event.step == 3:
+            control.stop()
+
+    result = fit(net, task, train, test, TrainConfig(epochs=5), callback=on_event, control=control)
+    assert result.reason == "stopped" and result.steps == 3 and result.epochs == 1
+
+
+def test_early_stopping_and_keep_best(digits):
+    net, task, train, test = setup(digits)
+    # lr 0 after a first good epoch cannot improve: early stopping fires after `patience` stale epochs
+    control = RunControl()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if event.kind == "epoch" and event.epoch == 2:
+            control.set_lr(0.0)
+
+    result = fit(net, task, train, test, TrainConfig(epochs=20, lr=3e-3, early_stopping=2), on_event, control)
+    assert result.reason == "early_stopping" and result.epochs <= 5
+    assert result.best_epoch <= result.epochs - 2
+    assert all(e.lr == 0.0 for e in events if e.kind == "step" and e.epoch > 3)
+
+
+def test_keep_best_restores_best_weights(digits):
+    net, task, train, test = setup(digits)
+    control = RunControl()
+
+    def on_event(event):
+        if event.kind == "epoch" and event.epoch == 2:
+            control.set_lr(5.0)  # wreck the model in epoch 3
+
+    result = fit(net, task, train, test, TrainConfig(epochs=3, lr=3e-3, monitor="val_accuracy"), on_event, control)
+    from core.engine import evaluate
+    final = evaluate(net, task, test)["accuracy"]
+    if result.reason == "completed":
+        assert result.best_epoch == 2 and "Restored" in result.message
+    assert final == pytest.approx(result.best_value)
+
+
+class NanAfter(ClassificationTask):
+    def __init__(self, *a, after: int, **k):
+        super().__init__(*a, **k)
+        self.after, self.calls = after, 0
+
+    def training_loss(self, model, batch):
+        loss, stats = super().training_loss(model, batch)
+        self.calls += 1
+        return (loss * float("nan") if self.calls > self.after else loss), stats
+
+
+def test_nan_loss_stops_with_advice(digits):
+    net, _, train, test = setup(digits)
+    task = NanAfter(digits.mean, digits.std, after=len(train) + 5)
+    events = []
+    result = fit(net, task, train, test, TrainConfig(epochs=5), callback=events.append)
+    assert result.reason == "nan" and "learning rate" in result.message
+    assert events[-1].kind == "end" and events[-1].reason == "nan"
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert result.steps == len(train) + 5
+
+
+def test_max_steps_dry_run(digits):
+    net, task, train, _ = setup(digits, val=False)
+    result = fit(net, task, train, None, TrainConfig(epochs=3, max_steps=2))
+    assert result.reason == "max_steps" and result.steps == 2
+
+
+def test_seeded_runs_are_identical(digits):
+    losses = []
+    for _ in range(2):
+        net, task, train, _ = setup(digits, val=False)
+        events = []
+        fit(net, task, train, None, TrainConfig(epochs=1, seed=7), callback=events.append)
+        losses.append([e.loss for e in events if e.kind == "step"])
+    assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_per_step_schedules(digits, schedule):
+    net, task, train, _ = setup(digits, val=False)
+    events = []
+    fit(net, task, train, None, TrainConfig(epochs=3, lr=1e-2, schedule=schedule, warmup_epochs=1,
+                                            optimizer="sgd"), callback=events.append)
+    lrs = [e.lr for e in events if e.kind == "step"]
+    peak = max(lrs)
+    assert peak == pytest.approx(1e-2, rel=0.05) and lrs[0] < peak and lrs[-1] < 0.05 * peak
+    assert 0 < lrs.index(peak) < len(lrs) - 1
+
+
+def test_plateau_schedule_cuts_lr(digits):
+    net, task, train, test = setup(digits, model="mlp")  # no BatchNorm: a tiny LR really changes nothing
+    result = fit(net, task, train, test, TrainConfig(epochs=4, lr=1e-5, schedule="plateau", plateau_patience=0,
+                                                     plateau_factor=0.5, optimizer="sgd", momentum=0.0))
+    lrs = [h["lr"] for h in result.history]
+    assert lrs == pytest.approx([1e-5, 5e-6, 2.5e-6, 1.25e-6])  # epoch 1 improves on nothing; then halvings
+
+
+def test_mixup_cutmix_smoothing_and_augmentation_train(digits):
+    from core.data import AugmentConfig
+    net, _, train, test = setup(digits)
+    task = ClassificationTask(digits.mean, digits.std, augment=AugmentConfig(translate=1, rotate=10),
+                              label_smoothing=0.1, mixup_alpha=0.4, cutmix_alpha=1.0)
+    result = fit(net, task, train, test, TrainConfig(epochs=3, lr=3e-3))
+    assert math.isfinite(result.history[-1]["train_loss"]) and result.history[-1]["val_accuracy"] > 0.5
