@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from core.data import load_dataset
-from core.engine import TensorLoader, TrainConfig, fit
+from core.data import AugmentConfig, load_dataset
+from core.engine import RunControl, TensorLoader, TrainConfig, evaluate, fit
 from core.models import build_model, count_parameters
 from core.tasks import ClassificationTask
 from core.train import FAST_MNIST_RECIPE
@@ -41,7 +41,8 @@ def run_recipe(name: str, recipe: dict, data, eval_every: float, threads: int, m
                          "time_budget_s": max_seconds})
     model = build_model(recipe["model"], in_channels=data.channels, image_size=data.image_size,
                         num_classes=data.num_classes)
-    task = ClassificationTask(data.mean, data.std, **recipe.get("task", {}))
+    task = ClassificationTask(data.mean, data.std, augment=recipe.get("augment", AugmentConfig()),
+                              label_smoothing=recipe.get("label_smoothing", 0.0))
     train = TensorLoader(data.train_x, data.train_y, batch_size=cfg.batch_size, drop_last=True, seed=cfg.seed)
     cfg.eval_every_steps = max(1, int(len(train) * eval_every))
     test = TensorLoader(data.test_x, data.test_y, batch_size=1000, shuffle=False)
@@ -53,8 +54,6 @@ def run_recipe(name: str, recipe: dict, data, eval_every: float, threads: int, m
             print(f"  {name}: {event.train_seconds:6.1f} s  test acc {event.metrics['accuracy']:.4f}", flush=True)
             if event.metrics["accuracy"] >= recipe.get("stop_at", 2.0):
                 control.stop()
-
-    from core.engine import RunControl, evaluate
 
     control = RunControl()
     result = fit(model, task, train, test, cfg, callback=on_event, control=control)

@@ -47,6 +47,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimizer steps; 0 = no limit (dry runs use 1-2)
     time_budget_s: float = 0.0  # stop once this much training time has passed; 0 = no limit
     eval_every_steps: int = 0  # also evaluate on the validation data every N steps; 0 = epoch ends only
+    ema_decay: float = 0.0  # evaluate and keep an exponential moving average of the weights; 0 = off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,6 +154,34 @@ class TensorLoader:
             yield tuple(t[idx] for t in self.tensors)
 
 
+class WeightAverage:
+    """Exponential moving average of a model's parameters, swapped in for evaluation and at the end."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.live: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))  # warm up from the first weights
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - decay)
+
+    @torch.no_grad()
+    def swap_in(self) -> None:
+        self.live = [p.detach().clone() for p in self.params]
+        for p, s in zip(self.params, self.shadow):
+            p.copy_(s)
+
+    @torch.no_grad()
+    def swap_out(self) -> None:
+        for p, live in zip(self.params, self.live or []):
+            p.copy_(live)
+        self.live = None
+
+
 @dataclass
 class FitResult:
     reason: str
@@ -201,8 +230,7 @@ def evaluate(model: nn.Module, task: Task, loader: Iterable, device: torch.devic
 
 
 NAN_ADVICE = ("The loss became {value} at epoch {epoch}, step {step}: training diverged. Lower the learning "
-              "rate (try a tenth), switch on gradient clipping or a warm-up, or check the input "
-              "normalisation. The weights from before the divergence were kept.")
+              "rate (try a tenth), switch on gradient clipping or a warm-up, or check the input normalisation.")
 
 
 def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None = None,
@@ -234,6 +262,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                         warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
                         plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor, monitor_mode=mode)
 
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
     result = FitResult(reason="completed", message="", epochs=0, steps=0, train_seconds=0.0, wall_seconds=0.0)
     best_state, best_value, stale = None, None, 0
     wall_start = time.perf_counter()
@@ -241,6 +270,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     for epoch in range(1, cfg.epochs + 1):
         epoch_start = time.perf_counter()
         loss_sum, metric_sums, n_batches = 0.0, {}, 0
+        tick = time.perf_counter()  # step time includes fetching the batch, excludes evaluation
         for batch in train_loader:
             if control.stop_requested:
                 result.reason, result.message = "stopped", "Stopped by the user."
@@ -249,7 +279,6 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             if new_lr is not None:
                 set_lr(optimizer, new_lr)
                 schedule.manual = True  # the user's learning rate replaces the schedule from here on
-            step_start = time.perf_counter()
             batch = _to(batch, device)
             loss, stats = task.training_loss(model, batch)
             loss_value = float(loss.detach())
@@ -263,7 +292,9 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             schedule.after_step()
-            step_seconds = time.perf_counter() - step_start
+            if average is not None:
+                average.update()
+            step_seconds = time.perf_counter() - tick
             result.train_seconds += step_seconds
             result.steps += 1
             n_batches += 1
@@ -275,8 +306,13 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                            images_per_s=batch_size / max(step_seconds, 1e-9),
                            train_seconds=result.train_seconds, progress=result.steps / max(planned, 1)))
             if cfg.eval_every_steps and val_loader is not None and result.steps % cfg.eval_every_steps == 0:
+                if average is not None:
+                    average.swap_in()
                 emit(EvalEvent(step=result.steps, epoch=epoch, metrics=evaluate(model, task, val_loader, device),
                                train_seconds=result.train_seconds))
+                if average is not None:
+                    average.swap_out()
+            tick = time.perf_counter()
             if cfg.max_steps and result.steps >= cfg.max_steps:
                 result.reason, result.message = "max_steps", f"Reached max_steps={cfg.max_steps}."
                 break
@@ -288,16 +324,20 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             break  # stopped or diverged before this epoch did any work: nothing to summarise
         train = {"loss": loss_sum / max(n_batches, 1),
                  **{k: v / max(n_batches, 1) for k, v in metric_sums.items()}}
+        if average is not None:
+            average.swap_in()  # validate, and remember as best, the averaged weights
         val = evaluate(model, task, val_loader, device) if val_loader is not None else {}
         value = (val if monitor.startswith("val_") else train).get(monitor.split("_", 1)[1])
-        improved = value is not None and math.isfinite(value) and (best_value is None or (value > best_value if mode == "max"
-                                                                 else value < best_value))
+        improved = value is not None and math.isfinite(value) and (
+            best_value is None or (value > best_value if mode == "max" else value < best_value))
         if improved:
             best_value, stale, result.best_epoch = value, 0, epoch
             if cfg.keep_best:
                 best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
+        if average is not None:
+            average.swap_out()
         schedule.after_epoch(value)
         result.epochs = epoch
         result.history.append({"epoch": epoch, **{f"train_{k}": v for k, v in train.items()},
@@ -312,12 +352,14 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             result.message = f"No improvement in {monitor} for {stale} epochs; best was epoch {result.best_epoch}."
             break
 
+    if average is not None and result.steps:
+        average.swap_in()  # the averaged weights are the result
+        average.live = None
     if cfg.keep_best and best_state is not None and result.best_epoch != result.epochs:
         model.load_state_dict(best_state)
         result.message = (result.message + f" Restored the best weights (epoch {result.best_epoch}).").strip()
-    elif result.reason == "nan" and best_state is None:
-        result.message = result.message.replace("The weights from before the divergence were kept.",
-                                                "No finished epoch to restore: the weights are unusable.")
+    elif result.reason == "nan":
+        result.message += " The weights are those from just before the divergence."
     result.best_value = best_value
     result.wall_seconds = time.perf_counter() - wall_start
     if not result.message:

@@ -22,14 +22,14 @@ else:
         "checkpoint": folder.rsplit("/", 1)[-1],
         "model": card["model"]["name"],
         "data set": card["dataset"]["name"],
-        "test accuracy": card.get("metrics", {}).get("test_accuracy"),
+        "test accuracy (%)": 100 * card.get("metrics", {}).get("test_accuracy", float("nan")),
         "parameters": card.get("params"),
         "size (KB)": round(card.get("weights_bytes", 0) / 1024, 1),
         "epochs": card.get("training", {}).get("epochs"),
         "training time (s)": card.get("training", {}).get("train_seconds"),
     } for folder, card in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
+                 column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
                                 "parameters": st.column_config.NumberColumn(format="localized")})
     names = [r["checkpoint"] for r in rows]
     chosen = st.selectbox("Model card", names, key="home_card")
@@ -43,7 +43,7 @@ else:
                     + f"{card.get('params', 0):,} parameters, {training.get('epochs', '?')} epoch(s) in "
                     f"{training.get('train_seconds', 0):.1f} s.")
         st.markdown("Made by:")
-        st.code(card.get("command") or "(no command recorded)", language="bash")
+        st.code(card.get("command") or "(no command recorded)", language="bash", wrap_lines=True)
         with st.expander("Full model card (JSON)"):
             st.json({k: v for k, v in card.items() if k != "training"} | {
                 "training": {k: v for k, v in training.items() if k != "history"}})

@@ -66,7 +66,9 @@ def test_home_in_real_browser(app_url, page):
     page.goto(app_url)
     page.get_by_role("heading", name="Shipped models").wait_for(timeout=60_000)
     page.get_by_text("test accuracy", exact=False).first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)  # let the charts finish drawing before the screenshot
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.locator("[data-testid='stDataFrame'] canvas").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2500)  # let the grid and the chart finish drawing before the screenshot
     page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
     body = page.inner_text("body")
     assert "CNN Studio" in body and "fast_cnn" in body and "mnist" in body

@@ -56,3 +56,11 @@ def test_shipped_checkpoint_accuracy_on_real_mnist(real_data):
     report = json.loads(run("core.evaluate", "checkpoints/mnist_fast_cnn", "--data-dir", str(real_data),
                             "--json").stdout)
     assert report["accuracy"] >= 0.995 and report["n"] == 10000
+
+
+def test_model_options_are_parsed_as_json():
+    from core.train import parse_model_options
+    assert parse_model_options(["widths=[8,16,32]", "dropout=0.1", "name=x"]) == {
+        "widths": [8, 16, 32], "dropout": 0.1, "name": "x"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_model_options(["widths"])

@@ -230,3 +230,25 @@ def test_real_cifar10_from_zip(real_data):
     ds = load_dataset("cifar10", real_data)
     assert ds.train_x.shape == (50000, 3, 32, 32) and ds.test_x.shape == (10000, 3, 32, 32)
     assert ds.class_names[0] == "airplane" and ds.train_y.bincount().tolist() == [5000] * 10
+
+
+def test_download_verifies_checksum(tmp_path, monkeypatch):
+    from core.data.files import RemoteFile, find_or_download, md5_of_bytes
+
+    monkeypatch.delenv("CNN_STUDIO_OFFLINE")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "a.bin").write_bytes(b"official bytes")
+    good = RemoteFile("a.bin", (f"file://{tmp_path}/nowhere/", f"file://{mirror}/"), md5_of_bytes(b"official bytes"))
+    [path] = find_or_download("Test", [good], [tmp_path / "data"], download_to=tmp_path / "data")
+    assert path.read_bytes() == b"official bytes"  # the second mirror served it
+    bad = RemoteFile("a.bin", (f"file://{mirror}/",), "0" * 32)
+    with pytest.raises(MissingDataError, match="does not match the official file"):
+        find_or_download("Test", [bad], [tmp_path / "other"], download_to=tmp_path / "other")
+    assert not list((tmp_path / "other").iterdir())  # nothing half-written is left behind
+
+
+def test_cifar10_missing_suggests_both_layouts(tmp_path):
+    with pytest.raises(MissingDataError) as err:
+        load_dataset("cifar10", tmp_path)
+    assert "cifar-10-python.tar.gz" in str(err.value) and "cifar10-jpg.zip" in str(err.value)

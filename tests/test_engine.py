@@ -149,3 +149,14 @@ def test_mixup_cutmix_smoothing_and_augmentation_train(digits):
                               label_smoothing=0.1, mixup_alpha=0.4, cutmix_alpha=1.0)
     result = fit(net, task, train, test, TrainConfig(epochs=3, lr=3e-3))
     assert math.isfinite(result.history[-1]["train_loss"]) and result.history[-1]["val_accuracy"] > 0.5
+
+
+def test_weight_average_is_what_the_run_returns(digits):
+    net, task, train, test = setup(digits)
+    events = []
+    result = fit(net, task, train, test, TrainConfig(epochs=3, lr=3e-3, ema_decay=0.9, keep_best=False),
+                 callback=events.append)
+    from core.engine import evaluate
+    last_val = [e for e in events if e.kind == "epoch"][-1].val["accuracy"]
+    assert evaluate(net, task, test)["accuracy"] == pytest.approx(last_val)  # validated weights == final ones
+    assert result.history[-1]["val_accuracy"] > 0.8

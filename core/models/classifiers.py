@@ -77,7 +77,7 @@ class SpaceToDepth(nn.Module):
 
 
 @register_model("fast_cnn", "Speed model for MNIST-sized input: space-to-depth stem, three conv-pool-BN blocks")
-def fast_cnn(*, in_channels: int, image_size: int, num_classes: int, widths=(32, 64, 128), dense: int = 256,
+def fast_cnn(*, in_channels: int, image_size: int, num_classes: int, widths=(24, 48, 96), dense: int = 256,
              dropout: float = 0.0, space_to_depth: bool = True):
     layers: list[nn.Module] = []
     cin, size = in_channels, image_size
