@@ -1,0 +1,145 @@
+"""Look inside a network from the outside: activations, Grad-CAM, gradient saliency, occlusion.
+
+Owns explainability for any `nn.Module` that maps a (B, C, H, W) image batch to outputs. Everything
+attaches forward hooks (and tensor hooks for gradients) from outside the model and removes them before
+returning, so models carry no explain branches. A `target` picks the scalar to explain from the model's
+output; by default the logit of one class, and later multi-head models pass their own (e.g. one head's
+regression output), which is how Grad-CAM works per head.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Target = Callable[[torch.Tensor], torch.Tensor]  # model output -> (B,) scalars to explain
+
+_LEAF_TYPES = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+               nn.Flatten, nn.Dropout, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU)
+
+
+def class_target(index: int) -> Target:
+    return lambda out: out[:, index]
+
+
+def inspectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Named layers worth showing, in forward order: leaves plus residual blocks, minus containers."""
+    found = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        is_leaf = not list(module.children())
+        if is_leaf or type(module).__name__.endswith("Block"):
+            found.append((name, module))
+    return found
+
+
+def conv_layer_names(model: nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def default_cam_layer(model: nn.Module) -> str:
+    """The layer Grad-CAM uses by default: the last module with a spatial (B, C, H, W) output."""
+    convs = conv_layer_names(model)
+    if not convs:
+        raise ValueError("Grad-CAM needs a convolutional layer; this model has none.")
+    return convs[-1]
+
+
+@contextmanager
+def recording(model: nn.Module, names: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, `store[name]` holds each named layer's latest output; hooks removed on exit."""
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise KeyError(f"no layer named {missing[0]!r} in the model")
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in names:
+        def hook(_module, _inputs, output, name=name):
+            store[name] = output
+        handles.append(modules[name].register_forward_hook(hook))
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def activations(model: nn.Module, x: torch.Tensor, names: list[str] | None = None) -> tuple[torch.Tensor, dict]:
+    """(model output, {layer name: detached output}) for one forward pass in eval mode."""
+    names = names or [n for n, _ in inspectable_layers(model)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), recording(model, names) as store:
+        out = model(x)
+        acts = {n: v.detach() for n, v in store.items() if isinstance(v, torch.Tensor)}
+    model.train(was_training)
+    return out, acts
+
+
+def _normalise(m: torch.Tensor) -> torch.Tensor:
+    """Scale each map of a (B, H, W) batch to [0, 1] (an all-zero map stays zero)."""
+    flat = m.flatten(1)
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(m)
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None = None) -> torch.Tensor:
+    """Grad-CAM maps (B, H, W) in [0, 1] at the input's resolution, for `target` at `layer`."""
+    layer = layer or default_cam_layer(model)
+    was_training = model.training
+    model.eval()
+    with torch.enable_grad(), recording(model, [layer]) as store:
+        x = x.detach().requires_grad_(True)  # makes every activation part of the graph, even under frozen weights
+        score = target(model(x)).sum()
+        act = store[layer]
+        if act.dim() != 4:
+            raise ValueError(f"layer {layer!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (B, C, H, W)")
+        (grads,) = torch.autograd.grad(score, act)
+    model.train(was_training)
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1): how much each channel pushes the target
+    cam = F.relu((weights * act.detach()).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return _normalise(cam)
+
+
+def saliency(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
+    """|d target / d input|, max over channels, scaled to [0, 1]: (B, H, W)."""
+    was_training = model.training
+    model.eval()
+    with torch.enable_grad():
+        x = x.detach().clone().requires_grad_(True)
+        target(model(x)).sum().backward()
+    model.train(was_training)
+    return _normalise(x.grad.abs().amax(dim=1))
+
+
+def occlusion(model: nn.Module, x: torch.Tensor, target: Target, *, patch: int, stride: int,
+              fill: float = 0.0, batch_size: int = 256) -> torch.Tensor:
+    """How much `target` drops when a patch x patch square of `fill` covers each spot: (H', W') for one image.
+
+    Positive values mark evidence for the target; the map has one value per patch position.
+    """
+    if x.shape[0] != 1:
+        raise ValueError("occlusion explains one image at a time")
+    _, _, h, w = x.shape
+    ys = list(range(0, max(h - patch, 0) + 1, stride))
+    xs = list(range(0, max(w - patch, 0) + 1, stride))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        base = target(model(x))[0]
+        variants = []
+        for top in ys:
+            for left in xs:
+                v = x[0].clone()
+                v[:, top:top + patch, left:left + patch] = fill
+                variants.append(v)
+        scores = torch.cat([target(model(torch.stack(variants[i:i + batch_size])))
+                            for i in range(0, len(variants), batch_size)])
+    model.train(was_training)
+    return (base - scores).view(len(ys), len(xs))

@@ -1,0 +1,92 @@
+"""Turn a free-hand drawing or an uploaded photo into the input a checkpoint expects.
+
+Owns MNIST-style digit preprocessing (the way the MNIST set itself was made: crop to the ink, scale
+into a 20x20 box keeping the aspect ratio with anti-aliasing, centre by centre of mass in 28x28) with
+every intermediate step kept for display, and the plain resize used for photos. Does not own models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+INK_THRESHOLD = 0.05  # pixels brighter than this (on [0, 1], ink bright) count as ink
+
+
+@dataclass
+class Preprocessed:
+    image: np.ndarray  # (size, size) uint8, ink bright: what the model sees
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (caption, uint8 image) per step
+    empty: bool = False  # no ink at all: nothing to classify
+
+
+def to_grey_ink(image: np.ndarray) -> np.ndarray:
+    """Any HxW, HxWx3 or HxWx4 uint8 image -> float (H, W) in [0, 1] with the ink bright.
+
+    Transparent pixels count as background; a mostly bright picture (dark ink on paper) is inverted.
+    """
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 4:
+        alpha = img[..., 3:4].astype(np.float32) / 255.0
+        rgb = img[..., :3].astype(np.float32) * alpha  # transparent -> black background
+        grey = rgb.mean(axis=2) / 255.0
+    elif img.ndim == 3:
+        grey = img[..., :3].astype(np.float32).mean(axis=2) / 255.0
+    else:
+        grey = img.astype(np.float32) / (255.0 if img.dtype == np.uint8 else max(float(img.max()), 1.0))
+    if np.median(grey) > 0.5:
+        grey = 1.0 - grey
+    return np.clip(grey, 0.0, 1.0)
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _resize(x: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Anti-aliased resize of a float image in [0, 1] (Pillow's Lanczos on a float image)."""
+    return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize((width, height), Image.Resampling.LANCZOS))
+
+
+def preprocess_digit(image: np.ndarray, *, size: int = 28, box: int = 20, centre: bool = True) -> Preprocessed:
+    """MNIST-style preprocessing; with `centre=False` the whole canvas is just shrunk to size x size."""
+    grey = to_grey_ink(image)
+    steps = [("drawing (grey, ink bright)", _u8(grey))]
+    ink = grey > INK_THRESHOLD
+    if not ink.any():
+        return Preprocessed(image=np.zeros((size, size), np.uint8), steps=steps, empty=True)
+    if not centre:
+        out = np.clip(_resize(grey, size, size), 0, 1)
+        steps.append((f"whole canvas shrunk to {size}x{size}, no centring", _u8(out)))
+        return Preprocessed(image=_u8(out), steps=steps)
+    rows, cols = np.nonzero(ink)
+    crop = grey[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    steps.append((f"cropped to the ink ({crop.shape[1]}x{crop.shape[0]})", _u8(crop)))
+    scale = box / max(crop.shape)
+    w, h = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
+    scaled = np.clip(_resize(crop, w, h), 0, 1)
+    steps.append((f"scaled into a {box}x{box} box ({w}x{h})", _u8(scaled)))
+    canvas = np.zeros((size, size), np.float32)
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas[top:top + h, left:left + w] = scaled
+    total = canvas.sum()
+    cy = (canvas.sum(axis=1) * np.arange(size)).sum() / total
+    cx = (canvas.sum(axis=0) * np.arange(size)).sum() / total
+    dy, dx = int(round((size - 1) / 2 - cy)), int(round((size - 1) / 2 - cx))
+    dy = int(np.clip(dy, -top, size - top - h))  # never push ink off the canvas
+    dx = int(np.clip(dx, -left, size - left - w))
+    centred = np.zeros_like(canvas)
+    centred[top + dy:top + dy + h, left + dx:left + dx + w] = scaled
+    steps.append((f"centred by centre of mass in {size}x{size}", _u8(centred)))
+    return Preprocessed(image=_u8(centred), steps=steps)
+
+
+def preprocess_photo(image: np.ndarray, *, size: int, channels: int) -> np.ndarray:
+    """Resize a photo (any mode) to (channels, size, size) uint8, centre-cropping to a square first."""
+    img = Image.fromarray(np.asarray(image)).convert("L" if channels == 1 else "RGB")
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1).copy()

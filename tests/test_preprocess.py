@@ -1,0 +1,59 @@
+"""MNIST-style preprocessing of drawings: geometry, and real test digits drawn badly still classify."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.preprocess import preprocess_digit, preprocess_photo, to_grey_ink
+
+
+def test_steps_and_geometry():
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[40:220, 200:240] = 255  # a tall bar far to the right
+    out = preprocess_digit(canvas)
+    assert [s[0].split(" ")[0] for s in out.steps] == ["drawing", "cropped", "scaled", "centred"]
+    ys, xs = np.nonzero(out.image > 20)
+    assert ys.max() - ys.min() + 1 == 20  # the long side fills the 20-pixel box
+    com_y = (out.image.sum(1) * np.arange(28)).sum() / out.image.sum()
+    com_x = (out.image.sum(0) * np.arange(28)).sum() / out.image.sum()
+    assert abs(com_y - 13.5) <= 1 and abs(com_x - 13.5) <= 1
+    off = preprocess_digit(canvas, centre=False)
+    assert off.image[:, :14].sum() < off.image[:, 14:].sum() / 10  # without centring the ink stays right
+
+
+def test_empty_and_inverted_inputs():
+    assert preprocess_digit(np.zeros((100, 100), np.uint8)).empty
+    paper = np.full((50, 50, 3), 255, np.uint8)
+    paper[10:40, 20:25] = 0  # dark ink on white paper
+    grey = to_grey_ink(paper)
+    assert grey[20, 22] == 1.0 and grey[0, 0] == 0.0
+    assert preprocess_photo(paper, size=32, channels=3).shape == (3, 32, 32)
+
+
+def _badly_drawn(digit: np.ndarray, rng) -> np.ndarray:
+    """A 28x28 test digit drawn on a 280x280 canvas: shrunk or grown, shifted, with a thicker pen."""
+    size = int(rng.integers(90, 230))
+    img = Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR)
+    from PIL import ImageFilter
+    img = img.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7]))))  # thicker strokes
+    canvas = np.zeros((280, 280), np.uint8)
+    top, left = rng.integers(0, 280 - size + 1, size=2)
+    canvas[top:top + size, left:left + size] = np.asarray(img)
+    return canvas
+
+
+def test_badly_drawn_test_digits_still_classify(real_data):
+    from core.checkpoint import load_checkpoint
+    from core.data import load_dataset
+    from core import paths
+    from core.evaluate import predict_logits
+
+    data = load_dataset("mnist", real_data)
+    model, card = load_checkpoint(paths.SHIPPED_CHECKPOINTS / "mnist_fast_cnn")
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(data.test_x), 500, replace=False)
+    images = np.stack([preprocess_digit(_badly_drawn(data.test_x[i, 0].numpy(), rng)).image for i in idx])
+    logits = predict_logits(model, torch.from_numpy(images)[:, None], card["dataset"]["mean"], card["dataset"]["std"])
+    accuracy = float((logits.argmax(1) == data.test_y[idx]).float().mean())
+    print(f"badly drawn MNIST test digits after preprocessing: {accuracy:.2%} correct")
+    assert accuracy >= 0.98
