@@ -12,6 +12,7 @@ from pathlib import Path
 DATA_ENV = "CNN_STUDIO_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CHECKPOINTS = PROJECT_ROOT / "checkpoints"
+RUNS_DIR = PROJECT_ROOT / "runs"  # the user's own training runs (not shipped, ignored by git)
 
 
 def user_cache_root() -> Path:

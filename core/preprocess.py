@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import io
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 INK_THRESHOLD = 0.05  # pixels brighter than this (on [0, 1], ink bright) count as ink
+MAX_UPLOAD_PIXELS = 40_000_000  # larger uploads are refused before decoding (decompression bombs)
 
 
 @dataclass
@@ -90,3 +93,41 @@ def preprocess_photo(image: np.ndarray, *, size: int, channels: int) -> np.ndarr
     img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
+def read_image(data: bytes) -> np.ndarray:
+    """Decode uploaded bytes to an RGB uint8 array; ValueError with a readable reason otherwise."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_UPLOAD_PIXELS:
+                raise ValueError(f"the image is {img.width}x{img.height} pixels; the limit is "
+                                 f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"this file is not a readable image ({type(exc).__name__}); "
+                         "upload a PNG, JPEG, BMP, GIF or WebP picture") from exc
+
+
+def render_strokes(strokes: list[list[tuple[float, float]]], *, size: int, width: int) -> np.ndarray:
+    """Draw polylines (canvas pixel coordinates) white on black: the example drawing, server side."""
+    img = Image.new("L", (size, size), 0)
+    pen = ImageDraw.Draw(img)
+    for stroke in strokes or []:
+        pen.line(stroke, fill=255, width=width, joint="curve")
+        for x, y in (stroke[0], stroke[-1]):
+            pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    return np.asarray(img)
+
+
+def strokes_to_fabric(strokes: list[list[tuple[float, float]]], *, width: int, colour: str = "#FFFFFF") -> dict:
+    """The same polylines as Fabric.js path objects, to pre-draw them on the canvas component."""
+    objects = []
+    for stroke in strokes:
+        xs, ys = [p[0] for p in stroke], [p[1] for p in stroke]
+        path = [["M", *stroke[0]]] + [["L", *p] for p in stroke[1:]]
+        objects.append({"type": "path", "version": "4.4.0", "originX": "left", "originY": "top",
+                        "left": min(xs) - width / 2, "top": min(ys) - width / 2,
+                        "width": max(xs) - min(xs), "height": max(ys) - min(ys), "fill": None,
+                        "stroke": colour, "strokeWidth": width, "strokeLineCap": "round",
+                        "strokeLineJoin": "round", "path": path})
+    return {"version": "4.4.0", "objects": objects}

@@ -9,9 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
 from core.checkpoint import list_checkpoints, load_checkpoint
+
+
+if PagesManager.uses_pages_directory:
+    # A fresh server's first visit straight to a page URL (say /draw) runs the page through Streamlit's
+    # legacy pages/-folder router, before streamlit_app.py could call st.navigation. Switch the router
+    # off and rerun, so the entry point builds the real navigation and then runs the page asked for.
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,53 @@ class PageInfo:
 PAGES = [
     PageInfo("Overview", "pages/home.py", "Home", ":material/home:",
              "What CNN Studio is, the shipped models with their model cards, and where the data lives."),
+    PageInfo("Play", "pages/draw.py", "Draw", ":material/draw:",
+             "Draw a digit and watch every class probability update after each stroke; see each MNIST "
+             "preprocessing step. Models of photo data sets take an upload or the camera instead."),
 ]
+SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
 
 
 @st.cache_data(show_spinner=False)
 def shipped_cards() -> list[tuple[str, dict]]:
     """(checkpoint folder, model card) for every shipped checkpoint."""
     return [(str(folder), card) for folder, card in list_checkpoints(paths.SHIPPED_CHECKPOINTS)]
+
+
+def checkpoint_choices() -> dict[str, str]:
+    """Label -> folder for every shipped checkpoint and every saved run, shipped first."""
+    choices = {}
+    for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.RUNS_DIR, "my run")):
+        for folder, card in list_checkpoints(root):
+            choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})"] = str(folder)
+    return choices
+
+
+def probability_chart(probs, class_names: list[str]):
+    """Horizontal bars of every class probability, the top class highlighted."""
+    import plotly.graph_objects as go
+
+    top = int(probs.argmax())
+    colours = ["#e4572e" if i == top else "#7f9cb0" for i in range(len(probs))]
+    fig = go.Figure(go.Bar(x=probs, y=[str(c) for c in class_names], orientation="h", marker_color=colours,
+                           text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False))
+    fig.update_layout(height=40 + 26 * len(probs), margin=dict(l=10, r=40, t=10, b=10),
+                      xaxis=dict(range=[0, 1.1], tickformat=".0%"),
+                      yaxis=dict(autorange="reversed", type="category"))
+    return fig
+
+
+def enlarge(image, side: int):
+    """Blow a small uint8 image up with crisp pixels so its longest side is `side`, on a square black tile."""
+    import numpy as np
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(image))
+    scale = side / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.NEAREST)
+    tile = Image.new(img.mode, (side, side))
+    tile.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return tile
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,0 +1,43 @@
+"""Predictions for single images, the way a checkpoint's model card says its input must look.
+
+Owns the bridge from a uint8 image (H, W) or (C, H, W) to class probabilities: shape checks against
+the card, normalisation with the card's constants, softmax. Pages and benchmarks use it, so the draw
+page, the feature-map viewer and `bench/latency.py` all feed models identically.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.tasks import normalize
+
+
+def input_spec(card: dict) -> tuple[int, int]:
+    """(channels, image size) the checkpoint's model expects."""
+    kwargs = card["model"]["kwargs"]
+    return int(kwargs["in_channels"]), int(kwargs["image_size"])
+
+
+def to_batch(image: np.ndarray, card: dict) -> torch.Tensor:
+    """uint8 (H, W) or (C, H, W) -> normalised float (1, C, H, W), checked against the card."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[None]
+    channels, size = input_spec(card)
+    if arr.shape != (channels, size, size):
+        raise ValueError(f"the model expects a {channels}x{size}x{size} image, got {tuple(arr.shape)}")
+    ds = card["dataset"]
+    return normalize(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.uint8))[None], ds["mean"], ds["std"])
+
+
+def predict_proba(model: nn.Module, card: dict, image: np.ndarray) -> np.ndarray:
+    """Class probabilities (num_classes,) for one image."""
+    with torch.inference_mode():
+        logits = model(to_batch(image, card))
+    return torch.softmax(logits.float(), dim=1)[0].numpy()
+
+
+def is_digit_model(card: dict) -> bool:
+    """Whether the model reads 28x28 grey digits, so a drawing on the canvas is a valid input."""
+    return input_spec(card) == (1, 28) and card["dataset"]["name"] in ("mnist", "emnist", "kmnist")

@@ -1,0 +1,96 @@
+"""Draw: a canvas whose prediction updates after every stroke, with each MNIST preprocessing step shown.
+
+Models of photo data sets (Fashion-MNIST, CIFAR-10, ...) take an upload or the camera instead.
+"""
+import numpy as np
+import streamlit as st
+
+from core.checkpoint import CheckpointError
+from core.inference import input_spec, is_digit_model, predict_proba
+from core.preprocess import preprocess_digit, preprocess_photo, read_image, render_strokes, strokes_to_fabric
+from pages._common import SHARED_INPUT, cached_checkpoint, checkpoint_choices, enlarge, probability_chart
+
+CANVAS = 280
+EXAMPLE = [[(80, 70), (200, 70), (125, 225)], [(110, 150), (185, 150)]]  # a crossed 7, drawn on arrival
+
+st.title("Draw a digit")
+choices = checkpoint_choices()
+if not choices:
+    st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`.")
+    st.stop()
+label = st.selectbox("Model", list(choices), key="draw_model")
+try:
+    model, card = cached_checkpoint(choices[label])
+except CheckpointError as exc:
+    st.error(f"This checkpoint cannot be loaded: {exc}")
+    st.stop()
+classes = card["dataset"]["class_names"]
+
+
+def show_prediction(image: np.ndarray) -> None:
+    probs = predict_proba(model, card, image)
+    top = int(probs.argmax())
+    st.metric("Prediction", str(classes[top]), f"{probs[top]:.1%} confident", delta_color="off")
+    st.plotly_chart(probability_chart(probs, classes), width="stretch", key="draw_probs")
+
+
+if is_digit_model(card):
+    from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
+
+    st.session_state.setdefault("draw_canvas_id", 0)  # a new id gives a new, empty canvas
+    st.session_state.setdefault("draw_with_example", True)
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        brush = st.slider("Brush size", 8, 40, 20, key="draw_brush")
+        centre = st.toggle("Centre by centre of mass (how MNIST was made)", value=True, key="draw_centre",
+                           help="Switch off to feed the whole canvas, shrunk: off-centre or small digits then fail.")
+        canvas_slot = st.container()  # drawn above the buttons, created after them (they pick its key)
+        clear, example = st.columns(2)
+        for button, with_example in ((clear.button("Clear", icon=":material/delete:", width="stretch"), False),
+                                     (example.button("Example", icon=":material/draw:", width="stretch"), True)):
+            if button:
+                st.session_state.draw_canvas_id += 1
+                st.session_state.draw_with_example = with_example
+        with_example = st.session_state.draw_with_example
+        with canvas_slot:
+            result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
+                               height=CANVAS, width=CANVAS, drawing_mode="freedraw", return_image_data=True,
+                               initial_drawing=strokes_to_fabric(EXAMPLE, width=20) if with_example else None,
+                               key=f"draw_canvas_{st.session_state.draw_canvas_id}")
+        st.caption("Undo and redo are in the canvas toolbar. The prediction updates after each stroke.")
+    drawing = result.image_data if result is not None else None
+    if drawing is None:  # the canvas sends pixels after the first stroke: until then, what it shows
+        drawing = render_strokes(EXAMPLE if with_example else [], size=CANVAS, width=20)
+    prep = preprocess_digit(drawing, centre=centre)
+    st.session_state[SHARED_INPUT] = {"image": prep.image, "source": "drawing"}
+    with right:
+        if prep.empty:
+            st.info("The canvas is empty: draw a digit.")
+        else:
+            show_prediction(prep.image)
+    st.subheader("What the model sees")
+    cols = st.columns(len(prep.steps))
+    for col, (caption, img) in zip(cols, prep.steps):
+        col.image(enlarge(img, 168), caption=caption, width=168)
+else:
+    channels, size = input_spec(card)
+    st.caption(f"This model reads {size}x{size} {'grey' if channels == 1 else 'colour'} images of "
+               f"{card['dataset']['name']}: upload a picture or use the camera; it is centre-cropped and resized.")
+    source = st.radio("Input", ["Upload", "Camera"], horizontal=True, key="draw_source")
+    file = (st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="draw_upload")
+            if source == "Upload" else st.camera_input("Camera", key="draw_camera"))
+    if file is None:
+        st.info("Choose an image to classify.")
+        st.stop()
+    try:
+        raw = read_image(file.getvalue())
+    except ValueError as exc:
+        st.error(f"Cannot use this file: {exc}.")
+        st.stop()
+    image = preprocess_photo(raw, size=size, channels=channels)
+    st.session_state[SHARED_INPUT] = {"image": raw, "source": file.name if hasattr(file, "name") else "camera"}
+    left, right = st.columns(2)
+    left.image(raw, caption="your image", width=240)
+    left.image(enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 240), caption=f"model input {size}x{size}")
+    with right:
+        show_prediction(image)

@@ -1,0 +1,60 @@
+"""Real browser, Draw page: a fresh server opened straight on /draw, then mouse strokes on the canvas.
+
+Screenshots: tests/artifacts/draw_example.png (the page as it opens) and draw_one.png (after drawing).
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url  # noqa: F401  (fixture: a fresh server)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        yield pg
+        browser.close()
+
+
+def prediction(page) -> str:
+    return page.locator("[data-testid='stMetricValue']").first.inner_text().strip()
+
+
+def stroke(page, box, points):
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+    page.mouse.up()
+
+
+def test_drawing_updates_the_prediction(app_url, page):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(app_url + "/draw")  # the first visit of this server goes straight to the page
+    page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=60_000)
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Home" in nav and "Draw" in nav  # the entry point's navigation, not the legacy pages/ router
+    assert prediction(page) == "7"  # the example drawing the canvas opens with
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "draw_example.png"), full_page=True)
+
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("The canvas is empty").wait_for(timeout=30_000)
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    stroke(page, box, [(150, 40), (145, 140), (140, 240)])  # a one
+    page.wait_for_function(
+        "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
+        " return m && m.innerText.trim() === '1'; }", timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "draw_one.png"), full_page=True)
+
+    stroke(page, box, [(90, 60), (200, 60)])  # a bar across the top turns the 1 into a 7
+    page.wait_for_function(
+        "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
+        " return m && m.innerText.trim() === '7'; }", timeout=30_000)
+    body = page.inner_text("body")
+    assert "Traceback" not in body

@@ -1,0 +1,36 @@
+"""AppTest for the Draw page: it opens on a drawn example with a prediction and every step."""
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+def open_page():
+    return AppTest.from_file(str(ROOT / "pages" / "draw.py"), default_timeout=60).run()
+
+
+def test_opens_on_the_example_with_a_prediction():
+    at = open_page()
+    assert not at.exception
+    assert at.metric[0].label == "Prediction" and at.metric[0].value == "7"
+    assert "confident" in at.metric[0].delta
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    assert "cropped to the ink" in captions and "centred by centre of mass" in captions
+    shared = at.session_state["shared_input"]
+    assert shared["source"] == "drawing" and shared["image"].shape == (28, 28)
+
+
+def test_centring_toggle_changes_the_pipeline():
+    at = open_page()
+    at.toggle(key="draw_centre").set_value(False).run()
+    assert not at.exception
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    assert "no centring" in captions and "cropped" not in captions
+    assert at.metric[0].label == "Prediction"
+
+
+def test_rerun_is_cheap():
+    import time
+    at = open_page()
+    start = time.perf_counter()
+    at.slider(key="draw_brush").set_value(25).run()
+    assert not at.exception and time.perf_counter() - start < 2.0  # model cached: a rerun only predicts
