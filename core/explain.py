@@ -143,3 +143,10 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Target, *, patch: int, 
                             for i in range(0, len(variants), batch_size)])
     model.train(was_training)
     return (base - scores).view(len(ys), len(xs))
+
+
+def layer_table(model: nn.Module, acts: dict[str, torch.Tensor]) -> list[dict]:
+    """One row per recorded layer: name, type, output shape (batch dimension dropped), parameters."""
+    modules = dict(model.named_modules())
+    return [{"layer": name, "type": type(modules[name]).__name__, "output shape": " x ".join(map(str, a.shape[1:])),
+             "parameters": sum(p.numel() for p in modules[name].parameters())} for name, a in acts.items()]

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 INK_THRESHOLD = 0.05  # pixels brighter than this (on [0, 1], ink bright) count as ink
+EXAMPLE_STROKES = [[(80, 70), (200, 70), (125, 225)], [(110, 150), (185, 150)]]  # a crossed 7 on a 280 canvas
 MAX_UPLOAD_PIXELS = 40_000_000  # larger uploads are refused before decoding (decompression bombs)
 
 
@@ -131,3 +132,8 @@ def strokes_to_fabric(strokes: list[list[tuple[float, float]]], *, width: int, c
                         "stroke": colour, "strokeWidth": width, "strokeLineCap": "round",
                         "strokeLineJoin": "round", "path": path})
     return {"version": "4.4.0", "objects": objects}
+
+
+def example_digit(size: int = 28) -> np.ndarray:
+    """The example drawing (a crossed 7), preprocessed: the default input before the user draws."""
+    return preprocess_digit(render_strokes(EXAMPLE_STROKES, size=280, width=20), size=size).image

@@ -13,6 +13,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
 from core.checkpoint import list_checkpoints, load_checkpoint
+from core.data import load_dataset
 
 
 if PagesManager.uses_pages_directory:
@@ -38,6 +39,9 @@ PAGES = [
     PageInfo("Play", "pages/draw.py", "Draw", ":material/draw:",
              "Draw a digit and watch every class probability update after each stroke; see each MNIST "
              "preprocessing step. Models of photo data sets take an upload or the camera instead."),
+    PageInfo("Explain", "pages/inside.py", "Inside the network", ":material/layers:",
+             "Every layer's output shape and activations, conv filters, Grad-CAM for any class, gradient "
+             "saliency, an occlusion map and an occluder you move while the confidence updates."),
 ]
 SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
 
@@ -82,6 +86,12 @@ def enlarge(image, side: int):
     tile = Image.new(img.mode, (side, side))
     tile.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
     return tile
+
+
+@st.cache_resource(show_spinner="Loading the data set...")
+def cached_dataset(name: str):
+    """A data set from the data directory, shared across sessions (read-only tensors)."""
+    return load_dataset(name)
 
 
 @st.cache_resource(show_spinner=False)

@@ -7,11 +7,12 @@ import streamlit as st
 
 from core.checkpoint import CheckpointError
 from core.inference import input_spec, is_digit_model, predict_proba
-from core.preprocess import preprocess_digit, preprocess_photo, read_image, render_strokes, strokes_to_fabric
+from core.preprocess import (EXAMPLE_STROKES, preprocess_digit, preprocess_photo, read_image, render_strokes,
+                             strokes_to_fabric)
 from pages._common import SHARED_INPUT, cached_checkpoint, checkpoint_choices, enlarge, probability_chart
 
 CANVAS = 280
-EXAMPLE = [[(80, 70), (200, 70), (125, 225)], [(110, 150), (185, 150)]]  # a crossed 7, drawn on arrival
+EXAMPLE = EXAMPLE_STROKES  # drawn on the canvas on arrival
 
 st.title("Draw a digit")
 choices = checkpoint_choices()

@@ -73,3 +73,18 @@ def test_home_in_real_browser(app_url, page):
     body = page.inner_text("body")
     assert "CNN Studio" in body and "fast_cnn" in body and "mnist" in body
     assert "Traceback" not in body and "Error" not in body.split("Shipped models")[0]
+
+
+def test_inside_page_in_real_browser(app_url, page):
+    page.set_viewport_size({"width": 1400, "height": 2000})  # the main area scrolls inside: show it whole
+    page.goto(app_url + "/inside")
+    page.get_by_text("Prediction").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Grad-CAM & saliency").click()
+    page.get_by_text("gradient saliency", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "inside_gradcam.png"), full_page=True)
+    page.get_by_role("tab", name="Layer outputs").click()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "inside_layers.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Inside the network" in body

@@ -1,0 +1,38 @@
+"""AppTest for Inside the network: opens on a real input and every tab renders from the core calls."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+def open_page(**state):
+    at = AppTest.from_file(str(ROOT / "pages" / "inside.py"), default_timeout=90)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def test_opens_with_a_prediction_and_all_tabs(real_data):
+    at = open_page()
+    assert not at.exception
+    assert at.metric[0].label == "Prediction" and at.metric[0].value == "0"  # first test image of class 0
+    layers = at.dataframe[0].value
+    assert "Conv2d" in set(layers["type"]) and "1 x 28 x 28" not in set(layers["output shape"])
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    for part in ("all ", "channel 0", "weights", "Grad-CAM at", "gradient saliency", "occlusion sensitivity",
+                 "occluded input"):
+        assert part in captions
+    assert at.metric[1].label.startswith("P(")
+
+
+def test_shared_drawing_is_the_default_input():
+    import numpy as np
+    from core.preprocess import example_digit
+    at = open_page(shared_input={"image": example_digit(), "source": "drawing"})
+    assert not at.exception
+    assert at.radio(key="inside_source").value == "Drawing from the Draw page"
+    assert at.metric[0].value == "7"
+    at.selectbox(key="inside_cam_class").set_value(1).run()
+    assert not at.exception and any("for 1" in c for img in at.get("image") for c in img.captions)
+    at.slider(key="inside_occ_x").set_value(0).run()
+    assert not at.exception
