@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
-from core.checkpoint import list_checkpoints, load_checkpoint
+from core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from core.data import load_dataset
 
 
@@ -98,3 +98,17 @@ def cached_dataset(name: str):
 def cached_checkpoint(folder: str):
     """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it."""
     return load_checkpoint(Path(folder))
+
+
+def choose_checkpoint(key: str):
+    """A model selectbox over every checkpoint; returns the chosen (model, card) or stops with a message."""
+    choices = checkpoint_choices()
+    if not choices:
+        st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`.")
+        st.stop()
+    label = st.selectbox("Model", list(choices), key=key)
+    try:
+        return cached_checkpoint(choices[label])
+    except CheckpointError as exc:
+        st.error(f"This checkpoint cannot be loaded: {exc}")
+        st.stop()

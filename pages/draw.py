@@ -5,26 +5,15 @@ Models of photo data sets (Fashion-MNIST, CIFAR-10, ...) take an upload or the c
 import numpy as np
 import streamlit as st
 
-from core.checkpoint import CheckpointError
 from core.inference import input_spec, is_digit_model, predict_proba
 from core.preprocess import (EXAMPLE_STROKES, preprocess_digit, preprocess_photo, read_image, render_strokes,
                              strokes_to_fabric)
-from pages._common import SHARED_INPUT, cached_checkpoint, checkpoint_choices, enlarge, probability_chart
+from pages._common import SHARED_INPUT, choose_checkpoint, enlarge, probability_chart
 
 CANVAS = 280
-EXAMPLE = EXAMPLE_STROKES  # drawn on the canvas on arrival
 
 st.title("Draw a digit")
-choices = checkpoint_choices()
-if not choices:
-    st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`.")
-    st.stop()
-label = st.selectbox("Model", list(choices), key="draw_model")
-try:
-    model, card = cached_checkpoint(choices[label])
-except CheckpointError as exc:
-    st.error(f"This checkpoint cannot be loaded: {exc}")
-    st.stop()
+model, card = choose_checkpoint("draw_model")
 classes = card["dataset"]["class_names"]
 
 
@@ -56,12 +45,12 @@ if is_digit_model(card):
         with canvas_slot:
             result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
                                height=CANVAS, width=CANVAS, drawing_mode="freedraw", return_image_data=True,
-                               initial_drawing=strokes_to_fabric(EXAMPLE, width=20) if with_example else None,
+                               initial_drawing=strokes_to_fabric(EXAMPLE_STROKES, width=20) if with_example else None,
                                key=f"draw_canvas_{st.session_state.draw_canvas_id}")
         st.caption("Undo and redo are in the canvas toolbar. The prediction updates after each stroke.")
     drawing = result.image_data if result is not None else None
     if drawing is None:  # the canvas sends pixels after the first stroke: until then, what it shows
-        drawing = render_strokes(EXAMPLE if with_example else [], size=CANVAS, width=20)
+        drawing = render_strokes(EXAMPLE_STROKES if with_example else [], size=CANVAS, width=20)
     prep = preprocess_digit(drawing, centre=centre)
     st.session_state[SHARED_INPUT] = {"image": prep.image, "source": "drawing"}
     with right:

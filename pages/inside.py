@@ -3,27 +3,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.checkpoint import CheckpointError
 from core.data import DataError
 from core.explain import (activations, class_target, conv_layer_names, default_cam_layer, grad_cam, layer_table,
                           occlusion, saliency)
 from core.inference import input_spec, is_digit_model, predict_proba, to_batch
 from core.preprocess import example_digit, preprocess_photo, read_image
 from core.viz import filter_montage, montage, overlay
-from pages._common import (SHARED_INPUT, cached_checkpoint, cached_dataset, checkpoint_choices, enlarge,
+from pages._common import (SHARED_INPUT, cached_dataset, choose_checkpoint, enlarge,
                            probability_chart)
 
 st.title("Inside the network")
-choices = checkpoint_choices()
-if not choices:
-    st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`.")
-    st.stop()
-label = st.selectbox("Model", list(choices), key="inside_model")
-try:
-    model, card = cached_checkpoint(choices[label])
-except CheckpointError as exc:
-    st.error(f"This checkpoint cannot be loaded: {exc}")
-    st.stop()
+model, card = choose_checkpoint("inside_model")
 channels, size = input_spec(card)
 classes = card["dataset"]["class_names"]
 

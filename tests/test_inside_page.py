@@ -12,7 +12,8 @@ def open_page(**state):
     return at.run()
 
 
-def test_opens_with_a_prediction_and_all_tabs(real_data):
+def test_opens_with_a_prediction_and_all_tabs(real_data, monkeypatch):
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data))
     at = open_page()
     assert not at.exception
     assert at.metric[0].label == "Prediction" and at.metric[0].value == "0"  # first test image of class 0
