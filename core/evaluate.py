@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     print("confusion matrix (rows: true, columns: predicted):")
     print(" " * 15 + "".join(f"{i:>{width}}" for i in range(len(data.class_names))))
     for i, row in enumerate(report["confusion"]):
-        print(f"{i:>2} {data.class_names[i][:11]:>11} " + "".join(f"{v:>{width}}" for v in row))
+        name = data.class_names[i] if data.class_names[i] != str(i) else ""
+        print(f"{i:>2} {name[:11]:>11} " + "".join(f"{v:>{width}}" for v in row))
     return 0
 
 
