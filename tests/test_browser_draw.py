@@ -44,6 +44,11 @@ def test_drawing_updates_the_prediction(app_url, page):  # noqa: F811
 
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("The canvas is empty").wait_for(timeout=30_000)
+    # the cleared canvas is a new component: wait until the old one has left the page
+    from playwright.sync_api import expect
+
+    expect(page.locator("canvas.upper-canvas")).to_have_count(1, timeout=30_000)  # pierces the shadow DOM
+    page.wait_for_timeout(500)
     box = page.locator("canvas.upper-canvas").bounding_box()
     stroke(page, box, [(150, 40), (145, 140), (140, 240)])  # a one
     page.wait_for_function(
