@@ -23,6 +23,7 @@ from core.models import build_model
 FORMAT = "cnn-studio-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
+SNAPSHOTS = "snapshots"  # optional per-epoch weights (float16, for watching training), epoch_NNN.safetensors
 
 
 class CheckpointError(Exception):
@@ -94,6 +95,40 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"{weights}: weights do not match model {spec['name']!r} "
                               f"({'; '.join(line.strip() for line in first[:3])}).")
     return model.to(device).eval(), card
+
+
+def save_snapshot(folder: str | os.PathLike, model: nn.Module, epoch: int) -> Path:
+    """Store this epoch's weights (floats as float16 to stay small) under `folder`/snapshots."""
+    target = Path(folder) / SNAPSHOTS
+    target.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().to("cpu").half() if v.is_floating_point() else v.detach().to("cpu")).contiguous()
+             for k, v in model.state_dict().items()}
+    path = target / f"epoch_{epoch:03d}.safetensors"
+    save_file(state, str(path), metadata={"format": FORMAT, "epoch": str(epoch)})
+    return path
+
+
+def list_snapshots(folder: str | os.PathLike) -> list[int]:
+    """Epochs with a stored snapshot, ascending (empty when the run kept none)."""
+    epochs = []
+    for path in (Path(folder) / SNAPSHOTS).glob("epoch_*.safetensors"):
+        try:
+            epochs.append(int(path.stem.split("_")[1]))
+        except (IndexError, ValueError):
+            continue
+    return sorted(epochs)
+
+
+def load_snapshot(folder: str | os.PathLike, epoch: int) -> nn.Module:
+    """The checkpoint's model with the weights it had after `epoch`, in float32 and eval mode."""
+    model, _ = load_checkpoint(folder)
+    path = resolve(folder) / SNAPSHOTS / f"epoch_{epoch:03d}.safetensors"
+    try:
+        state = load_file(str(path), device="cpu")
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: cannot load this snapshot ({exc}).")
+    return model.eval()
 
 
 def list_checkpoints(root: str | os.PathLike) -> list[tuple[Path, dict]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.checkpoint import save_checkpoint
+from core.checkpoint import save_checkpoint, save_snapshot
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
 from core.engine import Event, FitResult, RunControl, TensorLoader, TrainConfig, fit
 from core.evaluate import evaluate_classifier
@@ -48,6 +48,7 @@ class TrainSpec:
     cutmix_alpha: float = 0.0
     val_split: float = 0.0  # stratified share of the training set held out for validation; 0 = none
     data_dir: str | None = None  # None: $CNN_STUDIO_DATA or the user cache
+    snapshots: bool = False  # keep every epoch's weights (float16) in the checkpoint, to watch training
 
 
 @dataclass
@@ -78,7 +79,13 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
                               channels_last=spec.config.channels_last)
     loader = TensorLoader(train_x, train_y, batch_size=spec.config.batch_size,
                           drop_last=len(train_x) > spec.config.batch_size, seed=spec.config.seed)
-    result = fit(model, task, loader, val_loader, spec.config, callback=callback, control=control)
+    def on_event(event: Event) -> None:
+        if spec.snapshots and out is not None and event.kind == "epoch":
+            save_snapshot(out, model, event.epoch)
+        if callback is not None:
+            callback(event)
+
+    result = fit(model, task, loader, val_loader, spec.config, callback=on_event, control=control)
     test = evaluate_classifier(model, data)
     card = {
         "task": "classification",
@@ -129,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotate", type=float, default=0.0, help="augmentation: max rotation in degrees")
     p.add_argument("--scale", type=float, default=0.0, help="augmentation: max zoom fraction")
     p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
+    p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
     return p
 
 
@@ -148,7 +156,7 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
                      model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
-                     val_split=args.val_split, data_dir=args.data_dir)
+                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots)
 
 
 def parse_model_options(items: list[str]) -> dict:

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
-from core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
 from core.data import load_dataset
 
 
@@ -94,6 +94,12 @@ def cached_dataset(name: str):
     return load_dataset(name)
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cached_snapshot(folder: str, epoch: int):
+    """A checkpoint's model with its weights after `epoch` (shared, never trained)."""
+    return load_snapshot(Path(folder), epoch)
+
+
 @st.cache_resource(show_spinner=False)
 def cached_checkpoint(folder: str):
     """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it."""
@@ -101,14 +107,14 @@ def cached_checkpoint(folder: str):
 
 
 def choose_checkpoint(key: str):
-    """A model selectbox over every checkpoint; returns the chosen (model, card) or stops with a message."""
+    """A model selectbox over every checkpoint; returns (folder, model, card) or stops with a message."""
     choices = checkpoint_choices()
     if not choices:
         st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`.")
         st.stop()
     label = st.selectbox("Model", list(choices), key=key)
     try:
-        return cached_checkpoint(choices[label])
+        return (choices[label], *cached_checkpoint(choices[label]))
     except CheckpointError as exc:
         st.error(f"This checkpoint cannot be loaded: {exc}")
         st.stop()

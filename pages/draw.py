@@ -13,7 +13,7 @@ from pages._common import SHARED_INPUT, choose_checkpoint, enlarge, probability_
 CANVAS = 280
 
 st.title("Draw a digit")
-model, card = choose_checkpoint("draw_model")
+_, model, card = choose_checkpoint("draw_model")
 classes = card["dataset"]["class_names"]
 
 

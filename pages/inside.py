@@ -3,17 +3,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.checkpoint import list_snapshots
 from core.data import DataError
 from core.explain import (activations, class_target, conv_layer_names, default_cam_layer, grad_cam, layer_table,
                           occlusion, saliency)
 from core.inference import input_spec, is_digit_model, predict_proba, to_batch
 from core.preprocess import example_digit, preprocess_photo, read_image
 from core.viz import filter_montage, montage, overlay
-from pages._common import (SHARED_INPUT, cached_dataset, choose_checkpoint, enlarge,
+from pages._common import (SHARED_INPUT, cached_dataset, cached_snapshot, choose_checkpoint, enlarge,
                            probability_chart)
 
 st.title("Inside the network")
-model, card = choose_checkpoint("inside_model")
+folder, model, card = choose_checkpoint("inside_model")
+label = folder.rsplit("/", 1)[-1]
 channels, size = input_spec(card)
 classes = card["dataset"]["class_names"]
 
@@ -53,7 +55,8 @@ left.image(enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 196)
 left.metric("Prediction", str(classes[top]), f"{probs[top]:.1%}", delta_color="off")
 right.plotly_chart(probability_chart(probs, classes), width="stretch", key="inside_probs")
 
-maps_tab, filters_tab, cam_tab, occ_tab = st.tabs(["Layer outputs", "Filters", "Grad-CAM & saliency", "Occlusion"])
+maps_tab, filters_tab, cam_tab, occ_tab, time_tab = st.tabs(
+    ["Layer outputs", "Filters", "Grad-CAM & saliency", "Occlusion", "Over training"])
 with maps_tab:
     _, acts = activations(model, x)
     st.dataframe(pd.DataFrame(layer_table(model, acts)), hide_index=True, width="stretch", height=220)
@@ -68,7 +71,7 @@ with maps_tab:
 with filters_tab:
     conv = st.selectbox("Conv layer", conv_layer_names(model), key="inside_conv")
     weight = dict(model.named_modules())[conv].weight
-    st.image(filter_montage(weight, cell=28), caption=f"{conv}: {' x '.join(map(str, weight.shape))} weights "
+    st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{conv}: {' x '.join(map(str, weight.shape))} weights "
              "(one tile per filter; mean over input channels unless they are RGB)")
 with cam_tab:
     left, right = st.columns(2)
@@ -82,17 +85,53 @@ with cam_tab:
     a.image(enlarge(overlay(image, cam), 280), caption=f"Grad-CAM at {cam_layer} for {classes[wanted]}")
     b.image(enlarge(overlay(image, sal, alpha=0.7), 280), caption=f"gradient saliency for {classes[wanted]}")
 with occ_tab:
-    st.caption("How much the predicted class's probability drops when a grey square hides each spot.")
+    st.caption("How much the predicted class's probability drops when a square of the data set's mean grey "
+               "hides each spot.")
     left, right = st.columns(2)
     patch = left.slider("Square size", 2, max(3, size // 2), max(2, size // 5), key="inside_patch")
     stride = left.slider("Stride", 1, max(2, size // 4), max(1, size // 14), key="inside_stride")
     softmax_top = lambda out: out.softmax(1)[:, top]  # noqa: E731
     drop = occlusion(model, x, softmax_top, patch=patch, stride=stride).clamp_min(0).numpy()
     left.image(enlarge(overlay(image, drop / max(drop.max(), 1e-6)), 280), caption="occlusion sensitivity")
-    cx = right.slider("Occluder x", 0, size - patch, (size - patch) // 2, key="inside_occ_x")
-    cy = right.slider("Occluder y", 0, size - patch, (size - patch) // 2, key="inside_occ_y")
+    from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
+
+    scale = 280 / size
+    grey = [round(m * 255) for m in card["dataset"]["mean"]]  # the same grey the map's squares use
+    rgb = grey * 3 if len(grey) == 1 else grey
+    start = {"type": "rect", "left": (size - patch) / 2 * scale, "top": (size - patch) / 2 * scale,
+             "width": patch * scale, "height": patch * scale, "fill": f"rgb({rgb[0]},{rgb[1]},{rgb[2]})",
+             "stroke": "#e4572e", "strokeWidth": 2}
+    with right:
+        st.caption("Drag out a box on the input to hide that part (the last box counts; the toolbar's edit "
+                   "toggle moves it):")
+        moved = st_canvas(background_image=enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 280),
+                          drawing_mode="rect", fill_color=start["fill"], stroke_color="#e4572e", stroke_width=2,
+                          initial_drawing={"version": "4.4.0", "objects": [start]},
+                          height=280, width=280, key=f"inside_occluder_{label}_{patch}")
+    boxes = ((moved.json_data or {}).get("objects") if moved is not None else None) or [start]
+    b = boxes[-1]
+    x0 = int(np.clip(round(b["left"] / scale), 0, size - 1))
+    y0 = int(np.clip(round(b["top"] / scale), 0, size - 1))
+    x1 = int(np.clip(round((b["left"] + b["width"] * b.get("scaleX", 1)) / scale), x0 + 1, size))
+    y1 = int(np.clip(round((b["top"] + b["height"] * b.get("scaleY", 1)) / scale), y0 + 1, size))
     hidden = image.copy()
-    hidden[:, cy:cy + patch, cx:cx + patch] = 0
+    hidden[:, y0:y1, x0:x1] = np.array(grey, np.uint8).reshape(-1, 1, 1)
     p_hidden = predict_proba(model, card, hidden)
-    right.image(enlarge(hidden[0] if channels == 1 else hidden.transpose(1, 2, 0), 196), caption="occluded input")
-    right.metric(f"P({classes[top]})", f"{p_hidden[top]:.1%}", f"{p_hidden[top] - probs[top]:+.1%}")
+    right.metric(f"P({classes[top]}) with pixels x {x0}-{x1 - 1}, y {y0}-{y1 - 1} hidden", f"{p_hidden[top]:.1%}",
+                 f"{p_hidden[top] - probs[top]:+.1%}")
+with time_tab:
+    epochs = list_snapshots(folder)
+    if not epochs:
+        st.info("This checkpoint kept no per-epoch snapshots. Choose the shipped `mnist_seed004`, or train with "
+                "`python -m core.train ... --snapshots`, to watch filters and Grad-CAM change over training.")
+    else:
+        epoch = st.select_slider("After epoch", epochs, value=epochs[-1], key="inside_epoch")
+        snap = cached_snapshot(folder, epoch)
+        p_epoch = predict_proba(snap, card, image)
+        first = conv_layer_names(snap)[0]
+        a, b = st.columns(2)
+        a.image(enlarge(filter_montage(dict(snap.named_modules())[first].weight, cell=28), 280),
+                caption=f"{first} filters after epoch {epoch}")
+        cam_epoch = grad_cam(snap, x, class_target(top), default_cam_layer(snap))[0].numpy()
+        b.image(enlarge(overlay(image, cam_epoch), 280),
+                caption=f"Grad-CAM for {classes[top]} after epoch {epoch}: P({classes[top]}) = {p_epoch[top]:.1%}")

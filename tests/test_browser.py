@@ -86,5 +86,33 @@ def test_inside_page_in_real_browser(app_url, page):
     page.get_by_role("tab", name="Layer outputs").click()
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "inside_layers.png"), full_page=True)
+    page.get_by_role("tab", name="Occlusion").click()
+    label = page.get_by_text("with pixels x", exact=False).first
+    label.wait_for(timeout=30_000)
+    before = label.inner_text()
+    canvas = page.locator("canvas.upper-canvas").last
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 20, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 120, box["y"] + 120, steps=10)
+    page.mouse.up()
+    page.wait_for_function("(old) => !document.body.innerText.includes(old)", arg=before, timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "inside_occluder.png"), full_page=True)
     body = page.inner_text("body")
-    assert "Traceback" not in body and "Inside the network" in body
+    assert "Traceback" not in body and "Inside the network" in body and "x 2-" in body
+
+
+def test_scrubber_in_real_browser(app_url, page):
+    page.set_viewport_size({"width": 1400, "height": 1600})
+    page.goto(app_url + "/inside")
+    page.get_by_text("Prediction").first.wait_for(timeout=60_000)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="mnist_seed004", exact=False).click()
+    page.wait_for_timeout(2000)  # the page reruns with the new model
+    page.get_by_role("tab", name="Over training").click()
+    page.get_by_text("filters after epoch 8").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "inside_scrubber.png"), full_page=True)
+    assert "Grad-CAM for 0 after epoch 8" in page.inner_text("body")

@@ -84,3 +84,20 @@ def test_bad_cards_are_reported(saved, text, match):
 def test_missing_folder(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nope")
+
+
+def test_snapshots_round_trip(saved):
+    from core.checkpoint import list_snapshots, load_snapshot, save_snapshot
+    model, folder = saved
+    assert list_snapshots(folder) == []
+    for epoch in (1, 2):
+        with torch.no_grad():
+            model.features[0].weight.add_(epoch)  # each epoch's weights differ
+        save_snapshot(folder, model, epoch)
+    assert list_snapshots(folder) == [1, 2]
+    snap = load_snapshot(folder, 2)
+    assert torch.allclose(snap.features[0].weight, model.features[0].weight, atol=1e-2)  # float16 storage
+    assert not torch.allclose(load_snapshot(folder, 1).features[0].weight, model.features[0].weight)
+    assert snap.features[0].weight.dtype == torch.float32
+    with pytest.raises(CheckpointError, match="epoch_009"):
+        load_snapshot(folder, 9)

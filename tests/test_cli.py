@@ -64,3 +64,10 @@ def test_model_options_are_parsed_as_json():
         "widths": [8, 16, 32], "dropout": 0.1, "name": "x"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_model_options(["widths"])
+
+
+def test_snapshots_flag_keeps_every_epoch(tmp_path):
+    from core.checkpoint import list_snapshots
+    run("core.train", "--dataset", "digits", "--model", "seed004_cnn", "--epochs", "2", "--snapshots",
+        "--out", str(tmp_path / "snap"))
+    assert list_snapshots(tmp_path / "snap") == [1, 2]

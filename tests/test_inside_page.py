@@ -20,10 +20,9 @@ def test_opens_with_a_prediction_and_all_tabs(real_data, monkeypatch):
     layers = at.dataframe[0].value
     assert "Conv2d" in set(layers["type"]) and "1 x 28 x 28" not in set(layers["output shape"])
     captions = " ".join(c for img in at.get("image") for c in img.captions)
-    for part in ("all ", "channel 0", "weights", "Grad-CAM at", "gradient saliency", "occlusion sensitivity",
-                 "occluded input"):
+    for part in ("all ", "channel 0", "weights", "Grad-CAM at", "gradient saliency", "occlusion sensitivity"):
         assert part in captions
-    assert at.metric[1].label.startswith("P(")
+    assert at.metric[1].label.startswith("P(0) with pixels x ")
 
 
 def test_shared_drawing_is_the_default_input():
@@ -35,5 +34,21 @@ def test_shared_drawing_is_the_default_input():
     assert at.metric[0].value == "7"
     at.selectbox(key="inside_cam_class").set_value(1).run()
     assert not at.exception and any("for 1" in c for img in at.get("image") for c in img.captions)
-    at.slider(key="inside_occ_x").set_value(0).run()
+    at.slider(key="inside_patch").set_value(10).run()
+    assert not at.exception and "x 9-18, y 9-18 hidden" in at.metric[1].label
+
+
+def test_scrubber_moves_over_epochs():
+    at = AppTest.from_file(str(ROOT / "pages" / "inside.py"), default_timeout=90)
+    at.run()
+    options = at.selectbox(key="inside_model").options
+    with_snapshots = [o for o in options if o.startswith("mnist_seed004")]
+    assert with_snapshots, "the shipped mnist_seed004 checkpoint keeps per-epoch snapshots"
+    at.selectbox(key="inside_model").set_value(with_snapshots[0]).run()
     assert not at.exception
+    slider = at.select_slider(key="inside_epoch")
+    last = slider.value
+    slider.set_value(1).run()
+    assert not at.exception
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    assert "after epoch 1" in captions and last > 1
