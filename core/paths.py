@@ -12,7 +12,7 @@ from pathlib import Path
 DATA_ENV = "CNN_STUDIO_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CHECKPOINTS = PROJECT_ROOT / "checkpoints"
-RUNS_DIR = PROJECT_ROOT / "runs"  # the user's own training runs (not shipped, ignored by git)
+RUNS_ENV = "CNN_STUDIO_RUNS"
 
 
 def user_cache_root() -> Path:
@@ -29,6 +29,11 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return user_cache_root() / "data"
+
+
+def runs_dir() -> Path:
+    """Where the user's training runs go: $CNN_STUDIO_RUNS, else runs/ in the project (ignored by git)."""
+    return Path(os.environ.get(RUNS_ENV) or PROJECT_ROOT / "runs")
 
 
 def cache_dir(kind: str) -> Path:

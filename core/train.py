@@ -109,6 +109,28 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
 RECIPES = {"fast_mnist": ("mnist", FAST_MNIST_RECIPE)}
 
 
+def command_for(spec: TrainSpec, out: str | Path) -> str:
+    """The `python -m core.train` command line that reproduces `spec` (recorded in model cards)."""
+    d, c = TrainConfig(), spec.config
+    args = ["--dataset", spec.dataset, "--model", spec.model]
+    for key, value in spec.model_options.items():
+        args += ["--model-option", f"{key}={json.dumps(value, separators=(',', ':'))}"]
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(c, f.name)
+        if value != getattr(d, f.name) and f.name not in ("keep_best", "channels_last", "eval_every_steps"):
+            args += ["--" + f.name.replace("_", "-"), str(value)]
+    args += ["--no-keep-best"] if not c.keep_best else []
+    args += ["--no-channels-last"] if not c.channels_last else []
+    a = spec.augment
+    args += (["--translate", str(a.translate)] if a.translate else []) + (["--hflip"] if a.hflip else [])
+    args += (["--rotate", str(a.rotate)] if a.rotate else []) + (["--scale", str(a.scale)] if a.scale else [])
+    for flag, value in (("--label-smoothing", spec.label_smoothing), ("--mixup", spec.mixup_alpha),
+                        ("--cutmix", spec.cutmix_alpha), ("--val-split", spec.val_split)):
+        args += [flag, str(value)] if value else []
+    args += ["--snapshots"] if spec.snapshots else []
+    return "python -m core.train " + shlex.join(args + ["--out", str(out)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a CNN Studio classifier and save a checkpoint with its model card.")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named recipe (flags still override)")

@@ -36,6 +36,9 @@ class PageInfo:
 PAGES = [
     PageInfo("Overview", "pages/home.py", "Home", ":material/home:",
              "What CNN Studio is, the shipped models with their model cards, and where the data lives."),
+    PageInfo("Train", "pages/trainer.py", "Trainer", ":material/model_training:",
+             "Train any model on any data set (or a seed's recipe) and watch loss, accuracy and learning "
+             "rate live; stop it or change the learning rate while it runs; confusion matrix at the end."),
     PageInfo("Play", "pages/draw.py", "Draw", ":material/draw:",
              "Draw a digit and watch every class probability update after each stroke; see each MNIST "
              "preprocessing step. Models of photo data sets take an upload or the camera instead."),
@@ -55,7 +58,7 @@ def shipped_cards() -> list[tuple[str, dict]]:
 def checkpoint_choices() -> dict[str, str]:
     """Label -> folder for every shipped checkpoint and every saved run, shipped first."""
     choices = {}
-    for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.RUNS_DIR, "my run")):
+    for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.runs_dir(), "my run")):
         for folder, card in list_checkpoints(root):
             choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})"] = str(folder)
     return choices
@@ -86,6 +89,16 @@ def enlarge(image, side: int):
     tile = Image.new(img.mode, (side, side))
     tile.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
     return tile
+
+
+@st.cache_data(show_spinner="Evaluating on the test set...")
+def cached_report(folder: str) -> dict:
+    """Test-set report (accuracy, per_class, confusion) of a saved classifier checkpoint."""
+    from core.evaluate import evaluate_classifier
+
+    model, card = cached_checkpoint(folder)
+    ds = card["dataset"]
+    return evaluate_classifier(model, cached_dataset(ds["name"]), ds["mean"], ds["std"])
 
 
 @st.cache_resource(show_spinner="Loading the data set...")

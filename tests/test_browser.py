@@ -24,7 +24,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 @pytest.fixture(scope="module")
-def app_url():
+def app_url(tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.skip("chromium is not installed")
     pytest.importorskip("playwright")
@@ -33,7 +33,8 @@ def app_url():
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
                              "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "CNN_STUDIO_RUNS": str(tmp_path_factory.mktemp("runs"))})
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -116,3 +117,17 @@ def test_scrubber_in_real_browser(app_url, page):
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "inside_scrubber.png"), full_page=True)
     assert "Grad-CAM for 0 after epoch 8" in page.inner_text("body")
+
+
+def test_trainer_trains_live_in_real_browser(app_url, page):
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    page.goto(app_url + "/trainer")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("running: epoch", exact=False).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "trainer_live.png"), full_page=True)
+    page.get_by_text("Test accuracy", exact=False).first.wait_for(timeout=120_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(ARTIFACTS / "trainer_done.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "finished: epoch 15" in body

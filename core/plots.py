@@ -1,0 +1,66 @@
+"""Plotly figures of training runs: live loss, accuracy and learning-rate charts, confusion matrices.
+
+Owns turning a run's recorded events (see `core.runs`) and evaluation reports into figures. Plotly only;
+the pages decide where figures go.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def smooth(values: list[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average, TensorBoard-style, so a noisy loss curve shows its trend."""
+    out, last = [], None
+    for v in values:
+        last = v if last is None else weight * last + (1 - weight) * v
+        out.append(last)
+    return out
+
+
+def training_figure(events: dict[str, list[dict]]) -> go.Figure:
+    """Three panels: loss per step (raw and smoothed) with per-epoch train/val loss, accuracy per epoch, LR."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy per epoch", "learning rate"))
+    steps, epochs = events.get("step", []), events.get("epoch", [])
+    if steps:
+        x = [s["step"] for s in steps]
+        loss = [s["loss"] for s in steps]
+        fig.add_scatter(x=x, y=loss, name="loss per step", line=dict(color="#c9d6df", width=1), row=1, col=1)
+        fig.add_scatter(x=x, y=smooth(loss), name="smoothed", line=dict(color="#1f77b4"), row=1, col=1)
+        fig.add_scatter(x=x, y=[s["lr"] for s in steps], name="lr", line=dict(color="#9467bd"),
+                        showlegend=False, row=1, col=3)
+    if epochs:
+        per_epoch = max(1, round(steps[-1]["step"] / max(epochs[-1]["epoch"], 1))) if steps else 1
+        ex = [e["epoch"] * per_epoch for e in epochs]
+        fig.add_scatter(x=ex, y=[e["train"]["loss"] for e in epochs], name="train loss (epoch)",
+                        mode="lines+markers", line=dict(color="#ff7f0e"), row=1, col=1)
+        if epochs[0]["val"]:
+            fig.add_scatter(x=ex, y=[e["val"]["loss"] for e in epochs], name="validation loss",
+                            mode="lines+markers", line=dict(color="#2ca02c"), row=1, col=1)
+        e = [ep["epoch"] for ep in epochs]
+        fig.add_scatter(x=e, y=[ep["train"].get("accuracy") for ep in epochs], name="train accuracy",
+                        mode="lines+markers", line=dict(color="#ff7f0e", dash="dot"), row=1, col=2)
+        if epochs[0]["val"]:
+            fig.add_scatter(x=e, y=[ep["val"].get("accuracy") for ep in epochs], name="validation accuracy",
+                            mode="lines+markers", line=dict(color="#2ca02c", dash="dot"), row=1, col=2)
+    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
+    fig.update_xaxes(title_text="step", row=1, col=3)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def confusion_figure(confusion: list[list[int]], class_names: list[str]) -> go.Figure:
+    """Row-normalised confusion matrix heat map with counts; rows are the true class."""
+    counts = np.asarray(confusion)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
+                               text=counts, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
+                               "%{text} (%{z:.1%})<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="predicted",
+                      yaxis=dict(title="true", autorange="reversed", type="category"),
+                      xaxis=dict(type="category"))
+    return fig

@@ -1,0 +1,48 @@
+"""Named training recipes for the trainer page: the seeds' settings and the project's own.
+
+Owns one table of `TrainSpec`s. The seed recipes follow the seed projects' published settings (their
+networks, optimizers, schedules, early stopping and augmentation); data sets not on this machine fail
+at start with the data layer's message naming the files to put in the data directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from core.data import AugmentConfig
+from core.engine import TrainConfig
+from core.train import FAST_MNIST_RECIPE, TrainSpec
+
+PRESETS: dict[str, TrainSpec] = {
+    "Quick demo (digits)": TrainSpec(
+        dataset="digits", model="fast_cnn", val_split=0.1,
+        config=TrainConfig(epochs=15, batch_size=64, optimizer="adam", lr=3e-3, schedule="onecycle")),
+    "Fast MNIST (the benchmark recipe)": TrainSpec(
+        dataset="mnist", model="fast_cnn", config=dataclasses.replace(FAST_MNIST_RECIPE["config"]),
+        augment=dataclasses.replace(FAST_MNIST_RECIPE["augment"])),
+    "Seed 004 CNN (MNIST)": TrainSpec(
+        dataset="mnist", model="seed004_cnn", val_split=0.1,
+        config=TrainConfig(epochs=5, batch_size=64, optimizer="adam", lr=1e-3)),
+    "Seed 004 MLP (MNIST)": TrainSpec(
+        dataset="mnist", model="mlp", val_split=0.1,
+        config=TrainConfig(epochs=5, batch_size=64, optimizer="adam", lr=1e-3)),
+    "Seed 001 MNIST": TrainSpec(
+        dataset="mnist", model="seed001_cnn", val_split=0.1, augment=AugmentConfig(translate=2, rotate=10, scale=0.1),
+        config=TrainConfig(epochs=20, batch_size=128, optimizer="adam", lr=1e-3, schedule="plateau",
+                           plateau_patience=2, plateau_factor=0.5, early_stopping=4, keep_best=True)),
+    "Seed 001 CIFAR-10": TrainSpec(
+        dataset="cifar10", model="seed001_cnn", val_split=0.1, augment=AugmentConfig(translate=4, hflip=True),
+        config=TrainConfig(epochs=40, batch_size=128, optimizer="adam", lr=1e-3, schedule="plateau",
+                           plateau_patience=3, plateau_factor=0.5, early_stopping=6, keep_best=True)),
+    "Seed 003 CIFAR-100 (cosine with warm-up)": TrainSpec(
+        dataset="cifar100", model="resnet_small", val_split=0.1, augment=AugmentConfig(translate=4, hflip=True),
+        label_smoothing=0.1,
+        config=TrainConfig(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+                           schedule="cosine", warmup_epochs=2)),
+}
+
+
+def preset(name: str) -> TrainSpec:
+    """A fresh copy of a preset (callers may change it)."""
+    spec = PRESETS[name]
+    return dataclasses.replace(spec, config=dataclasses.replace(spec.config),
+                               augment=dataclasses.replace(spec.augment), model_options=dict(spec.model_options))

@@ -1,0 +1,158 @@
+"""Background training runs whose state lives in a run directory, not in a browser session.
+
+Owns starting a classifier run on a worker thread, recording its event stream to `events.jsonl`, its
+state to `status.json`, and taking orders (stop, new learning rate) from `control.json`, so a page can
+rerun, switch away, or be watched from a second tab while the run goes on. The run directory becomes
+a normal checkpoint folder (weights + model card) when the run ends. Only one run trains at a time:
+this machine has two cores. Does not own training itself (`core.train`) or any UI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from core import paths
+from core.data import AugmentConfig, DataError
+from core.engine import Event, RunControl, TrainConfig
+from core.train import TrainSpec, command_for, train_classifier
+
+SPEC, EVENTS, STATUS, CONTROL = "spec.json", "events.jsonl", "status.json", "control.json"
+FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
+_threads: dict[str, threading.Thread] = {}  # run dir -> worker, for this server process
+
+
+def spec_to_dict(spec: TrainSpec) -> dict:
+    return dataclasses.asdict(spec)
+
+
+def spec_from_dict(d: dict) -> TrainSpec:
+    return TrainSpec(**{**d, "config": TrainConfig(**d["config"]), "augment": AugmentConfig(**d["augment"])})
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj))
+    tmp.replace(path)  # readers never see half a file
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def active_run() -> Path | None:
+    """The run this process is training now, if any."""
+    for run_dir, thread in _threads.items():
+        if thread.is_alive():
+            return Path(run_dir)
+    return None
+
+
+def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path:
+    """Create a run directory and start training `spec` on a worker thread; returns the directory."""
+    busy = active_run()
+    if busy is not None:
+        raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
+    root = Path(root or paths.runs_dir())
+    run_dir = root / (time.strftime("%Y%m%d-%H%M%S") + f"_{name or spec.dataset.replace(':', '_').replace('/', '_')}_{spec.model}")
+    run_dir.mkdir(parents=True, exist_ok=False)
+    _write_json(run_dir / SPEC, spec_to_dict(spec))
+    _write_json(run_dir / STATUS, {"state": "starting", "started": time.time()})
+    thread = threading.Thread(target=_work, args=(run_dir, spec), name=f"run-{run_dir.name}", daemon=True)
+    _threads[str(run_dir)] = thread
+    thread.start()
+    return run_dir
+
+
+def _work(run_dir: Path, spec: TrainSpec) -> None:
+    control, buffer, last = RunControl(), [], {"flush": 0.0, "poll": 0.0, "lr": None}
+    started = time.time()
+
+    def flush() -> None:
+        if buffer:
+            with open(run_dir / EVENTS, "a") as fh:
+                fh.write("".join(buffer))
+            buffer.clear()
+        last["flush"] = time.time()
+
+    def on_event(event: Event) -> None:
+        buffer.append(json.dumps(dataclasses.asdict(event)) + "\n")
+        now = time.time()
+        if event.kind != "step" or now - last["flush"] > FLUSH_SECONDS:
+            flush()
+        if now - last["poll"] > 0.2:  # orders from any tab, through the run directory
+            last["poll"] = now
+            orders = _read_json(run_dir / CONTROL)
+            if orders.get("stop"):
+                control.stop()
+            if orders.get("lr") and orders["lr"] != last["lr"]:
+                last["lr"] = orders["lr"]
+                control.set_lr(float(orders["lr"]))
+
+    _write_json(run_dir / STATUS, {"state": "running", "started": started})
+    try:
+        outcome = train_classifier(spec, on_event, control, out=run_dir, command=command_for(spec, run_dir))
+        flush()
+        state = {"nan": "diverged", "stopped": "stopped"}.get(outcome.result.reason, "finished")
+        _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
+                                       "message": outcome.result.message, "test_accuracy": outcome.test["accuracy"],
+                                       "train_seconds": outcome.result.train_seconds})
+    except (DataError, ValueError, RuntimeError, MemoryError) as exc:
+        flush()
+        _write_json(run_dir / STATUS, {"state": "failed", "started": started, "ended": time.time(),
+                                       "message": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+
+
+def request_stop(run_dir: Path) -> None:
+    _write_json(Path(run_dir) / CONTROL, {**_read_json(Path(run_dir) / CONTROL), "stop": True})
+
+
+def set_learning_rate(run_dir: Path, lr: float) -> None:
+    _write_json(Path(run_dir) / CONTROL, {**_read_json(Path(run_dir) / CONTROL), "lr": float(lr)})
+
+
+def read_status(run_dir: Path) -> dict:
+    """status.json, with 'interrupted' for a run that says running but has no worker in this process."""
+    status = _read_json(Path(run_dir) / STATUS)
+    thread = _threads.get(str(run_dir))
+    if status.get("state") in ("starting", "running") and (thread is None or not thread.is_alive()):
+        status = {**status, "state": "interrupted",
+                  "message": "This run was interrupted (the server stopped); its last saved state is below."}
+    return status
+
+
+def read_events(run_dir: Path) -> dict[str, list[dict]]:
+    """The run's events so far, by kind: {'step': [...], 'eval': [...], 'epoch': [...], 'end': [...]}."""
+    out: dict[str, list[dict]] = {"step": [], "eval": [], "epoch": [], "end": []}
+    try:
+        lines = (Path(run_dir) / EVENTS).read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+        out.setdefault(event.get("kind", "?"), []).append(event)
+    return out
+
+
+def list_runs(root: Path | None = None) -> list[tuple[Path, dict, dict]]:
+    """(run dir, spec, status) for every run under `root`, newest first."""
+    root = Path(root or paths.runs_dir())
+    runs = [(d, _read_json(d / SPEC), read_status(d)) for d in root.glob("*") if (d / SPEC).is_file()]
+    return sorted(runs, key=lambda r: r[0].name, reverse=True)
+
+
+def wait(run_dir: Path, timeout: float = 600.0) -> dict:
+    """Block until the run's worker ends (tests and scripts); returns its final status."""
+    thread = _threads.get(str(run_dir))
+    if thread is not None:
+        thread.join(timeout)
+    return read_status(run_dir)

@@ -1,0 +1,109 @@
+"""Trainer: configure a run (or pick a seed's recipe), watch it learn live, and inspect the result."""
+import dataclasses
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from core.data import AugmentConfig, list_datasets
+from core.models import list_models
+from core.optim import OPTIMIZERS, SCHEDULES
+from core.plots import confusion_figure, training_figure
+from core.presets import PRESETS, preset
+from core.runs import active_run, list_runs, read_events, read_status, request_stop, set_learning_rate, start_run
+from pages._common import cached_checkpoint, cached_report
+
+st.title("Train a CNN")
+name = st.selectbox("Recipe", list(PRESETS), key="trainer_preset")
+base, k = preset(name), f"trainer_{name}_"  # widget keys per recipe: choosing a recipe resets the settings
+with st.expander("Settings", expanded=True):
+    a, b, c, d = st.columns(4)
+    datasets, models = list(list_datasets()), list(list_models())
+    dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data")
+    model = b.selectbox("Model", models, index=models.index(base.model), key=k + "model")
+    epochs = c.number_input("Epochs", 1, 500, base.config.epochs, key=k + "epochs")
+    batch = d.select_slider("Batch size", [16, 32, 64, 128, 256, 512], base.config.batch_size, key=k + "batch")
+    optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(base.config.optimizer), key=k + "opt")
+    lr = b.number_input("Learning rate", 1e-5, 2.0, base.config.lr, format="%.5f", key=k + "lr")
+    schedule = c.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(base.config.schedule), key=k + "sched")
+    decay = d.number_input("Weight decay", 0.0, 1.0, base.config.weight_decay, format="%.5f", key=k + "wd")
+    smoothing = a.slider("Label smoothing", 0.0, 0.3, base.label_smoothing, key=k + "ls")
+    mixup = b.slider("Mixup alpha", 0.0, 1.0, base.mixup_alpha, key=k + "mixup")
+    cutmix = c.slider("Cutmix alpha", 0.0, 1.0, base.cutmix_alpha, key=k + "cutmix")
+    val_split = d.slider("Validation share", 0.0, 0.3, base.val_split, key=k + "val")
+    translate = a.slider("Shift (px)", 0, 6, base.augment.translate, key=k + "tr")
+    rotate = b.slider("Rotate (deg)", 0, 30, int(base.augment.rotate), key=k + "rot")
+    scale = c.slider("Zoom (+/-)", 0.0, 0.3, base.augment.scale, key=k + "scale")
+    hflip = d.toggle("Horizontal flip (photos only)", base.augment.hflip, key=k + "flip")
+    early = a.number_input("Early stopping (epochs, 0 off)", 0, 50, base.config.early_stopping, key=k + "early")
+    seed = b.number_input("Seed", 0, 10_000, base.config.seed, key=k + "seed")
+    threads = c.number_input("CPU threads (0 = all)", 0, 64, base.config.threads, key=k + "threads")
+    device = d.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=k + "device")
+spec = dataclasses.replace(
+    base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
+    val_split=val_split, augment=AugmentConfig(translate, hflip, float(rotate), scale),
+    config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
+                               schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
+                               threads=int(threads), device=device))
+busy = active_run()
+if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
+    try:
+        st.session_state["trainer_run"] = str(start_run(spec))
+    except RuntimeError as exc:
+        st.error(str(exc))
+if busy is not None:
+    st.caption(f"Training now: `{busy.name}`. Runs keep going when you leave the page; any tab can watch them.")
+
+runs = list_runs()
+if not runs:
+    st.info("No runs yet: pick a recipe and press Start. The quick demo trains on the bundled digits in seconds.")
+    st.stop()
+names = [r[0].name for r in runs]
+current = Path(st.session_state.get("trainer_run") or busy or runs[0][0]).name
+watched = runs[names.index(st.selectbox("Watch run", names, index=names.index(current) if current in names else 0,
+                                        key="trainer_watch"))][0]
+
+
+@st.fragment(run_every=1.0)
+def live(run_dir: Path) -> None:
+    status, events = read_status(run_dir), read_events(run_dir)
+    steps, state = events["step"], status.get("state", "?")
+    if steps:
+        s = steps[-1]
+        elapsed = time.time() - status.get("started", time.time())
+        eta = elapsed * (1 - s["progress"]) / max(s["progress"], 1e-9)
+        speed = sum(x["images_per_s"] for x in steps[-20:]) / len(steps[-20:])
+        st.progress(min(s["progress"], 1.0), text=f"{state}: epoch {s['epoch']}, step {s['step']}, loss "
+                    f"{s['loss']:.4f}, lr {s['lr']:.2e}, {speed:,.0f} images/s" +
+                    (f", about {eta:.0f} s left" if state == "running" else ""))
+    else:
+        st.progress(0.0, text=f"{state}: preparing the data...")
+    st.plotly_chart(training_figure(events), width="stretch", key="trainer_chart")
+    if state == "running":
+        left, mid, right = st.columns([2, 2, 1])
+        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, steps[-1]["lr"] if steps else 1e-3,
+                                   format="%.6f", key="trainer_new_lr")
+        if mid.button("Apply learning rate", key="trainer_apply_lr"):
+            set_learning_rate(run_dir, new_lr)
+        if right.button("Stop", icon=":material/stop:", key="trainer_stop"):
+            request_stop(run_dir)
+    elif st.session_state.get("trainer_shown") != (run_dir.name, state):
+        st.session_state["trainer_shown"] = (run_dir.name, state)
+        st.rerun(scope="app")  # the run ended: draw the results below once
+
+
+live(watched)
+status = read_status(watched)
+if status.get("state") in ("failed", "diverged", "interrupted"):
+    st.error(status.get("message", "The run failed."))
+if status.get("state") in ("finished", "stopped", "diverged") and (watched / "card.json").is_file():
+    model, card = cached_checkpoint(str(watched))
+    st.success(f"Test accuracy **{status['test_accuracy']:.2%}** after {status['train_seconds']:.1f} s of "
+               f"training. {status.get('message', '')} The model is now listed on the Draw and Inside pages.")
+    report = cached_report(str(watched))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(confusion_figure(report["confusion"], card["dataset"]["class_names"]), width="stretch",
+                      key="trainer_confusion")
+    right.dataframe({"class": list(report["per_class"]), "test accuracy": list(report["per_class"].values())},
+                    hide_index=True, width="stretch")
+    right.code(card["command"], language="bash", wrap_lines=True)

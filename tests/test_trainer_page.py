@@ -1,0 +1,60 @@
+"""Trainer page and background runs: a run survives reruns, reports live, can be stopped, ends in results."""
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.engine import TrainConfig
+from core.train import TrainSpec
+from tests.conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path / "runs"))
+
+
+def test_background_run_records_events_and_becomes_a_checkpoint(tmp_path):
+    from core.checkpoint import load_checkpoint
+    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, config=TrainConfig(epochs=3, lr=3e-3))
+    run_dir = runs.start_run(spec)
+    with pytest.raises(RuntimeError, match="already training"):
+        runs.start_run(spec)
+    status = runs.wait(run_dir)
+    events = runs.read_events(run_dir)
+    assert status["state"] == "finished" and 0 < status["test_accuracy"] <= 1
+    assert len(events["epoch"]) == 3 and events["end"][0]["reason"] == "completed"
+    assert events["step"][-1]["progress"] == pytest.approx(1.0)
+    _, card = load_checkpoint(run_dir)
+    assert card["command"].startswith("python -m core.train --dataset digits --model fast_cnn --epochs 3")
+
+
+def test_stop_and_learning_rate_orders_reach_the_worker():
+    spec = TrainSpec(dataset="digits", model="seed001_cnn", config=TrainConfig(epochs=200, lr=1e-3))
+    run_dir = runs.start_run(spec)
+    deadline = time.time() + 60
+    while not runs.read_events(run_dir)["step"] and time.time() < deadline:
+        time.sleep(0.1)
+    runs.set_learning_rate(run_dir, 0.0123)
+    time.sleep(1.0)
+    runs.request_stop(run_dir)
+    status = runs.wait(run_dir, timeout=60)
+    events = runs.read_events(run_dir)
+    assert status["state"] == "stopped" and len(events["epoch"]) < 200
+    assert events["step"][-1]["lr"] == pytest.approx(0.0123)
+
+
+def test_page_starts_a_run_and_shows_results():
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120).run()
+    assert not at.exception and any("No runs yet" in i.value for i in at.info)
+    at.selectbox(key="trainer_preset").set_value("Quick demo (digits)").run()
+    at.number_input(key="trainer_Quick demo (digits)_epochs").set_value(3).run()
+    at.button[0].click().run()
+    assert not at.exception
+    run_dir = runs.active_run() or runs.list_runs()[0][0]
+    runs.wait(run_dir)
+    at.run()
+    assert not at.exception
+    assert any("Test accuracy" in s.value for s in at.success)
+    assert any("--epochs 3" in c.value for c in at.code)
