@@ -45,8 +45,17 @@ def classification_report(logits: torch.Tensor, labels: torch.Tensor, class_name
 
 
 def evaluate_classifier(model: nn.Module, data: Dataset, mean=None, std=None) -> dict:
+    """The classification report of `model` on the test split, plus `probs`: (N, classes) softmax outputs."""
     logits = predict_logits(model, data.test_x, mean or data.mean, std or data.std)
-    return classification_report(logits, data.test_y, data.class_names)
+    report = classification_report(logits, data.test_y, data.class_names)
+    report["probs"] = torch.softmax(logits, dim=1)
+    return report
+
+
+def most_confused(confusion: list[list[int]], top: int = 5) -> list[tuple[int, int, int]]:
+    """The largest off-diagonal cells as (true, predicted, count), biggest first."""
+    cells = [(i, j, n) for i, row in enumerate(confusion) for j, n in enumerate(row) if i != j and n]
+    return sorted(cells, key=lambda c: -c[2])[:top]
 
 
 def main(argv=None) -> int:
@@ -62,6 +71,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     report = evaluate_classifier(model, data, card["dataset"]["mean"], card["dataset"]["std"])
+    report.pop("probs")
     report.update({"checkpoint": str(args.checkpoint), "dataset": data.name, "model": card["model"]["name"]})
     if args.json:
         print(json.dumps(report, indent=2))

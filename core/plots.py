@@ -64,3 +64,36 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str]) -> go.F
                       yaxis=dict(title="true", autorange="reversed", type="category"),
                       xaxis=dict(type="category"))
     return fig
+
+
+def compare_figure(curves: dict[str, dict[str, list[dict]]]) -> go.Figure:
+    """Overlay runs: validation (else train) accuracy per epoch, and train loss per epoch."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy per epoch", "train loss per epoch"))
+    for i, (name, events) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        epochs = events.get("epoch", [])
+        x = [e["epoch"] for e in epochs]
+        acc = [(e["val"] or e["train"]).get("accuracy") for e in epochs]
+        fig.add_scatter(x=x, y=acc, name=name, mode="lines+markers", line=dict(color=colour), row=1, col=1)
+        fig.add_scatter(x=x, y=[e["train"]["loss"] for e in epochs], name=name, mode="lines+markers",
+                        line=dict(color=colour), showlegend=False, row=1, col=2)
+    fig.update_yaxes(tickformat=".0%", row=1, col=1)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def accuracy_time_figure(rows: list[dict]) -> go.Figure:
+    """Test accuracy against training seconds, one labelled point per finished run."""
+    done = [r for r in rows if r.get("test accuracy") is not None]
+    fig = go.Figure(go.Scatter(x=[r["train s"] for r in done], y=[r["test accuracy"] for r in done],
+                               mode="markers+text", text=[f"{r['model']} ({r['data set']})" for r in done],
+                               textposition="top center", marker=dict(size=12, color="#e4572e")))
+    low = min((r["test accuracy"] for r in done), default=0.9)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="training seconds",
+                      yaxis=dict(title="test accuracy", tickformat=".1%", range=[max(0.0, low - 0.05), 1.005]),
+                      title="accuracy against training time")
+    return fig
+
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]

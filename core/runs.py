@@ -1,6 +1,7 @@
 """Background training runs whose state lives in a run directory, not in a browser session.
 
-Owns starting a classifier run on a worker thread, recording its event stream to `events.jsonl`, its
+Owns starting a classifier run in a worker process (its own interpreter, so the web server's Python work
+never slows the training loop and a crash in training cannot take the server down), recording its event stream to `events.jsonl`, its
 state to `status.json`, and taking orders (stop, new learning rate) from `control.json`, so a page can
 rerun, switch away, or be watched from a second tab while the run goes on. The run directory becomes
 a normal checkpoint folder (weights + model card) when the run ends. Only one run trains at a time:
@@ -10,19 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
+import multiprocessing
 import time
 import traceback
 from pathlib import Path
 
 from core import paths
-from core.data import AugmentConfig, DataError
+from core.data import AugmentConfig
 from core.engine import Event, RunControl, TrainConfig
 from core.train import TrainSpec, command_for, train_classifier
 
 SPEC, EVENTS, STATUS, CONTROL = "spec.json", "events.jsonl", "status.json", "control.json"
 FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
-_threads: dict[str, threading.Thread] = {}  # run dir -> worker, for this server process
+_workers: dict[str, multiprocessing.Process] = {}  # run dir -> worker process started by this server
 
 
 def spec_to_dict(spec: TrainSpec) -> dict:
@@ -48,14 +49,15 @@ def _read_json(path: Path) -> dict:
 
 def active_run() -> Path | None:
     """The run this process is training now, if any."""
-    for run_dir, thread in _threads.items():
-        if thread.is_alive():
+    for run_dir, worker in _workers.items():
+        state = _read_json(Path(run_dir) / STATUS).get("state")
+        if worker.is_alive() and state in ("starting", "running"):  # a finished worker may still be exiting
             return Path(run_dir)
     return None
 
 
 def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path:
-    """Create a run directory and start training `spec` on a worker thread; returns the directory."""
+    """Create a run directory and start training `spec` in a worker process; returns the directory."""
     busy = active_run()
     if busy is not None:
         raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
@@ -64,9 +66,10 @@ def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path
     run_dir.mkdir(parents=True, exist_ok=False)
     _write_json(run_dir / SPEC, spec_to_dict(spec))
     _write_json(run_dir / STATUS, {"state": "starting", "started": time.time()})
-    thread = threading.Thread(target=_work, args=(run_dir, spec), name=f"run-{run_dir.name}", daemon=True)
-    _threads[str(run_dir)] = thread
-    thread.start()
+    worker = multiprocessing.get_context("spawn").Process(target=_work, args=(run_dir, spec), daemon=True,
+                                                          name=f"run-{run_dir.name}")
+    _workers[str(run_dir)] = worker
+    worker.start()
     return run_dir
 
 
@@ -103,7 +106,7 @@ def _work(run_dir: Path, spec: TrainSpec) -> None:
         _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
                                        "message": outcome.result.message, "test_accuracy": outcome.test["accuracy"],
                                        "train_seconds": outcome.result.train_seconds})
-    except (DataError, ValueError, RuntimeError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001  (whatever broke, the page must learn it from status.json)
         flush()
         _write_json(run_dir / STATUS, {"state": "failed", "started": started, "ended": time.time(),
                                        "message": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
@@ -120,8 +123,8 @@ def set_learning_rate(run_dir: Path, lr: float) -> None:
 def read_status(run_dir: Path) -> dict:
     """status.json, with 'interrupted' for a run that says running but has no worker in this process."""
     status = _read_json(Path(run_dir) / STATUS)
-    thread = _threads.get(str(run_dir))
-    if status.get("state") in ("starting", "running") and (thread is None or not thread.is_alive()):
+    worker = _workers.get(str(run_dir))
+    if status.get("state") in ("starting", "running") and (worker is None or not worker.is_alive()):
         status = {**status, "state": "interrupted",
                   "message": "This run was interrupted (the server stopped); its last saved state is below."}
     return status
@@ -150,9 +153,23 @@ def list_runs(root: Path | None = None) -> list[tuple[Path, dict, dict]]:
     return sorted(runs, key=lambda r: r[0].name, reverse=True)
 
 
+def summarize(run_dir: Path, spec: dict, status: dict) -> dict:
+    """One comparison-table row: the run's data, model, key settings, accuracy and time."""
+    card = _read_json(Path(run_dir) / "card.json")
+    cfg, aug = spec.get("config", {}), spec.get("augment", {})
+    epochs = read_events(run_dir)["epoch"]
+    augment = ", ".join(f"{k} {v}" for k, v in aug.items() if v) or "none"
+    return {"run": Path(run_dir).name, "state": status.get("state", "?"), "data set": spec.get("dataset"),
+            "model": spec.get("model"), "parameters": card.get("params"), "epochs": len(epochs),
+            "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule"),
+            "batch": cfg.get("batch_size"), "augmentation": augment,
+            "best val accuracy": max((e["val"].get("accuracy", 0) for e in epochs if e["val"]), default=None),
+            "test accuracy": status.get("test_accuracy"), "train s": status.get("train_seconds")}
+
+
 def wait(run_dir: Path, timeout: float = 600.0) -> dict:
     """Block until the run's worker ends (tests and scripts); returns its final status."""
-    thread = _threads.get(str(run_dir))
-    if thread is not None:
-        thread.join(timeout)
+    worker = _workers.get(str(run_dir))
+    if worker is not None:
+        worker.join(timeout)
     return read_status(run_dir)

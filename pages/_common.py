@@ -39,6 +39,9 @@ PAGES = [
     PageInfo("Train", "pages/trainer.py", "Trainer", ":material/model_training:",
              "Train any model on any data set (or a seed's recipe) and watch loss, accuracy and learning "
              "rate live; stop it or change the learning rate while it runs; confusion matrix at the end."),
+    PageInfo("Train", "pages/runs.py", "Compare runs", ":material/compare_arrows:",
+             "All runs in one table; overlay their curves, accuracy against training time; per run a "
+             "confusion matrix whose cells show their test images, and a gallery of right and wrong answers."),
     PageInfo("Play", "pages/draw.py", "Draw", ":material/draw:",
              "Draw a digit and watch every class probability update after each stroke; see each MNIST "
              "preprocessing step. Models of photo data sets take an upload or the camera instead."),
@@ -98,7 +101,8 @@ def cached_report(folder: str) -> dict:
 
     model, card = cached_checkpoint(folder)
     ds = card["dataset"]
-    return evaluate_classifier(model, cached_dataset(ds["name"]), ds["mean"], ds["std"])
+    report = evaluate_classifier(model, cached_dataset(ds["name"]), ds["mean"], ds["std"])
+    return {**report, "probs": report["probs"].numpy()}
 
 
 @st.cache_resource(show_spinner="Loading the data set...")

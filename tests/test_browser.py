@@ -122,6 +122,10 @@ def test_scrubber_in_real_browser(app_url, page):
 def test_trainer_trains_live_in_real_browser(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1800})
     page.goto(app_url + "/trainer")
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("6")
+    epochs.press("Enter")
+    page.wait_for_timeout(1000)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("running: epoch", exact=False).wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
@@ -130,4 +134,15 @@ def test_trainer_trains_live_in_real_browser(app_url, page):
     page.wait_for_timeout(2000)
     page.screenshot(path=str(ARTIFACTS / "trainer_done.png"), full_page=True)
     body = page.inner_text("body")
-    assert "Traceback" not in body and "finished: epoch 15" in body
+    assert "Traceback" not in body and "finished: epoch 6" in body
+
+
+def test_compare_runs_in_real_browser(app_url, page):
+    page.set_viewport_size({"width": 1400, "height": 2200})
+    page.goto(app_url + "/runs")
+    page.get_by_text("One run's mistakes").wait_for(timeout=60_000)
+    page.get_by_text("Most confidently").wait_for(timeout=30_000)
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(ARTIFACTS / "compare_runs.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Most common confusions" in body

@@ -58,3 +58,21 @@ def test_page_starts_a_run_and_shows_results():
     assert not at.exception
     assert any("Test accuracy" in s.value for s in at.success)
     assert any("--epochs 3" in c.value for c in at.code)
+
+
+def test_compare_page_shows_runs_and_mistakes():
+    for lr in (3e-3, 1e-3):
+        runs.wait(runs.start_run(TrainSpec(dataset="digits", model="seed004_cnn", val_split=0.1,
+                                           config=TrainConfig(epochs=2, lr=lr))))
+    at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=120).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["state"]) == {"finished"} and table["test accuracy"].notna().all()
+    assert set(table["lr"]) == {3e-3, 1e-3}
+    assert any("Most common confusions" in c.value for c in at.caption)
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert captions and all(c.startswith("true ") for c in captions)
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("runs_true_"))
+    box.set_value(3).run()
+    assert not at.exception
+    assert "test images of **3** predicted as" in " ".join(m.value for m in at.markdown)
