@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
+import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -23,7 +24,7 @@ from core.train import TrainSpec, command_for, train_classifier
 
 SPEC, EVENTS, STATUS, CONTROL = "spec.json", "events.jsonl", "status.json", "control.json"
 FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
-_workers: dict[str, multiprocessing.Process] = {}  # run dir -> worker process started by this server
+_workers: dict[str, subprocess.Popen] = {}  # run dir -> worker process (python -m core.runs RUN_DIR)
 
 
 def spec_to_dict(spec: TrainSpec) -> dict:
@@ -51,7 +52,7 @@ def active_run() -> Path | None:
     """The run this process is training now, if any."""
     for run_dir, worker in _workers.items():
         state = _read_json(Path(run_dir) / STATUS).get("state")
-        if worker.is_alive() and state in ("starting", "running"):  # a finished worker may still be exiting
+        if worker.poll() is None and state in ("starting", "running"):  # a finished worker may still be exiting
             return Path(run_dir)
     return None
 
@@ -66,10 +67,9 @@ def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path
     run_dir.mkdir(parents=True, exist_ok=False)
     _write_json(run_dir / SPEC, spec_to_dict(spec))
     _write_json(run_dir / STATUS, {"state": "starting", "started": time.time()})
-    worker = multiprocessing.get_context("spawn").Process(target=_work, args=(run_dir, spec), daemon=True,
-                                                          name=f"run-{run_dir.name}")
-    _workers[str(run_dir)] = worker
-    worker.start()
+    with open(run_dir / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
+        _workers[str(run_dir)] = subprocess.Popen([sys.executable, "-m", "core.runs", str(run_dir)],
+                                                  cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     return run_dir
 
 
@@ -124,7 +124,7 @@ def read_status(run_dir: Path) -> dict:
     """status.json, with 'interrupted' for a run that says running but has no worker in this process."""
     status = _read_json(Path(run_dir) / STATUS)
     worker = _workers.get(str(run_dir))
-    if status.get("state") in ("starting", "running") and (worker is None or not worker.is_alive()):
+    if status.get("state") in ("starting", "running") and (worker is None or worker.poll() is not None):
         status = {**status, "state": "interrupted",
                   "message": "This run was interrupted (the server stopped); its last saved state is below."}
     return status
@@ -171,5 +171,13 @@ def wait(run_dir: Path, timeout: float = 600.0) -> dict:
     """Block until the run's worker ends (tests and scripts); returns its final status."""
     worker = _workers.get(str(run_dir))
     if worker is not None:
-        worker.join(timeout)
+        try:
+            worker.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass  # still training: the status says so
     return read_status(run_dir)
+
+
+if __name__ == "__main__":  # the worker: python -m core.runs RUN_DIR
+    folder = Path(sys.argv[1])
+    _work(folder, spec_from_dict(_read_json(folder / SPEC)))
