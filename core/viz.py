@@ -86,3 +86,15 @@ def filter_montage(weight: torch.Tensor, *, cell: int = 24) -> np.ndarray:
                 rgb[i].permute(1, 2, 0).numpy()
         return grid
     return montage(w.mean(1), cell=cell)
+
+
+def augmented_grid(images: torch.Tensor, augment, *, copies: int = 4, seed: int = 0) -> np.ndarray:
+    """`copies` augmented versions of each uint8 image (N, C, H, W) side by side: one row per image, RGB uint8."""
+    from core.data.augment import augment_batch
+
+    torch.manual_seed(seed)
+    x = images.float().div(255.0).repeat_interleave(copies, dim=0)
+    out = (augment_batch(x, augment).clamp(0, 1) * 255).round().byte()  # (N * copies, C, H, W)
+    n, c, h, w = images.shape
+    tiles = out.view(n, copies, c, h, w).permute(0, 3, 1, 4, 2).reshape(n * h, copies * w, c).numpy()
+    return to_rgb(tiles[..., 0]) if c == 1 else tiles

@@ -81,14 +81,16 @@ def probability_chart(probs, class_names: list[str]):
     return fig
 
 
-def enlarge(image, side: int):
-    """Blow a small uint8 image up with crisp pixels so its longest side is `side`, on a square black tile."""
+def enlarge(image, side: int, square: bool = True):
+    """Blow a small uint8 image up with crisp pixels so its longest side is `side` (on a square black tile)."""
     import numpy as np
     from PIL import Image
 
     img = Image.fromarray(np.asarray(image))
     scale = side / max(img.size)
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.NEAREST)
+    if not square:
+        return img
     tile = Image.new(img.mode, (side, side))
     tile.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
     return tile

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data import AugmentConfig, list_datasets
+from core.data import AugmentConfig, DataError, list_datasets
 from core.models import list_models
 from core.optim import OPTIMIZERS, SCHEDULES
 from core.plots import confusion_figure, training_figure
 from core.presets import PRESETS, preset
 from core.runs import active_run, list_runs, read_events, read_status, request_stop, set_learning_rate, start_run
-from pages._common import cached_checkpoint, cached_report
+from core.viz import augmented_grid
+from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
 
 st.title("Train a CNN")
 name = st.selectbox("Recipe", list(PRESETS), key="trainer_preset")
@@ -39,9 +40,16 @@ with st.expander("Settings", expanded=True):
     seed = b.number_input("Seed", 0, 10_000, base.config.seed, key=k + "seed")
     threads = c.number_input("CPU threads (0 = all)", 0, 64, base.config.threads, key=k + "threads")
     device = d.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=k + "device")
+    augment = AugmentConfig(translate, hflip, float(rotate), scale)
+    try:
+        sample = cached_dataset(dataset).train_x[:4]
+        st.image(enlarge(augmented_grid(sample, augment, copies=6), 360, square=False),
+                 caption="four training images, six augmented draws each (what the model sees this run)")
+    except DataError as exc:
+        st.caption(f"No preview: {exc}")
 spec = dataclasses.replace(
     base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
-    val_split=val_split, augment=AugmentConfig(translate, hflip, float(rotate), scale),
+    val_split=val_split, augment=augment,
     config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
                                schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
                                threads=int(threads), device=device))

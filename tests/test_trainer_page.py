@@ -76,3 +76,23 @@ def test_compare_page_shows_runs_and_mistakes():
     box.set_value(3).run()
     assert not at.exception
     assert "test images of **3** predicted as" in " ".join(m.value for m in at.markdown)
+
+
+def test_augmentation_preview_follows_the_settings():
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120).run()
+    name = at.selectbox(key="trainer_preset").value
+    assert any("augmented draws" in c for img in at.get("image") for c in img.captions)
+    at.slider(key=f"trainer_{name}_tr").set_value(3).run()
+    assert not at.exception and any("augmented draws" in c for img in at.get("image") for c in img.captions)
+
+
+def test_augmented_grid_shows_each_image_in_a_row():
+    import torch
+    from core.data import AugmentConfig
+    from core.viz import augmented_grid
+    images = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+    images[1] = 255
+    grid = augmented_grid(images, AugmentConfig(), copies=3)
+    assert grid.shape == (16, 24, 3) and grid[:8].max() == 0 and grid[8:].min() == 255
+    shifted = augmented_grid(images[1:], AugmentConfig(translate=2), copies=8, seed=1)
+    assert shifted.min() == 0  # some draws moved the image and let the zero padding in
