@@ -47,7 +47,8 @@ PAGES = [
              "preprocessing step. Models of photo data sets take an upload or the camera instead."),
     PageInfo("Explain", "pages/inside.py", "Inside the network", ":material/layers:",
              "Every layer's output shape and activations, conv filters, Grad-CAM for any class, gradient "
-             "saliency, an occlusion map and an occluder you move while the confidence updates."),
+             "saliency, an occlusion map, a box you draw to hide part of the input while the confidence "
+             "updates, and filters and Grad-CAM epoch by epoch for runs that kept snapshots."),
 ]
 SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
 
