@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     d = TrainConfig()
     for name in ("epochs", "batch_size", "lr", "weight_decay", "momentum", "warmup_epochs", "early_stopping",
-                 "grad_clip", "seed", "threads", "max_steps", "time_budget_s", "ema_decay"):
+                 "grad_clip", "seed", "threads", "max_steps", "time_budget_s", "ema_decay", "plateau_patience",
+                 "plateau_factor"):
         p.add_argument("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--schedule", choices=SCHEDULES, default=None)

@@ -71,3 +71,14 @@ def test_snapshots_flag_keeps_every_epoch(tmp_path):
     run("core.train", "--dataset", "digits", "--model", "seed004_cnn", "--epochs", "2", "--snapshots",
         "--out", str(tmp_path / "snap"))
     assert list_snapshots(tmp_path / "snap") == [1, 2]
+
+
+@pytest.mark.parametrize("name", ["Quick demo (digits)", "Seed 001 MNIST", "Seed 001 CIFAR-10",
+                                  "Seed 003 CIFAR-100 (cosine with warm-up)"])
+def test_recorded_command_rebuilds_the_same_run(name):
+    import shlex
+    from core.presets import preset
+    from core.train import build_parser, command_for, spec_from_args
+    spec = preset(name)
+    argv = shlex.split(command_for(spec, "runs/x"))[3:]  # drop "python -m core.train"
+    assert spec_from_args(build_parser().parse_args(argv)) == spec
