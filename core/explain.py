@@ -37,8 +37,13 @@ def inspectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+def is_conv(module: nn.Module) -> bool:
+    """A 2-d convolution: nn.Conv2d, or a wrapped scripted one (core.byo.ScriptStage of kind 'Conv2d')."""
+    return isinstance(module, nn.Conv2d) or getattr(module, "kind", None) == "Conv2d"
+
+
 def conv_layer_names(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    return [n for n, m in model.named_modules() if is_conv(m)]
 
 
 def default_cam_layer(model: nn.Module) -> str:
@@ -148,5 +153,11 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Target, *, patch: int, 
 def layer_table(model: nn.Module, acts: dict[str, torch.Tensor]) -> list[dict]:
     """One row per recorded layer: name, type, output shape (batch dimension dropped), parameters."""
     modules = dict(model.named_modules())
-    return [{"layer": name, "type": type(modules[name]).__name__, "output shape": " x ".join(map(str, a.shape[1:])),
-             "parameters": sum(p.numel() for p in modules[name].parameters())} for name, a in acts.items()]
+    rows = []
+    for name, a in acts.items():
+        module = modules[name]
+        weights = getattr(module, "inner", module)  # a wrapped scripted layer keeps its weights inside
+        rows.append({"layer": name, "type": getattr(module, "kind", type(module).__name__),
+                     "output shape": " x ".join(map(str, a.shape[1:])),
+                     "parameters": sum(p.numel() for p in weights.parameters())})
+    return rows

@@ -127,12 +127,26 @@ def cached_checkpoint(folder: str):
 
 
 def choose_checkpoint(key: str):
-    """A model selectbox over every checkpoint; returns (folder, model, card) or stops with a message."""
-    choices = checkpoint_choices()
-    if not choices:
-        st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`.")
+    """A model selectbox over every checkpoint and the session's uploads (with the upload panel below it).
+
+    Returns (folder, model, card), or stops the page with a message. An uploaded model's folder is a
+    name that holds no snapshots unless the upload was a checkpoint zip.
+    """
+    from pages._upload import upload_panel, uploaded_models
+
+    select_slot = st.container()
+    upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
+    choices, uploads = checkpoint_choices(), uploaded_models()
+    if not choices and not uploads:
+        st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`, "
+                 "or upload a model above.")
         st.stop()
-    label = st.selectbox("Model", list(choices), key=key)
+    if st.session_state.get(key) not in (*uploads, *choices):
+        st.session_state.pop(key, None)  # a run or upload that is gone
+    label = select_slot.selectbox("Model", [*choices, *uploads], key=key)
+    if label in uploads:
+        model, card = uploads[label]
+        return card.get("source", {}).get("folder", f"uploaded:{label}"), model, card
     try:
         return (choices[label], *cached_checkpoint(choices[label]))
     except CheckpointError as exc:

@@ -9,6 +9,7 @@ from core.explain import (activations, class_target, conv_layer_names, default_c
                           occlusion, saliency)
 from core.inference import input_spec, is_digit_model, predict_proba, to_batch
 from core.preprocess import example_digit, preprocess_photo, read_image
+from core.plots import montage_figure
 from core.viz import filter_montage, montage, overlay
 from pages._common import (SHARED_INPUT, cached_dataset, cached_snapshot, choose_checkpoint, enlarge,
                            probability_chart)
@@ -61,28 +62,42 @@ with maps_tab:
     _, acts = activations(model, x)
     st.dataframe(pd.DataFrame(layer_table(model, acts)), hide_index=True, width="stretch", height=220)
     spatial = [n for n, a in acts.items() if a.dim() == 4]
-    layer = st.selectbox("Layer", spatial, index=0, key="inside_layer",
-                         format_func=lambda n: f"{n}: {' x '.join(map(str, acts[n].shape[1:]))}")
-    act = acts[layer][0]
-    grid_col, one_col = st.columns([3, 2])
-    grid_col.image(montage(act, cell=max(24, act.shape[-1])), caption=f"all {act.shape[0]} channels of {layer}")
-    channel = one_col.slider("Enlarge channel", 0, act.shape[0] - 1, 0, key="inside_channel")
-    one_col.image(enlarge(montage(act[channel:channel + 1], pad=0), 240), caption=f"channel {channel}")
+    if not spatial:
+        st.info("No layer of this model has a spatial (channels x height x width) output to show.")
+    else:
+        layer = st.selectbox("Layer", spatial, index=0, key="inside_layer",
+                             format_func=lambda n: f"{n}: {' x '.join(map(str, acts[n].shape[1:]))}")
+        act, grid_key = acts[layer][0], f"inside_grid_{label}_{layer}"
+        clicked = [p for p in ((st.session_state.get(grid_key) or {}).get("selection") or {}).get("points", [])
+                   if p.get("curve_number") == 1]
+        channel = int(clicked[0]["point_index"]) if clicked else 0
+        grid_col, one_col = st.columns([3, 2])
+        grid_col.plotly_chart(montage_figure(act, 24, channel), key=grid_key, on_select="rerun",
+                              selection_mode="points", config={"displayModeBar": False})
+        grid_col.caption(f"All {act.shape[0]} channels of {layer}: click one to enlarge it.")
+        one_col.image(enlarge(montage(act[channel:channel + 1], pad=0), 240), caption=f"channel {channel} of {layer}")
 with filters_tab:
-    conv = st.selectbox("Conv layer", conv_layer_names(model), key="inside_conv")
-    weight = dict(model.named_modules())[conv].weight
-    st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{conv}: {' x '.join(map(str, weight.shape))} weights "
-             "(one tile per filter; mean over input channels unless they are RGB)")
+    convs = conv_layer_names(model)
+    if not convs:
+        st.info("This model has no convolution layer, so there are no filters to show.")
+    else:
+        conv = st.selectbox("Conv layer", convs, key="inside_conv")
+        weight = dict(model.named_modules())[conv].weight
+        st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{conv}: {' x '.join(map(str, weight.shape))} "
+                 "weights (one tile per filter; mean over input channels unless they are RGB)")
 with cam_tab:
     left, right = st.columns(2)
-    wanted = left.selectbox("Explain class", range(len(classes)), index=top, key="inside_cam_class",
+    wanted = left.selectbox("Explain class", range(len(classes)), index=top, key=f"inside_cam_class_{label}",
                             format_func=lambda i: f"{classes[i]} ({probs[i]:.1%})" + (" - predicted" if i == top else ""))
-    convs = conv_layer_names(model)
-    cam_layer = right.selectbox("Grad-CAM layer", convs, index=convs.index(default_cam_layer(model)), key="inside_cam_layer")
-    cam = grad_cam(model, x, class_target(wanted), cam_layer)[0].numpy()
-    sal = saliency(model, x, class_target(wanted))[0].numpy()
     a, b = st.columns(2)
-    a.image(enlarge(overlay(image, cam), 280), caption=f"Grad-CAM at {cam_layer} for {classes[wanted]}")
+    if convs:
+        cam_layer = right.selectbox("Grad-CAM layer", convs, index=convs.index(default_cam_layer(model)),
+                                    key="inside_cam_layer")
+        cam = grad_cam(model, x, class_target(wanted), cam_layer)[0].numpy()
+        a.image(enlarge(overlay(image, cam), 280), caption=f"Grad-CAM at {cam_layer} for {classes[wanted]}")
+    else:
+        a.info("Grad-CAM needs a convolution layer; this model has none. The saliency map works on any model.")
+    sal = saliency(model, x, class_target(wanted))[0].numpy()
     b.image(enlarge(overlay(image, sal, alpha=0.7), 280), caption=f"gradient saliency for {classes[wanted]}")
 with occ_tab:
     st.caption("How much the predicted class's probability drops when a square of the data set's mean grey "
@@ -124,6 +139,8 @@ with time_tab:
     if not epochs:
         st.info("This checkpoint kept no per-epoch snapshots. Choose the shipped `mnist_seed004`, or train with "
                 "`python -m core.train ... --snapshots`, to watch filters and Grad-CAM change over training.")
+    elif not convs:
+        st.info("This model has no convolution layer: no filters or Grad-CAM to follow over training.")
     else:
         epoch = st.select_slider("After epoch", epochs, value=epochs[-1], key="inside_epoch")
         snap = cached_snapshot(folder, epoch)

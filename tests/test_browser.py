@@ -146,3 +146,46 @@ def test_compare_runs_in_real_browser(app_url, page):
     page.screenshot(path=str(ARTIFACTS / "compare_runs.png"), full_page=True)
     body = page.inner_text("body")
     assert "Traceback" not in body and "Most common confusions" in body
+
+
+def test_channel_click_and_uploaded_keras_model_in_real_browser(app_url, page, tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    from tests.test_byo import seed001_keras
+
+    page.set_viewport_size({"width": 1400, "height": 2000})
+    page.goto(app_url + "/inside")
+    page.get_by_text("Prediction").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Layer outputs").click()
+    grid = page.locator(".js-plotly-plot", has=page.locator(".imagelayer image"))
+    grid.wait_for(timeout=30_000)
+    page.get_by_text("channel 0 of", exact=False).first.wait_for(timeout=30_000)
+    # where plotly draws the last channel's (invisible) marker, in page pixels
+    x, y, last = grid.evaluate("gd => { const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = "
+                               "gd.getBoundingClientRect(), t = gd.data[1], i = t.x.length - 1; return [r.left + "
+                               "xa._offset + xa.l2p(t.x[i]), r.top + ya._offset + ya.l2p(t.y[i]), i]; }")
+    assert last > 0
+    page.mouse.click(x, y)
+    page.get_by_text(f"channel {last} of", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "inside_channel_click.png"), full_page=True)
+
+    seed001_keras().save(tmp_path / "mnist_cnn_best.h5")
+    page.get_by_text("Bring your own model").first.click()
+    page.locator("input[type=file]").first.set_input_files(str(tmp_path / "mnist_cnn_best.h5"))
+    page.get_by_text("Keras .h5 from mnist_cnn_best.h5", exact=False).wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Grad-CAM & saliency").click()
+    page.get_by_text("Grad-CAM at conv3", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "inside_uploaded_keras.png"), full_page=True)
+
+    lam = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Flatten(),
+                            keras.layers.Dense(10)])
+    lam.save(tmp_path / "lambda.keras")
+    page.locator("input[type=file]").first.set_input_files(str(tmp_path / "lambda.keras"))
+    try:
+        page.get_by_text("contains a Lambda layer", exact=False).wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "inside_upload_refused.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")

@@ -20,7 +20,9 @@ def test_opens_with_a_prediction_and_all_tabs(real_data, monkeypatch):
     layers = at.dataframe[0].value
     assert "Conv2d" in set(layers["type"]) and "1 x 28 x 28" not in set(layers["output shape"])
     captions = " ".join(c for img in at.get("image") for c in img.captions)
-    for part in ("all ", "channel 0", "weights", "Grad-CAM at", "gradient saliency", "occlusion sensitivity"):
+    assert any("click one to enlarge" in c.value for c in at.caption)
+    assert at.get("plotly_chart"), "the channel grid is a clickable chart"
+    for part in ("channel 0 of", "weights", "Grad-CAM at", "gradient saliency", "occlusion sensitivity"):
         assert part in captions
     assert at.metric[1].label.startswith("P(0) with pixels x ")
 
@@ -32,7 +34,8 @@ def test_shared_drawing_is_the_default_input():
     assert not at.exception
     assert at.radio(key="inside_source").value == "Drawing from the Draw page"
     assert at.metric[0].value == "7"
-    at.selectbox(key="inside_cam_class").set_value(1).run()
+    cam_class = next(s for s in at.selectbox if s.key.startswith("inside_cam_class_"))
+    cam_class.set_value(1).run()
     assert not at.exception and any("for 1" in c for img in at.get("image") for c in img.captions)
     at.slider(key="inside_patch").set_value(10).run()
     assert not at.exception and "x 9-18, y 9-18 hidden" in at.metric[1].label

@@ -1,0 +1,69 @@
+"""Bring-your-own-model widgets: upload a model file, then fix its input normalisation and class names.
+
+Uploaded models live in this browser session only (`st.session_state[UPLOADED]`), never in the shared
+caches, and every page that calls `pages._common.choose_checkpoint` lists them beside the checkpoints.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
+
+UPLOADED = "uploaded_models"  # session key: label -> (model, card)
+UPLOAD_TYPES = ["zip", "pt", "pth", "ts", "torchscript", "keras", "h5", "hdf5", "pkl", "safetensors", "onnx", "bin"]
+
+
+def uploaded_models() -> dict:
+    return st.session_state.setdefault(UPLOADED, {})
+
+
+def upload_panel(select_key: str) -> None:
+    """An expander to upload a model; a good upload becomes the selected model of `select_key`'s selectbox."""
+    models = uploaded_models()
+    with st.expander("Bring your own model", icon=":material/upload_file:", expanded=False):
+        st.caption("A zipped CNN Studio checkpoint (card.json + model.safetensors), a TorchScript file, or a Keras "
+                   "`.keras` / `.h5` model (e.g. seed 001's `mnist_cnn_best.h5`). Nothing in the file is run as "
+                   "code: pickles and Keras Lambda layers are refused.")
+        file = st.file_uploader("Model file", type=UPLOAD_TYPES, key=f"{select_key}_byo_file")
+        if file is not None and st.session_state.get(f"{select_key}_byo_done") != file.file_id:
+            st.session_state[f"{select_key}_byo_done"] = file.file_id  # load each upload once
+            try:
+                with st.spinner("Reading the model..."):
+                    model, card = load_model_file(file.getvalue(), file.name)
+            except ModelFileError as exc:
+                st.error(f"**{file.name}** cannot be used: {exc}")
+                st.session_state[f"{select_key}_byo_error"] = f"**{file.name}** cannot be used: {exc}"
+            else:
+                label = f"{file.name} (uploaded {card['model']['name']})"
+                models[label] = (model, card)
+                st.session_state[select_key] = label
+                st.session_state.pop(f"{select_key}_byo_error", None)
+        elif st.session_state.get(f"{select_key}_byo_error") and file is not None:
+            st.error(st.session_state[f"{select_key}_byo_error"])
+        label = st.session_state.get(select_key)
+        if label in models:
+            _settings(label, models)
+
+
+def _settings(label: str, models: dict) -> None:
+    model, card = models[label]
+    st.success(describe(card))
+    if card.get("source", {}).get("layers_visible") is False:
+        st.warning("This TorchScript model's children do not chain into its output, so its layers cannot be "
+                   "shown one by one: prediction works, feature maps and Grad-CAM do not.")
+    if "normalisation" not in card["dataset"]:
+        return  # a CNN Studio checkpoint: its card already says everything
+    left, right = st.columns(2)
+    options = [n for n in NORMALISATIONS if card["dataset"]["channels"] == 3 or "ImageNet" not in n]
+    norm = left.selectbox("Input normalisation", options, index=options.index(card["dataset"]["normalisation"]),
+                          key=f"byo_norm_{label}", help="How the model's training data was scaled. Seed 001 "
+                          "divides pixels by 255: [0, 1].")
+    names = right.text_input("Class names (comma separated)", ", ".join(card["dataset"]["class_names"]),
+                             key=f"byo_names_{label}")
+    new = with_normalisation(card, norm)
+    parsed = [n.strip() for n in names.split(",")]
+    try:
+        new = with_class_names(new, parsed) if parsed != card["dataset"]["class_names"] else new
+    except ValueError as exc:
+        st.warning(f"Class names not changed: {exc}")
+    models[label] = (model, new)
