@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -161,3 +162,13 @@ def layer_table(model: nn.Module, acts: dict[str, torch.Tensor]) -> list[dict]:
                      "output shape": " x ".join(map(str, a.shape[1:])),
                      "parameters": sum(p.numel() for p in weights.parameters())})
     return rows
+
+
+def canvas_box(obj: dict, scale: float, size: int) -> tuple[int, int, int, int]:
+    """A fabric.js rectangle drawn on a canvas `scale` times the image -> pixel box (x0, y0, x1, y1), x1/y1
+    exclusive, clipped to the image and at least one pixel wide."""
+    x0 = int(np.clip(round(obj["left"] / scale), 0, size - 1))
+    y0 = int(np.clip(round(obj["top"] / scale), 0, size - 1))
+    x1 = int(np.clip(round((obj["left"] + obj["width"] * obj.get("scaleX", 1)) / scale), x0 + 1, size))
+    y1 = int(np.clip(round((obj["top"] + obj["height"] * obj.get("scaleY", 1)) / scale), y0 + 1, size))
+    return x0, y0, x1, y1

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
-from core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
+from core.checkpoint import list_checkpoints, load_checkpoint, load_snapshot
 from core.data import load_dataset
 
 
@@ -63,8 +63,12 @@ def checkpoint_choices() -> dict[str, str]:
     """Label -> folder for every shipped checkpoint and every saved run, shipped first."""
     choices = {}
     for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.runs_dir(), "my run")):
-        for folder, card in list_checkpoints(root):
-            choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})"] = str(folder)
+        found = list_checkpoints(root)
+        if tag == "shipped":  # the digit models first: the Draw page and the demo open on them
+            found.sort(key=lambda fc: (fc[1]["dataset"]["name"] != "mnist", fc[0].name))
+        for folder, card in found:
+            if card.get("task", "classification") == "classification":
+                choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})"] = str(folder)
     return choices
 
 
@@ -124,31 +128,3 @@ def cached_snapshot(folder: str, epoch: int):
 def cached_checkpoint(folder: str):
     """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it."""
     return load_checkpoint(Path(folder))
-
-
-def choose_checkpoint(key: str):
-    """A model selectbox over every checkpoint and the session's uploads (with the upload panel below it).
-
-    Returns (folder, model, card), or stops the page with a message. An uploaded model's folder is a
-    name that holds no snapshots unless the upload was a checkpoint zip.
-    """
-    from pages._upload import upload_panel, uploaded_models
-
-    select_slot = st.container()
-    upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
-    choices, uploads = checkpoint_choices(), uploaded_models()
-    if not choices and not uploads:
-        st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`, "
-                 "or upload a model above.")
-        st.stop()
-    if st.session_state.get(key) not in (*uploads, *choices):
-        st.session_state.pop(key, None)  # a run or upload that is gone
-    label = select_slot.selectbox("Model", [*choices, *uploads], key=key)
-    if label in uploads:
-        model, card = uploads[label]
-        return card.get("source", {}).get("folder", f"uploaded:{label}"), model, card
-    try:
-        return (choices[label], *cached_checkpoint(choices[label]))
-    except CheckpointError as exc:
-        st.error(f"This checkpoint cannot be loaded: {exc}")
-        st.stop()

@@ -8,12 +8,14 @@ import streamlit as st
 from core.inference import input_spec, is_digit_model, predict_proba
 from core.preprocess import (EXAMPLE_STROKES, preprocess_digit, preprocess_photo, read_image, render_strokes,
                              strokes_to_fabric)
-from pages._common import SHARED_INPUT, choose_checkpoint, enlarge, probability_chart
+from pages._common import SHARED_INPUT, enlarge, probability_chart
+from pages._models import choose_checkpoint
 
 CANVAS = 280
 
-st.title("Draw a digit")
+title = st.empty()
 _, model, card = choose_checkpoint("draw_model")
+title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({card['dataset']['name']})")
 classes = card["dataset"]["class_names"]
 
 

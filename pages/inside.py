@@ -5,14 +5,14 @@ import streamlit as st
 
 from core.checkpoint import list_snapshots
 from core.data import DataError
-from core.explain import (activations, class_target, conv_layer_names, default_cam_layer, grad_cam, layer_table,
-                          occlusion, saliency)
+from core.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
+                          layer_table, occlusion, saliency)
 from core.inference import input_spec, is_digit_model, predict_proba, to_batch
 from core.preprocess import example_digit, preprocess_photo, read_image
 from core.plots import montage_figure
 from core.viz import filter_montage, montage, overlay
-from pages._common import (SHARED_INPUT, cached_dataset, cached_snapshot, choose_checkpoint, enlarge,
-                           probability_chart)
+from pages._common import SHARED_INPUT, cached_dataset, cached_snapshot, enlarge, probability_chart
+from pages._models import choose_checkpoint
 
 st.title("Inside the network")
 folder, model, card = choose_checkpoint("inside_model")
@@ -124,11 +124,7 @@ with occ_tab:
                           initial_drawing={"version": "4.4.0", "objects": [start]},
                           height=280, width=280, key=f"inside_occluder_{label}_{patch}")
     boxes = ((moved.json_data or {}).get("objects") if moved is not None else None) or [start]
-    b = boxes[-1]
-    x0 = int(np.clip(round(b["left"] / scale), 0, size - 1))
-    y0 = int(np.clip(round(b["top"] / scale), 0, size - 1))
-    x1 = int(np.clip(round((b["left"] + b["width"] * b.get("scaleX", 1)) / scale), x0 + 1, size))
-    y1 = int(np.clip(round((b["top"] + b["height"] * b.get("scaleY", 1)) / scale), y0 + 1, size))
+    x0, y0, x1, y1 = canvas_box(boxes[-1], scale, size)
     hidden = image.copy()
     hidden[:, y0:y1, x0:x1] = np.array(grey, np.uint8).reshape(-1, 1, 1)
     p_hidden = predict_proba(model, card, hidden)

@@ -172,7 +172,7 @@ def test_channel_click_and_uploaded_keras_model_in_real_browser(app_url, page, t
 
     seed001_keras().save(tmp_path / "mnist_cnn_best.h5")
     page.get_by_text("Bring your own model").first.click()
-    page.locator("input[type=file]").first.set_input_files(str(tmp_path / "mnist_cnn_best.h5"))
+    page.locator(".st-key-inside_model_byo_file input[type=file]").set_input_files(str(tmp_path / "mnist_cnn_best.h5"))
     page.get_by_text("Keras .h5 from mnist_cnn_best.h5", exact=False).wait_for(timeout=60_000)
     page.get_by_role("tab", name="Grad-CAM & saliency").click()
     page.get_by_text("Grad-CAM at conv3", exact=False).first.wait_for(timeout=30_000)
@@ -182,7 +182,7 @@ def test_channel_click_and_uploaded_keras_model_in_real_browser(app_url, page, t
     lam = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Flatten(),
                             keras.layers.Dense(10)])
     lam.save(tmp_path / "lambda.keras")
-    page.locator("input[type=file]").first.set_input_files(str(tmp_path / "lambda.keras"))
+    page.locator(".st-key-inside_model_byo_file input[type=file]").set_input_files(str(tmp_path / "lambda.keras"))
     try:
         page.get_by_text("contains a Lambda layer", exact=False).wait_for(timeout=60_000)
         page.wait_for_timeout(500)

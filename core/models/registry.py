@@ -20,33 +20,41 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     description: str
     defaults: dict = field(default_factory=dict)  # preset keyword arguments, e.g. a tuned variant's widths
+    kind: str = "classifier"  # classifier | autoencoder
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, **defaults) -> Callable:
-    """Decorator: register `builder(*, in_channels, image_size, num_classes, **options)` under `name`."""
+def register_model(name: str, description: str, kind: str = "classifier", **defaults) -> Callable:
+    """Decorator: register `builder(*, in_channels, image_size, num_classes, **options)` under `name`.
+
+    Autoencoders (kind="autoencoder") take no num_classes.
+    """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = ModelEntry(name, builder, description, defaults)
+        _MODELS[name] = ModelEntry(name, builder, description, defaults, kind)
         return builder
 
     return wrap
 
 
-def list_models() -> dict[str, str]:
-    """Registered model names with a one-line description."""
-    return {name: entry.description for name, entry in _MODELS.items()}
+def list_models(kind: str = "classifier") -> dict[str, str]:
+    """Registered model names of one kind with a one-line description."""
+    return {name: entry.description for name, entry in _MODELS.items() if entry.kind == kind}
 
 
-def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int, **options) -> nn.Module:
+def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int | None = None,
+                **options) -> nn.Module:
     """Build a registered model; `model.spec` holds {"name", "kwargs"} to rebuild it exactly."""
     if name not in _MODELS:
         raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(sorted(_MODELS))}.")
     entry = _MODELS[name]
-    kwargs = {**entry.defaults, **options, "in_channels": in_channels, "image_size": image_size,
-              "num_classes": num_classes}
+    kwargs = {**entry.defaults, **options, "in_channels": in_channels, "image_size": image_size}
+    if entry.kind == "classifier":
+        if num_classes is None:
+            raise TypeError(f"model {name!r} needs num_classes")
+        kwargs["num_classes"] = num_classes
     model = entry.builder(**kwargs)
     model.spec = {"name": name, "kwargs": _jsonable(kwargs)}
     return model

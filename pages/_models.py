@@ -1,13 +1,15 @@
-"""Bring-your-own-model widgets: upload a model file, then fix its input normalisation and class names.
+"""Choosing a model: the shipped checkpoints, the user's runs, and models uploaded in this session.
 
 Uploaded models live in this browser session only (`st.session_state[UPLOADED]`), never in the shared
-caches, and every page that calls `pages._common.choose_checkpoint` lists them beside the checkpoints.
+caches, and every page that calls `choose_checkpoint` lists them beside the checkpoints.
 """
 from __future__ import annotations
 
 import streamlit as st
 
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
+from core.checkpoint import CheckpointError
+from pages._common import cached_checkpoint, checkpoint_choices
 
 UPLOADED = "uploaded_models"  # session key: label -> (model, card)
 UPLOAD_TYPES = ["zip", "pt", "pth", "ts", "torchscript", "keras", "h5", "hdf5", "pkl", "safetensors", "onnx", "bin"]
@@ -67,3 +69,29 @@ def _settings(label: str, models: dict) -> None:
     except ValueError as exc:
         st.warning(f"Class names not changed: {exc}")
     models[label] = (model, new)
+
+
+def choose_checkpoint(key: str):
+    """A model selectbox over every checkpoint and the session's uploads (with the upload panel below it).
+
+    Returns (folder, model, card), or stops the page with a message. An uploaded model's folder is a
+    name that holds no snapshots unless the upload was a checkpoint zip.
+    """
+    select_slot = st.container()
+    upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
+    choices, uploads = checkpoint_choices(), uploaded_models()
+    if not choices and not uploads:
+        st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`, "
+                 "or upload a model above.")
+        st.stop()
+    if st.session_state.get(key) not in (*uploads, *choices):
+        st.session_state.pop(key, None)  # a run or upload that is gone
+    label = select_slot.selectbox("Model", [*choices, *uploads], key=key)
+    if label in uploads:
+        model, card = uploads[label]
+        return card.get("source", {}).get("folder", f"uploaded:{label}"), model, card
+    try:
+        return (choices[label], *cached_checkpoint(choices[label]))
+    except CheckpointError as exc:
+        st.error(f"This checkpoint cannot be loaded: {exc}")
+        st.stop()

@@ -1,0 +1,65 @@
+"""Real browser, Draw page with a photo model (the shipped Fashion-MNIST CNN): an uploaded test image and
+Chromium's fake camera both reach the model. Screenshots: draw_fashion_upload.png, draw_fashion_camera.png.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url  # noqa: F401  (fixture: a fresh server)
+
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture(scope="module")
+def page(app_url):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + FAKE_CAMERA)
+        context = browser.new_context(viewport={"width": 1400, "height": 2000}, permissions=["camera"])
+        yield context.new_page()
+        browser.close()
+
+
+def choose_fashion_model(page, app_url):  # noqa: F811
+    page.goto(app_url + "/draw")
+    page.locator("[data-testid='stSelectbox']").first.wait_for(timeout=60_000)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="fashion_fast_cnn", exact=False).click()
+    page.get_by_text("upload a picture or use the camera", exact=False).wait_for(timeout=30_000)
+
+
+def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path, monkeypatch):  # noqa: F811
+    from PIL import Image
+
+    from core.data import load_dataset
+
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data))
+    data = load_dataset("fashion_mnist")
+    index = int((data.test_y == 7).nonzero()[0])  # the first sneaker of the test set
+    photo = Image.fromarray(data.test_x[index, 0].numpy()).resize((140, 140))  # a bigger upload, as a user's
+    photo.save(tmp_path / "sneaker.png")
+    choose_fashion_model(page, app_url)
+    page.locator(".st-key-draw_upload input[type=file]").set_input_files(str(tmp_path / "sneaker.png"))
+    page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "draw_fashion_upload.png"), full_page=True)
+    assert page.locator("[data-testid='stMetricValue']").first.inner_text().strip() == "Sneaker"
+    assert "model input 28x28" in page.inner_text("body")
+
+
+def test_camera_snapshot_is_classified(app_url, page):  # noqa: F811
+    choose_fashion_model(page, app_url)
+    page.get_by_text("Camera", exact=True).click()
+    take = page.get_by_role("button", name="Take Photo")
+    take.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)  # the fake stream needs a moment to start
+    take.click()
+    try:
+        page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "draw_fashion_camera.png"), full_page=True)
+    classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+    assert page.locator("[data-testid='stMetricValue']").first.inner_text().strip() in classes
+    assert "model input 28x28" in page.inner_text("body")
