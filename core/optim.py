@@ -37,7 +37,7 @@ class Schedule:
         total_steps = max(total_steps, 1)
         if name == "onecycle":
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=lr, total_steps=total_steps + 1, pct_start=0.25,
+                optimizer, max_lr=lr, total_steps=max(total_steps + 1, 8), pct_start=0.25,  # >= 8: tiny runs work
                 anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0)
         elif name == "cosine":
             def factor(step: int) -> float:

@@ -123,3 +123,40 @@ def montage_figure(maps, cell: int, selected: int | None = None) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=None, title: str = "") -> go.Figure:
+    """Latent codes in 2-d, one colour per class; every point carries its map position as customdata.
+
+    thumbs: optional [(position, uint8 image)] drawn as small pictures at their points (a sprite view);
+    marks: optional {name: (x, y)} drawn as labelled stars (the user's image, a chosen point).
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    from plotly.colors import qualitative
+
+    colours = qualitative.T10 + qualitative.Alphabet
+    xy, labels = np.asarray(xy), np.asarray(labels)
+    fig = go.Figure()
+    for c, name in enumerate(class_names):
+        pos = np.nonzero(labels == c)[0]
+        if len(pos):
+            fig.add_scattergl(x=xy[pos, 0], y=xy[pos, 1], mode="markers", name=str(name), customdata=pos,
+                              marker=dict(size=5, color=colours[c % len(colours)], opacity=0.75),
+                              hovertemplate=f"{name}<br>map point %{{customdata}}<extra></extra>")
+    span = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-6))
+    for pos, img in thumbs or []:
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(img)).save(buf, format="PNG")
+        fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+                             x=float(xy[pos, 0]), y=float(xy[pos, 1]), xref="x", yref="y", sizex=span / 25,
+                             sizey=span / 25, xanchor="center", yanchor="middle", layer="above")
+    for name, (x, y) in (marks or {}).items():
+        fig.add_scatter(x=[x], y=[y], mode="markers+text", text=[name], textposition="top center", name=name,
+                        marker=dict(symbol="star", size=18, color="#111", line=dict(color="white", width=1)))
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=30 if title else 10, b=10), title=title,
+                      legend=dict(itemsizing="constant"), clickmode="event+select", dragmode="pan")
+    return fig

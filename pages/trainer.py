@@ -6,11 +6,13 @@ from pathlib import Path
 import streamlit as st
 
 from core.data import AugmentConfig, DataError, list_datasets
+from core.data.folder import store_uploaded_zip
 from core.models import list_models
 from core.optim import OPTIMIZERS, SCHEDULES
 from core.plots import confusion_figure, training_figure
 from core.presets import PRESETS, preset
-from core.runs import active_run, list_runs, read_events, read_status, request_stop, set_learning_rate, start_run
+from core.runs import (active_run, list_runs, read_events, read_status, request_stop, set_learning_rate, start_run,
+                       uploaded_datasets, uploads_dir)
 from core.viz import augmented_grid
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
 
@@ -18,9 +20,18 @@ st.title("Train a CNN")
 name = st.selectbox("Recipe", list(PRESETS), key="trainer_preset")
 base, k = preset(name), f"trainer_{name}_"  # widget keys per recipe: choosing a recipe resets the settings
 with st.expander("Settings", expanded=True):
+    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
+                              "or just <class>/*)", type=["zip"], key="trainer_zip")
+    if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
+        st.session_state.trainer_zip_done = zipped.file_id
+        try:
+            st.session_state[k + "data"] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
+        except DataError as exc:
+            st.error(f"{zipped.name} cannot be used: {exc}")
     a, b, c, d = st.columns(4)
-    datasets, models = list(list_datasets()), list(list_models())
-    dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data")
+    datasets, models = [*list_datasets(), *uploaded_datasets()], list(list_models())
+    dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data",
+                          format_func=lambda n: f"uploaded: {Path(n).name}" if n.startswith("folder:") else n)
     model = b.selectbox("Model", models, index=models.index(base.model), key=k + "model")
     epochs = c.number_input("Epochs", 1, 500, base.config.epochs, key=k + "epochs")
     batch = d.select_slider("Batch size", [16, 32, 64, 128, 256, 512], base.config.batch_size, key=k + "batch")

@@ -29,3 +29,12 @@ def real_data() -> Path:
     if path is None:
         pytest.skip("real data sets not available: set CNN_STUDIO_DATA or provide ../shared/data")
     return path
+
+
+@pytest.fixture(scope="module")
+def real_data_module() -> Path:
+    """The real data directory, for module-scoped fixtures (skips like `real_data`)."""
+    path = real_data_dir()
+    if path is None:
+        pytest.skip("real data sets not available: set CNN_STUDIO_DATA or provide ../shared/data")
+    return path

@@ -252,3 +252,26 @@ def test_cifar10_missing_suggests_both_layouts(tmp_path):
     with pytest.raises(MissingDataError) as err:
         load_dataset("cifar10", tmp_path)
     assert "cifar-10-python.tar.gz" in str(err.value) and "cifar10-jpg.zip" in str(err.value)
+
+
+def test_uploaded_zip_is_stored_checked_and_named(tmp_path):
+    from core.data.folder import store_uploaded_zip
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for cls, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+            for i in range(5):
+                zf.writestr(f"shapes/{cls}/{i}.png", _png(colour))
+    name = store_uploaded_zip(buffer.getvalue(), "my shapes!.zip", tmp_path / "uploads")
+    assert name.startswith("folder:") and name.endswith(".zip") and "my_shapes_" in name
+    ds = load_dataset(name)
+    assert ds.class_names == ["blue", "red"] and len(ds.train_x) + len(ds.test_x) == 10
+    assert store_uploaded_zip(buffer.getvalue(), "my shapes!.zip", tmp_path / "uploads") == name  # same content
+    with pytest.raises(DataError, match="not a readable .zip"):
+        store_uploaded_zip(b"PK\x03\x04junk", "bad.zip", tmp_path / "uploads")
+    empty = io.BytesIO()
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("readme.txt", "no images here")
+    with pytest.raises(DataError, match="no images"):
+        store_uploaded_zip(empty.getvalue(), "empty.zip", tmp_path / "uploads")
+    assert len(list((tmp_path / "uploads").glob("*.zip"))) == 1  # refused uploads are not kept

@@ -96,3 +96,31 @@ def test_augmented_grid_shows_each_image_in_a_row():
     assert grid.shape == (16, 24, 3) and grid[:8].max() == 0 and grid[8:].min() == 255
     shifted = augmented_grid(images[1:], AugmentConfig(translate=2), copies=8, seed=1)
     assert shifted.min() == 0  # some draws moved the image and let the zero padding in
+
+
+def test_uploaded_zip_data_set_is_offered_and_trains(tmp_path):
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    from core.data.folder import store_uploaded_zip
+
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for cls, level in (("dark", 40), ("light", 210)):
+            for i in range(12):
+                png = io.BytesIO()
+                Image.fromarray(np.clip(rng.normal(level, 20, (16, 16)), 0, 255).astype(np.uint8)).save(png, "PNG")
+                zf.writestr(f"{cls}/{i}.png", png.getvalue())
+    name = store_uploaded_zip(buffer.getvalue(), "levels.zip", runs.uploads_dir())
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=60).run()
+    data = next(s for s in at.selectbox if s.key.endswith("data"))
+    assert f"uploaded: {name.rsplit('/', 1)[-1]}" in data.options
+    data.set_value(name).run()
+    assert not at.exception
+    spec = TrainSpec(dataset=name, model="fast_cnn", config=TrainConfig(epochs=2, lr=3e-3, batch_size=8))
+    status = runs.wait(runs.start_run(spec))
+    assert status["state"] == "finished" and status["test_accuracy"] >= 0.8  # dark vs light is easy

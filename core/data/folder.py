@@ -133,3 +133,30 @@ def _decode_all(layout, read, class_names, image_size):
         arrays[f"{split}_y"] = np.array(ys, dtype=np.int64)
     notes = [f"skipped {len(skipped)} unreadable file(s), e.g. {skipped[0]}"] if skipped else []
     return arrays, notes
+
+
+MAX_UPLOAD_BYTES = 1024 * 2**20
+
+
+def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
+    """Save an uploaded image-folder .zip under `root` (named by its content hash) and check that it reads
+    as a data set; returns the registry name `folder:PATH` a run can use. Raises DataError with advice."""
+    import re
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DataError(f"{filename} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
+    try:
+        zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except zipfile.BadZipFile:
+        raise DataError(f"{filename} is not a readable .zip archive (truncated or another format).") from None
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:40] or "upload"
+    path = Path(root) / f"{stem}_{hashlib.sha256(data).hexdigest()[:10]}.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+    try:
+        load_image_folder(str(path))
+    except DataError:
+        path.unlink(missing_ok=True)
+        raise
+    return f"folder:{path}"

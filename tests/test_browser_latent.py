@@ -1,0 +1,41 @@
+"""Real browser, latent explorer on the shipped Fashion-MNIST autoencoder: the map, then a slider along the
+first principal direction changes the decoded picture. Screenshots: latent_map.png, latent_walk_before.png,
+latent_walk_after.png, latent_your_image.png.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, app_url, page  # noqa: F401  (fixtures: a fresh server, a browser)
+
+
+@pytest.fixture(autouse=True)
+def _needs_data(real_data):  # the explorer encodes the real test set (the server reads $CNN_STUDIO_DATA)
+    pass
+
+
+def test_slider_changes_the_decoded_image(app_url, page):  # noqa: F811
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(app_url + "/latent")
+    page.get_by_text("its code, decoded").wait_for(timeout=90_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(ARTIFACTS / "latent_map.png"), full_page=True)
+
+    page.get_by_role("tab", name="Walk").click()
+    picture = page.locator("[data-testid='stImage']", has_text="decode + render").locator("img")
+    picture.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    before_src, before_png = picture.get_attribute("src"), picture.screenshot()
+    page.screenshot(path=str(ARTIFACTS / "latent_walk_before.png"), full_page=True)
+    slider = page.locator("[data-testid='stSlider']", has_text="Direction 1").get_by_role("slider")
+    slider.focus()
+    page.keyboard.press("End")  # all the way to +3 standard deviations
+    page.wait_for_function("(old) => { const i = [...document.querySelectorAll(\"[data-testid='stImage']\")]"
+                           ".find(e => e.innerText.includes('decode + render')); return i && "
+                           "i.querySelector('img').getAttribute('src') !== old; }", arg=before_src, timeout=30_000)
+    page.wait_for_timeout(1000)
+    after_png = picture.screenshot()
+    page.screenshot(path=str(ARTIFACTS / "latent_walk_after.png"), full_page=True)
+    assert after_png != before_png
+    assert "Traceback" not in page.inner_text("body")
