@@ -42,7 +42,22 @@ PRESETS: dict[str, TrainSpec] = {
 
 
 def preset(name: str) -> TrainSpec:
-    """A fresh copy of a preset (callers may change it)."""
-    spec = PRESETS[name]
+    """A fresh copy of a preset (callers may change it); for a group, its first run's spec."""
+    spec = PRESETS[name] if name in PRESETS else GROUPS[name][0]
     return dataclasses.replace(spec, config=dataclasses.replace(spec.config),
                                augment=dataclasses.replace(spec.augment), model_options=dict(spec.model_options))
+
+
+# Recipes that train several runs one after the other and end on their comparison (seed 004's question:
+# how much does a CNN beat an MLP, in accuracy and time, and which digits/clothes does each confuse?).
+GROUPS: dict[str, list[TrainSpec]] = {
+    f"Seed 004 CNN vs MLP ({label})": [dataclasses.replace(PRESETS[f"Seed 004 {m} (MNIST)"], dataset=dataset)
+                                       for m in ("CNN", "MLP")]
+    for dataset, label in (("mnist", "MNIST"), ("fashion_mnist", "Fashion-MNIST"))
+}
+
+
+def group(name: str, epochs: int | None = None) -> list[TrainSpec]:
+    """Fresh copies of a group's specs, optionally all with another number of epochs."""
+    return [dataclasses.replace(s, config=dataclasses.replace(s.config, epochs=epochs or s.config.epochs),
+                                augment=dataclasses.replace(s.augment)) for s in GROUPS[name]]

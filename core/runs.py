@@ -22,7 +22,7 @@ from core.data import AugmentConfig
 from core.engine import Event, RunControl, TrainConfig
 from core.train import TrainSpec, command_for, train_classifier
 
-SPEC, EVENTS, STATUS, CONTROL = "spec.json", "events.jsonl", "status.json", "control.json"
+SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
 FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
 _workers: dict[str, subprocess.Popen] = {}  # run dir -> worker process (python -m core.runs RUN_DIR)
 
@@ -49,12 +49,27 @@ def _read_json(path: Path) -> dict:
 
 
 def active_run() -> Path | None:
-    """The run this process is training now, if any."""
+    """The run this process is training now (or the next of a queue about to start), if any."""
+    waiting = None
     for run_dir, worker in _workers.items():
         state = _read_json(Path(run_dir) / STATUS).get("state")
         if worker.poll() is None and state in ("starting", "running"):  # a finished worker may still be exiting
             return Path(run_dir)
-    return None
+        if worker.poll() is None and state == "queued":
+            waiting = waiting or Path(run_dir)
+    return waiting
+
+
+def _run_dir(root: Path, spec: TrainSpec, name: str = "", position: int | None = None) -> Path:
+    """A new run directory named by time (and queue position), so names sort in start order."""
+    stem = name or spec.dataset.replace(":", "_").replace("/", "_")
+    stamp = time.strftime("%Y%m%d-%H%M%S") + ("" if position is None else f"-{position}")
+    for i in range(100):
+        run_dir = root / (stamp + f"{'' if i == 0 else f'.{i}'}_{stem}_{spec.model}")
+        if not run_dir.exists():
+            run_dir.mkdir(parents=True)
+            return run_dir
+    raise RuntimeError(f"cannot create a run directory under {root}")
 
 
 def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path:
@@ -62,15 +77,43 @@ def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path
     busy = active_run()
     if busy is not None:
         raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
+    return start_runs([spec], root=root, names=[name])[0]
+
+
+def start_runs(specs: list[TrainSpec], root: Path | None = None, names: list[str] | None = None,
+               group: str = "") -> list[Path]:
+    """Queue runs that one worker process trains one after the other; returns their directories.
+
+    With `group`, each run records it (group.json: the group's name and its runs) for a joint comparison.
+    Stopping a run of a queue cancels the runs after it.
+    """
+    busy = active_run()
+    if busy is not None:
+        raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
     root = Path(root or paths.runs_dir())
-    run_dir = root / (time.strftime("%Y%m%d-%H%M%S") + f"_{name or spec.dataset.replace(':', '_').replace('/', '_')}_{spec.model}")
-    run_dir.mkdir(parents=True, exist_ok=False)
-    _write_json(run_dir / SPEC, spec_to_dict(spec))
-    _write_json(run_dir / STATUS, {"state": "starting", "started": time.time()})
-    with open(run_dir / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
-        _workers[str(run_dir)] = subprocess.Popen([sys.executable, "-m", "core.runs", str(run_dir)],
-                                                  cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    return run_dir
+    dirs = [_run_dir(root, spec, (names or [""] * len(specs))[i], i if len(specs) > 1 else None)
+            for i, spec in enumerate(specs)]
+    for i, (run_dir, spec) in enumerate(zip(dirs, specs)):
+        _write_json(run_dir / SPEC, spec_to_dict(spec))
+        _write_json(run_dir / STATUS, {"state": "starting" if i == 0 else "queued", "started": time.time()})
+        if group:
+            _write_json(run_dir / GROUP, {"name": group, "runs": [d.name for d in dirs]})
+    with open(dirs[0] / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
+        worker = subprocess.Popen([sys.executable, "-m", "core.runs", *map(str, dirs)],
+                                  cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    for run_dir in dirs:
+        _workers[str(run_dir)] = worker
+    return dirs
+
+
+def read_spec(run_dir: Path) -> dict:
+    """The run's spec.json as a dict ({} when unreadable)."""
+    return _read_json(Path(run_dir) / SPEC)
+
+
+def read_group(run_dir: Path) -> dict:
+    """{'name', 'runs': [run dir names]} for a run started as part of a group, else {}."""
+    return _read_json(Path(run_dir) / GROUP)
 
 
 def _work(run_dir: Path, spec: TrainSpec) -> None:
@@ -124,7 +167,7 @@ def read_status(run_dir: Path) -> dict:
     """status.json, with 'interrupted' for a run that says running but has no worker in this process."""
     status = _read_json(Path(run_dir) / STATUS)
     worker = _workers.get(str(run_dir))
-    if status.get("state") in ("starting", "running") and (worker is None or worker.poll() is not None):
+    if status.get("state") in ("starting", "running", "queued") and (worker is None or worker.poll() is not None):
         status = {**status, "state": "interrupted",
                   "message": "This run was interrupted (the server stopped); its last saved state is below."}
     return status
@@ -188,6 +231,12 @@ def wait(run_dir: Path, timeout: float = 600.0) -> dict:
     return read_status(run_dir)
 
 
-if __name__ == "__main__":  # the worker: python -m core.runs RUN_DIR
-    folder = Path(sys.argv[1])
-    _work(folder, spec_from_dict(_read_json(folder / SPEC)))
+if __name__ == "__main__":  # the worker: python -m core.runs RUN_DIR [RUN_DIR ...], trained in order
+    folders = [Path(a) for a in sys.argv[1:]]
+    for i, folder in enumerate(folders):
+        if i and _read_json(folders[i - 1] / STATUS).get("state") == "stopped":
+            for rest in folders[i:]:
+                _write_json(rest / STATUS, {"state": "cancelled", "message": "Cancelled: an earlier run of the "
+                                            "queue was stopped.", "ended": time.time()})
+            break
+        _work(folder, spec_from_dict(_read_json(folder / SPEC)))

@@ -10,14 +10,19 @@ from core.data.folder import store_uploaded_zip
 from core.models import list_models
 from core.optim import OPTIMIZERS, SCHEDULES
 from core.plots import confusion_figure, training_figure
-from core.presets import PRESETS, preset
-from core.runs import (active_run, list_runs, read_events, read_status, request_stop, set_learning_rate, start_run,
-                       uploaded_datasets, uploads_dir)
+from core.presets import GROUPS, PRESETS, preset
+from core.runs import (active_run, list_runs, read_events, read_group, read_status, request_stop, set_learning_rate,
+                       start_run, start_runs, uploaded_datasets, uploads_dir)
 from core.viz import augmented_grid
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
+from pages._groups import group_results
 
 st.title("Train a CNN")
-name = st.selectbox("Recipe", list(PRESETS), key="trainer_preset")
+name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
+grouped = [s.model for s in GROUPS.get(name, [])]  # a group trains each of these models with the settings below
+if grouped:
+    st.info(f"This recipe trains {' and '.join(grouped)} one after the other with the same settings, then compares "
+            "them on one screen: accuracy, training time and each one's most common confusions.")
 base, k = preset(name), f"trainer_{name}_"  # widget keys per recipe: choosing a recipe resets the settings
 with st.expander("Settings", expanded=True):
     zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
@@ -32,7 +37,8 @@ with st.expander("Settings", expanded=True):
     datasets, models = [*list_datasets(), *uploaded_datasets()], list(list_models())
     dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data",
                           format_func=lambda n: f"uploaded: {Path(n).name}" if n.startswith("folder:") else n)
-    model = b.selectbox("Model", models, index=models.index(base.model), key=k + "model")
+    model = b.selectbox("Model", models, index=models.index(base.model), key=k + "model", disabled=bool(grouped),
+                        help="Set by the recipe: it trains " + " and ".join(grouped) if grouped else None)
     epochs = c.number_input("Epochs", 1, 500, base.config.epochs, key=k + "epochs")
     batch = d.select_slider("Batch size", [16, 32, 64, 128, 256, 512], base.config.batch_size, key=k + "batch")
     optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(base.config.optimizer), key=k + "opt")
@@ -67,7 +73,11 @@ spec = dataclasses.replace(
 busy = active_run()
 if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:
-        st.session_state["trainer_run"] = str(start_run(spec))
+        if grouped:
+            dirs = start_runs([dataclasses.replace(spec, model=m) for m in grouped], group=name)
+            st.session_state["trainer_run"] = str(dirs[0])
+        else:
+            st.session_state["trainer_run"] = str(start_run(spec))
     except RuntimeError as exc:
         st.error(str(exc))
 if busy is not None:
@@ -78,6 +88,8 @@ if not runs:
     st.info("No runs yet: pick a recipe and press Start. The quick demo trains on the bundled digits in seconds.")
     st.stop()
 names = [r[0].name for r in runs]
+if busy is not None and read_group(busy) and busy.name in names:
+    st.session_state["trainer_watch"] = busy.name  # follow the group's runs as they take turns
 current = Path(st.session_state.get("trainer_run") or busy or runs[0][0]).name
 watched = runs[names.index(st.selectbox("Watch run", names, index=names.index(current) if current in names else 0,
                                         key="trainer_watch"))][0]
@@ -126,3 +138,4 @@ if status.get("state") in ("finished", "stopped", "diverged") and (watched / "ca
     right.dataframe({"class": list(report["per_class"]), "test accuracy": list(report["per_class"].values())},
                     hide_index=True, width="stretch")
     right.code(card["command"], language="bash", wrap_lines=True)
+group_results([str(watched.parent / n) for n in read_group(watched).get("runs", [])])

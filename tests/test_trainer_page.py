@@ -124,3 +124,24 @@ def test_uploaded_zip_data_set_is_offered_and_trains(tmp_path):
     spec = TrainSpec(dataset=name, model="fast_cnn", config=TrainConfig(epochs=2, lr=3e-3, batch_size=8))
     status = runs.wait(runs.start_run(spec))
     assert status["state"] == "finished" and status["test_accuracy"] >= 0.8  # dark vs light is easy
+
+
+def test_cnn_vs_mlp_recipe_trains_both_and_ends_on_the_comparison():
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=60).run()
+    at.selectbox(key="trainer_preset").set_value("Seed 004 CNN vs MLP (MNIST)").run()
+    prefix = "trainer_Seed 004 CNN vs MLP (MNIST)_"
+    assert at.selectbox(key=prefix + "model").disabled
+    at.selectbox(key=prefix + "data").set_value("digits")
+    at.number_input(key=prefix + "epochs").set_value(2)
+    at.button[0].click().run()  # Start training
+    assert not at.exception
+    run_dirs = sorted(runs.list_runs(), key=lambda r: r[0].name)
+    assert [spec["model"] for _, spec, _ in run_dirs] == ["seed004_cnn", "mlp"]
+    status = runs.wait(run_dirs[-1][0], timeout=300)
+    assert status["state"] == "finished", status
+    at.run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "test accuracy" in text and "points** above" in text and "the time" in text
+    assert sum("most common confusions" in m.value for m in at.markdown) == 2
+    assert len([c for c in at.get("plotly_chart")]) >= 4  # curves, accuracy vs time, two confusion matrices

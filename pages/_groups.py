@@ -1,0 +1,57 @@
+"""The end of a grouped recipe (seed 004's CNN vs MLP): its runs compared on one screen."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.evaluate import most_confused
+from core.plots import accuracy_time_figure, compare_figure, confusion_figure
+from core.runs import read_events, read_group, read_spec, read_status, summarize
+from pages._common import cached_checkpoint, cached_report
+
+
+def group_results(run_dirs: list[str] | None) -> None:
+    """Progress of a group while it trains; when every run has a checkpoint, the comparison."""
+    if not run_dirs:
+        return
+    dirs = [Path(d) for d in run_dirs]
+    group = read_group(dirs[0]).get("name", "group")
+    states = [read_status(d).get("state", "?") for d in dirs]
+    st.subheader(f"{group}: the comparison")
+    if any(s in ("queued", "starting", "running") for s in states):
+        st.info("Training " + ", then ".join(f"`{d.name}` ({s})" for d, s in zip(dirs, states))
+                + ". The comparison appears here when all are done.")
+        return
+    done = [d for d in dirs if (d / "card.json").is_file()]
+    if len(done) < 2:
+        st.warning("Fewer than two runs of the group finished (" + ", ".join(states) + "): nothing to compare.")
+        return
+    rows = [summarize(d, read_spec(d), read_status(d)) for d in done]
+    best = max(rows, key=lambda r: r["test accuracy"] or 0)
+    other = [r for r in rows if r is not best]
+    st.markdown(" ".join(
+        f"**{best['model']}** reaches **{best['test accuracy']:.2%}** test accuracy, "
+        f"**{100 * (best['test accuracy'] - r['test accuracy']):.2f} points** above **{r['model']}** "
+        f"({r['test accuracy']:.2%}); it trained in {best['train s']:.1f} s against {r['train s']:.1f} s "
+        f"({best['train s'] / max(r['train s'], 1e-9):.1f}x the time), with {best['parameters']:,} parameters "
+        f"against {r['parameters']:,}." for r in other))
+    st.dataframe(pd.DataFrame(rows)[["run", "model", "parameters", "epochs", "test accuracy", "best val accuracy",
+                                     "train s"]], hide_index=True, width="stretch",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
+                                "best val accuracy": st.column_config.NumberColumn(format="percent")})
+    left, right = st.columns(2)
+    left.plotly_chart(compare_figure({r["model"]: read_events(d) for r, d in zip(rows, done)}), width="stretch",
+                      key="group_curves")
+    right.plotly_chart(accuracy_time_figure(rows), width="stretch", key="group_time")
+    for col, row, d in zip(st.columns(len(done)), rows, done):
+        _, card = cached_checkpoint(str(d))
+        classes = [str(c) for c in card["dataset"]["class_names"]]
+        report = cached_report(str(d))
+        col.markdown(f"**{row['model']}**: most common confusions")
+        col.caption(", ".join(f"{classes[t]} read as {classes[p]} ({n}x)" for t, p, n in
+                              most_confused(report["confusion"])[:5]) or "none")
+        fig = confusion_figure(report["confusion"], classes)
+        fig.update_layout(height=360, title=f"{row['model']}: confusion matrix")
+        col.plotly_chart(fig, width="stretch", key=f"group_confusion_{d.name}")
