@@ -143,6 +143,16 @@ def _work(run_dir: Path, spec: TrainSpec) -> None:
 
     _write_json(run_dir / STATUS, {"state": "running", "started": started})
     try:
+        if spec.folds > 1:
+            from core.crossval import cross_validate
+
+            cv = cross_validate(spec, spec.folds, on_event, control)
+            flush()
+            _write_json(run_dir / STATUS, {
+                "state": "stopped" if control.stop_requested else "finished", "started": started, "ended": time.time(),
+                "message": f"{cv['k']}-fold cross-validation: {cv['completed']} fold(s) done.", "cv": cv,
+                "test_accuracy": None, "train_seconds": cv["train_seconds"]})
+            return
         outcome = train_classifier(spec, on_event, control, out=run_dir, command=command_for(spec, run_dir))
         flush()
         state = {"nan": "diverged", "stopped": "stopped"}.get(outcome.result.reason, "finished")
@@ -217,7 +227,8 @@ def summarize(run_dir: Path, spec: dict, status: dict) -> dict:
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule"),
             "batch": cfg.get("batch_size"), "augmentation": augment,
             "best val accuracy": max((e["val"].get("accuracy", 0) for e in epochs if e["val"]), default=None),
-            "test accuracy": status.get("test_accuracy"), "train s": status.get("train_seconds")}
+            "test accuracy": status.get("test_accuracy"), "train s": status.get("train_seconds"),
+            "k-fold accuracy": (status.get("cv") or {}).get("mean")}
 
 
 def wait(run_dir: Path, timeout: float = 600.0) -> dict:

@@ -49,6 +49,7 @@ class TrainSpec:
     val_split: float = 0.0  # stratified share of the training set held out for validation; 0 = none
     data_dir: str | None = None  # None: $CNN_STUDIO_DATA or the user cache
     snapshots: bool = False  # keep every epoch's weights (float16) in the checkpoint, to watch training
+    folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.crossval)
 
 
 @dataclass
@@ -128,6 +129,7 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
                         ("--cutmix", spec.cutmix_alpha), ("--val-split", spec.val_split)):
         args += [flag, str(value)] if value else []
     args += ["--snapshots"] if spec.snapshots else []
+    args += ["--folds", str(spec.folds)] if spec.folds > 1 else []
     return "python -m core.train " + shlex.join(args + ["--out", str(out)])
 
 
@@ -160,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=0.0, help="augmentation: max zoom fraction")
     p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
     p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
+    p.add_argument("--folds", type=int, default=0,
+                   help="stratified k-fold cross-validation on the training set (writes cv.json to --out)")
     return p
 
 
@@ -179,7 +183,7 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
                      model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
-                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots)
+                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds)
 
 
 def parse_model_options(items: list[str]) -> dict:
@@ -226,6 +230,8 @@ def main(argv=None) -> int:
             print(event.message)
 
     command = "python -m core.train " + shlex.join(argv)
+    if spec.folds > 1:
+        return _cross_validate_cli(spec, on_event, control, args.out, command)
     try:
         outcome = train_classifier(spec, on_event, control, out=args.out, command=command)
     except (DataError, ValueError, KeyError, TypeError) as exc:
@@ -235,6 +241,27 @@ def main(argv=None) -> int:
     print(f"test accuracy {outcome.test['accuracy']:.4%} ({outcome.params:,} parameters, "
           f"{outcome.result.train_seconds:.1f} s training) -> {args.out}")
     return 0 if outcome.result.reason != "nan" else 2
+
+
+def _cross_validate_cli(spec: TrainSpec, on_event, control, out: str, command: str) -> int:
+    from core.crossval import cross_validate
+
+    def report(event) -> None:
+        if event.kind == "fold":
+            print(f"fold {event.fold}/{event.folds}: held-out accuracy {event.accuracy:.4%}", flush=True)
+        elif event.kind != "end":
+            on_event(event)
+
+    try:
+        cv = cross_validate(spec, spec.folds, report, control)
+    except (DataError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "cv.json").write_text(json.dumps({**cv, "command": command}, indent=2))
+    print(f"{cv['k']}-fold accuracy {cv['mean']:.4%} +/- {cv['std']:.4%} over {cv['completed']} fold(s) -> "
+          f"{Path(out) / 'cv.json'}")
+    return 0
 
 
 if __name__ == "__main__":

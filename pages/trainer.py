@@ -15,7 +15,7 @@ from core.runs import (active_run, list_runs, read_events, read_group, read_stat
                        start_run, start_runs, uploaded_datasets, uploads_dir)
 from core.viz import augmented_grid
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
-from pages._groups import group_results
+from pages._results import cv_results, group_results
 
 st.title("Train a CNN")
 name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
@@ -57,6 +57,8 @@ with st.expander("Settings", expanded=True):
     seed = b.number_input("Seed", 0, 10_000, base.config.seed, key=k + "seed")
     threads = c.number_input("CPU threads (0 = all)", 0, 64, base.config.threads, key=k + "threads")
     device = d.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=k + "device")
+    folds = a.number_input("Stratified k-fold (0 = off)", 0, 10, base.folds, key=k + "folds",
+                           help="Train k models, each scored on the fold of the training set it never saw.")
     augment = AugmentConfig(translate, hflip, float(rotate), scale)
     try:
         sample = cached_dataset(dataset).train_x[:4]
@@ -66,7 +68,7 @@ with st.expander("Settings", expanded=True):
         st.caption(f"No preview: {exc}")
 spec = dataclasses.replace(
     base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
-    val_split=val_split, augment=augment,
+    val_split=val_split, augment=augment, folds=int(folds) if folds != 1 else 0,
     config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
                                schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
                                threads=int(threads), device=device))
@@ -127,6 +129,8 @@ live(watched)
 status = read_status(watched)
 if status.get("state") in ("failed", "diverged", "interrupted"):
     st.error(status.get("message", "The run failed."))
+if status.get("cv"):
+    cv_results(status)
 if status.get("state") in ("finished", "stopped", "diverged") and (watched / "card.json").is_file():
     model, card = cached_checkpoint(str(watched))
     st.success(f"Test accuracy **{status['test_accuracy']:.2%}** after {status['train_seconds']:.1f} s of "

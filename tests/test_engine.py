@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +161,23 @@ def test_weight_average_is_what_the_run_returns(digits):
     last_val = [e for e in events if e.kind == "epoch"][-1].val["accuracy"]
     assert evaluate(net, task, test)["accuracy"] == pytest.approx(last_val)  # validated weights == final ones
     assert result.history[-1]["val_accuracy"] > 0.8
+
+
+def test_cross_validation_folds_partition_the_training_set():
+    from core.crossval import cross_validate
+    from core.data import load_dataset
+    from core.train import TrainSpec
+
+    spec = TrainSpec(dataset="digits", model="mlp", config=TrainConfig(epochs=2, lr=3e-3, keep_best=True,
+                                                                        early_stopping=1))
+    events = []
+    cv = cross_validate(spec, 4, events.append)
+    folds = [e for e in events if e.kind == "fold"]
+    assert [f.fold for f in folds] == [1, 2, 3, 4] and cv["completed"] == 4
+    assert sum(r["n"] for r in cv["folds"]) == len(load_dataset("digits").train_x)  # every image held out once
+    assert cv["mean"] == pytest.approx(np.mean([r["accuracy"] for r in cv["folds"]]))
+    assert cv["std"] > 0 and 0.7 < cv["mean"] <= 1
+    steps = [e.step for e in events if e.kind == "step"]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # numbered on across folds
+    with pytest.raises(ValueError):
+        cross_validate(spec, 1)

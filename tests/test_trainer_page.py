@@ -145,3 +145,20 @@ def test_cnn_vs_mlp_recipe_trains_both_and_ends_on_the_comparison():
     assert "test accuracy" in text and "points** above" in text and "the time" in text
     assert sum("most common confusions" in m.value for m in at.markdown) == 2
     assert len([c for c in at.get("plotly_chart")]) >= 4  # curves, accuracy vs time, two confusion matrices
+
+
+def test_k_fold_mode_reports_every_fold():
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=60).run()
+    prefix = "trainer_Quick demo (digits)_"
+    at.number_input(key=prefix + "epochs").set_value(2)
+    at.number_input(key=prefix + "folds").set_value(3)
+    at.button[0].click().run()
+    run_dir = runs.list_runs()[0][0]
+    status = runs.wait(run_dir, timeout=300)
+    assert status["state"] == "finished" and status["cv"]["completed"] == 3
+    assert runs.read_spec(run_dir)["folds"] == 3 and len(runs.read_events(run_dir)["fold"]) == 3
+    at.run()
+    assert not at.exception
+    assert any("3-fold cross-validation" in s.value for s in at.success)
+    folds = next(df.value for df in at.dataframe if "fold" in df.value.columns)
+    assert list(folds["fold"]) == [1, 2, 3] and folds["accuracy"].between(0.5, 1).all()

@@ -1,4 +1,4 @@
-"""The end of a grouped recipe (seed 004's CNN vs MLP): its runs compared on one screen."""
+"""End-of-run views too big for the trainer page: a k-fold run's folds, and a grouped recipe's comparison."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,29 @@ from core.evaluate import most_confused
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure
 from core.runs import read_events, read_group, read_spec, read_status, summarize
 from pages._common import cached_checkpoint, cached_report
+
+
+def cv_results(status: dict) -> None:
+    """Mean and spread of a k-fold run's held-out accuracies, and each fold."""
+    import plotly.graph_objects as go
+
+    cv = status["cv"]
+    if not cv["folds"]:
+        st.warning("No fold finished.")
+        return
+    spread = f" +/- {cv['std']:.2%} (standard deviation)" if cv["completed"] > 1 else ""
+    st.success(f"**{cv['k']}-fold cross-validation**: held-out accuracy **{cv['mean']:.2%}**{spread} over "
+               f"{cv['completed']} fold(s), {cv['train_seconds']:.1f} s of training.")
+    left, right = st.columns([2, 3])
+    left.dataframe(pd.DataFrame(cv["folds"]), hide_index=True, width="stretch",
+                   column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+    fig = go.Figure(go.Bar(x=[f"fold {f['fold']}" for f in cv["folds"]], y=[f["accuracy"] for f in cv["folds"]],
+                           text=[f"{f['accuracy']:.2%}" for f in cv["folds"]], textposition="outside"))
+    fig.add_hline(y=cv["mean"], line_dash="dash", annotation_text=f"mean {cv['mean']:.2%}")
+    lo = min(f["accuracy"] for f in cv["folds"])
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), yaxis=dict(tickformat=".1%",
+                      range=[max(0.0, lo - 0.05), 1.0]), title="held-out accuracy per fold")
+    right.plotly_chart(fig, width="stretch", key="trainer_folds")
 
 
 def group_results(run_dirs: list[str] | None) -> None:
