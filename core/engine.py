@@ -62,6 +62,7 @@ class StepEvent:
     images_per_s: float
     train_seconds: float  # training time so far, evaluation excluded
     progress: float  # fraction of the planned steps done
+    metrics: dict = field(default_factory=dict)  # the task's per-batch metrics (e.g. accuracy)
     kind: str = "step"
 
 
@@ -304,7 +305,8 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             batch_size = len(batch[0]) if isinstance(batch[0], torch.Tensor) else cfg.batch_size
             emit(StepEvent(step=result.steps, epoch=epoch, loss=loss_value, lr=current_lr(optimizer),
                            images_per_s=batch_size / max(step_seconds, 1e-9),
-                           train_seconds=result.train_seconds, progress=result.steps / max(planned, 1)))
+                           train_seconds=result.train_seconds, progress=result.steps / max(planned, 1),
+                           metrics=stats))
             if cfg.eval_every_steps and val_loader is not None and result.steps % cfg.eval_every_steps == 0:
                 if average is not None:
                     average.swap_in()

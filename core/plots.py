@@ -20,33 +20,38 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
 
 
 def training_figure(events: dict[str, list[dict]]) -> go.Figure:
-    """Three panels: loss per step (raw and smoothed) with per-epoch train/val loss, accuracy per epoch, LR."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy per epoch", "learning rate"))
-    steps, epochs = events.get("step", []), events.get("epoch", [])
+    """Three panels against the step: loss and accuracy (train per step, smoothed; train and validation per
+    epoch; validation at each mid-epoch evaluation) and the learning rate."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"))
+    steps, epochs, evals = events.get("step", []), events.get("epoch", []), events.get("eval", [])
     if steps:
         x = [s["step"] for s in steps]
         loss = [s["loss"] for s in steps]
         fig.add_scatter(x=x, y=loss, name="loss per step", line=dict(color="#c9d6df", width=1), row=1, col=1)
         fig.add_scatter(x=x, y=smooth(loss), name="smoothed", line=dict(color="#1f77b4"), row=1, col=1)
+        acc = [s.get("metrics", {}).get("accuracy") for s in steps]
+        if any(a is not None for a in acc):
+            fig.add_scatter(x=x, y=smooth([a or 0.0 for a in acc]), name="train accuracy (per step, smoothed)",
+                            line=dict(color="#1f77b4"), showlegend=False, row=1, col=2)
         fig.add_scatter(x=x, y=[s["lr"] for s in steps], name="lr", line=dict(color="#9467bd"),
                         showlegend=False, row=1, col=3)
+    if evals:
+        ev = [e["step"] for e in evals]
+        fig.add_scatter(x=ev, y=[e["metrics"].get("loss") for e in evals], name="validation (every N steps)",
+                        mode="markers", marker=dict(color="#2ca02c", size=5), row=1, col=1)
+        fig.add_scatter(x=ev, y=[e["metrics"].get("accuracy") for e in evals], mode="markers", showlegend=False,
+                        marker=dict(color="#2ca02c", size=5), row=1, col=2)
     if epochs:
         per_epoch = max(1, round(steps[-1]["step"] / max(epochs[-1]["epoch"], 1))) if steps else 1
-        ex = [e["epoch"] * per_epoch for e in epochs]
-        fig.add_scatter(x=ex, y=[e["train"]["loss"] for e in epochs], name="train loss (epoch)",
-                        mode="lines+markers", line=dict(color="#ff7f0e"), row=1, col=1)
-        if epochs[0]["val"]:
-            fig.add_scatter(x=ex, y=[e["val"]["loss"] for e in epochs], name="validation loss",
-                            mode="lines+markers", line=dict(color="#2ca02c"), row=1, col=1)
-        e = [ep["epoch"] for ep in epochs]
-        fig.add_scatter(x=e, y=[ep["train"].get("accuracy") for ep in epochs], name="train accuracy",
-                        mode="lines+markers", line=dict(color="#ff7f0e", dash="dot"), row=1, col=2)
-        if epochs[0]["val"]:
-            fig.add_scatter(x=e, y=[ep["val"].get("accuracy") for ep in epochs], name="validation accuracy",
-                            mode="lines+markers", line=dict(color="#2ca02c", dash="dot"), row=1, col=2)
-    fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
-    fig.update_xaxes(title_text="step", row=1, col=3)
+        ex = [e.get("step") or e["epoch"] * per_epoch for e in epochs]
+        for key, name, colour in (("train", "train (epoch)", "#ff7f0e"), ("val", "validation (epoch)", "#2ca02c")):
+            if epochs[0][key]:
+                fig.add_scatter(x=ex, y=[e[key]["loss"] for e in epochs], name=name, mode="lines+markers",
+                                line=dict(color=colour), row=1, col=1)
+                fig.add_scatter(x=ex, y=[e[key].get("accuracy") for e in epochs], name=name, mode="lines+markers",
+                                line=dict(color=colour), showlegend=False, row=1, col=2)
+    for col in (1, 2, 3):
+        fig.update_xaxes(title_text="step", row=1, col=col)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig

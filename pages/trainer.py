@@ -59,19 +59,24 @@ with st.expander("Settings", expanded=True):
     device = d.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=k + "device")
     folds = a.number_input("Stratified k-fold (0 = off)", 0, 10, base.folds, key=k + "folds",
                            help="Train k models, each scored on the fold of the training set it never saw.")
+    checks = b.number_input("Validations per epoch", 1, 10, 4, key=k + "checks",
+                            help="Score the validation share this many times per epoch: a per-step validation curve.")
     augment = AugmentConfig(translate, hflip, float(rotate), scale)
     try:
+        steps_per_epoch = int(len(cached_dataset(dataset).train_x) * (1 - val_split)) // batch
         sample = cached_dataset(dataset).train_x[:4]
         st.image(enlarge(augmented_grid(sample, augment, copies=6), 360, square=False),
                  caption="four training images, six augmented draws each (what the model sees this run)")
     except DataError as exc:
+        steps_per_epoch = 0
         st.caption(f"No preview: {exc}")
 spec = dataclasses.replace(
     base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
     val_split=val_split, augment=augment, folds=int(folds) if folds != 1 else 0,
     config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
                                schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
-                               threads=int(threads), device=device))
+                               threads=int(threads), device=device,
+                               eval_every_steps=steps_per_epoch // checks if val_split and checks > 1 else 0))
 busy = active_run()
 if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:

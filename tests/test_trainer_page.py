@@ -139,6 +139,9 @@ def test_cnn_vs_mlp_recipe_trains_both_and_ends_on_the_comparison():
     assert [spec["model"] for _, spec, _ in run_dirs] == ["seed004_cnn", "mlp"]
     status = runs.wait(run_dirs[-1][0], timeout=300)
     assert status["state"] == "finished", status
+    events = runs.read_events(run_dirs[0][0])
+    assert len(events["eval"]) >= 2 * 3  # validated 4 times per epoch (the page's default), not just at epoch ends
+    assert "accuracy" in events["step"][-1]["metrics"]
     at.run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
