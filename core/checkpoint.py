@@ -76,6 +76,15 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """Rebuild the model of a checkpoint, load its weights, and return (model in eval mode, card)."""
     folder = resolve(path)
     card = read_card(folder)
+    if card.get("framework") == "keras":  # a Keras run: read model.keras in safe mode, as PyTorch layers
+        from core.byo import ModelFileError, load_model_file
+
+        keras_file = folder / "model.keras"
+        try:
+            model, _ = load_model_file(keras_file.read_bytes(), keras_file.name)
+        except (OSError, ModelFileError) as exc:
+            raise CheckpointError(f"{keras_file}: {exc}") from None
+        return model.to(device).eval(), card
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file missing.")

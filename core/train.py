@@ -50,6 +50,7 @@ class TrainSpec:
     data_dir: str | None = None  # None: $CNN_STUDIO_DATA or the user cache
     snapshots: bool = False  # keep every epoch's weights (float16) in the checkpoint, to watch training
     folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.crossval)
+    framework: str = "torch"  # torch | keras (Keras 3 on TensorFlow, seed models only: core.keras_train)
 
 
 @dataclass
@@ -65,6 +66,10 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
                      control: RunControl | None = None, out: str | Path | None = None,
                      command: str = "") -> TrainOutcome:
     """Run `spec` end to end; with `out`, save the checkpoint and model card there."""
+    if spec.framework == "keras":
+        from core.keras_train import train_keras
+
+        return train_keras(spec, callback, control, out=out, command=command)
     data = load_dataset(spec.dataset, spec.data_dir)
     if spec.augment.hflip and not data.hflip:
         raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
@@ -130,6 +135,7 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
         args += [flag, str(value)] if value else []
     args += ["--snapshots"] if spec.snapshots else []
     args += ["--folds", str(spec.folds)] if spec.folds > 1 else []
+    args += ["--framework", spec.framework] if spec.framework != "torch" else []
     return "python -m core.train " + shlex.join(args + ["--out", str(out)])
 
 
@@ -162,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=0.0, help="augmentation: max zoom fraction")
     p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
     p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
+    p.add_argument("--framework", choices=["torch", "keras"], default="torch",
+                   help="keras: Keras 3 on TensorFlow (seed004_cnn, mlp, seed001_cnn)")
     p.add_argument("--folds", type=int, default=0,
                    help="stratified k-fold cross-validation on the training set (writes cv.json to --out)")
     return p
@@ -183,7 +191,8 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
                      model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
-                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds)
+                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds,
+                     framework=args.framework)
 
 
 def parse_model_options(items: list[str]) -> dict:

@@ -132,3 +132,19 @@ def cached_snapshot(folder: str, epoch: int):
 def cached_checkpoint(folder: str):
     """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it."""
     return load_checkpoint(Path(folder))
+
+
+def zip_uploader(select_key: str) -> None:
+    """Upload an image-folder .zip as a data set; a good one becomes the value of the `select_key` selectbox."""
+    from core.data import DataError
+    from core.data.folder import store_uploaded_zip
+    from core.runs import uploads_dir
+
+    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
+                              "or just <class>/*)", type=["zip"], key="trainer_zip")
+    if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
+        st.session_state.trainer_zip_done = zipped.file_id
+        try:
+            st.session_state[select_key] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
+        except DataError as exc:
+            st.error(f"{zipped.name} cannot be used: {exc}")

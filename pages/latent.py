@@ -10,7 +10,7 @@ from core.data import DataError
 from core.plots import latent_map_figure
 from core.preprocess import preprocess_photo, read_image
 from pages._common import SHARED_INPUT, cached_checkpoint, cached_dataset, enlarge
-from pages._latent import autoencoder_choices, cached_bank, cached_map, cached_tsne
+from pages._latent_data import autoencoder_choices, cached_bank, cached_map, cached_tsne
 
 st.title("Autoencoder latent space")
 choices = autoencoder_choices()

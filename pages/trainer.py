@@ -6,15 +6,15 @@ from pathlib import Path
 import streamlit as st
 
 from core.data import AugmentConfig, DataError, list_datasets
-from core.data.folder import store_uploaded_zip
+from core.keras_train import KERAS_MODELS
 from core.models import list_models
 from core.optim import OPTIMIZERS, SCHEDULES
 from core.plots import confusion_figure, training_figure
 from core.presets import GROUPS, PRESETS, preset
 from core.runs import (active_run, list_runs, read_events, read_group, read_status, request_stop, set_learning_rate,
-                       start_run, start_runs, uploaded_datasets, uploads_dir)
+                       start_run, start_runs, uploaded_datasets)
 from core.viz import augmented_grid
-from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
+from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge, zip_uploader
 from pages._results import cv_results, group_results
 
 st.title("Train a CNN")
@@ -25,14 +25,7 @@ if grouped:
             "them on one screen: accuracy, training time and each one's most common confusions.")
 base, k = preset(name), f"trainer_{name}_"  # widget keys per recipe: choosing a recipe resets the settings
 with st.expander("Settings", expanded=True):
-    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
-                              "or just <class>/*)", type=["zip"], key="trainer_zip")
-    if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
-        st.session_state.trainer_zip_done = zipped.file_id
-        try:
-            st.session_state[k + "data"] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
-        except DataError as exc:
-            st.error(f"{zipped.name} cannot be used: {exc}")
+    zip_uploader(k + "data")
     a, b, c, d = st.columns(4)
     datasets, models = [*list_datasets(), *uploaded_datasets()], list(list_models())
     dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data",
@@ -61,6 +54,10 @@ with st.expander("Settings", expanded=True):
                            help="Train k models, each scored on the fold of the training set it never saw.")
     checks = b.number_input("Validations per epoch", 1, 10, 4, key=k + "checks",
                             help="Score the validation share this many times per epoch: a per-step validation curve.")
+    keras_ok = all(m in KERAS_MODELS for m in (grouped or [model]))
+    framework = c.selectbox("Framework", ["torch", "keras"], key=k + "framework", disabled=not keras_ok,
+                            format_func={"torch": "PyTorch", "keras": "Keras 3 (TensorFlow)"}.get,
+                            help=f"Keras trains the seed models ({', '.join(KERAS_MODELS)}) with TensorFlow.")
     augment = AugmentConfig(translate, hflip, float(rotate), scale)
     try:
         steps_per_epoch = int(len(cached_dataset(dataset).train_x) * (1 - val_split)) // batch
@@ -73,6 +70,7 @@ with st.expander("Settings", expanded=True):
 spec = dataclasses.replace(
     base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
     val_split=val_split, augment=augment, folds=int(folds) if folds != 1 else 0,
+    framework=framework if keras_ok else "torch",
     config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
                                schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
                                threads=int(threads), device=device,

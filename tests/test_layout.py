@@ -20,3 +20,12 @@ def test_pages_are_thin_and_model_free():
         text = path.read_text()
         assert len(text.splitlines()) <= 150, path
         assert "nn.Module" not in text and ".backward(" not in text, path
+
+
+def test_page_files_have_distinct_url_paths():
+    """Streamlit derives a URL from each file name in pages/ without leading underscores and numbers:
+    helpers like _latent.py next to latent.py make every page fail with a duplicate-pathname error."""
+    import re
+
+    stems = [re.sub(r"^[\d_]+", "", p.stem) for p in (ROOT / "pages").glob("*.py") if p.stem != "__init__"]
+    assert len(stems) == len(set(stems)), sorted(stems)

@@ -165,3 +165,28 @@ def test_k_fold_mode_reports_every_fold():
     assert any("3-fold cross-validation" in s.value for s in at.success)
     folds = next(df.value for df in at.dataframe if "fold" in df.value.columns)
     assert list(folds["fold"]) == [1, 2, 3] and folds["accuracy"].between(0.5, 1).all()
+
+
+def test_keras_tensorflow_run_has_the_same_live_events_and_results():
+    pytest.importorskip("tensorflow")
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=60).run()
+    at.selectbox(key="trainer_preset").set_value("Seed 004 CNN (MNIST)").run()
+    prefix = "trainer_Seed 004 CNN (MNIST)_"
+    at.selectbox(key=prefix + "data").set_value("digits")
+    at.number_input(key=prefix + "epochs").set_value(3)
+    at.selectbox(key=prefix + "framework").set_value("keras")
+    at.button[0].click().run()
+    run_dir = runs.list_runs()[0][0]
+    status = runs.wait(run_dir, timeout=300)
+    assert status["state"] == "finished", (status, (run_dir / "worker.log").read_text()[-2000:])
+    assert runs.read_spec(run_dir)["framework"] == "keras" and (run_dir / "model.keras").is_file()
+    events = runs.read_events(run_dir)
+    assert len(events["epoch"]) == 3 and events["step"] and events["epoch"][0]["val"]["accuracy"] > 0
+    at.run()
+    assert not at.exception
+    assert any("Test accuracy" in s.value for s in at.success)
+    assert len(at.get("plotly_chart")) >= 2  # live curves and the confusion matrix of the converted model
+    assert runs.summarize(run_dir, runs.read_spec(run_dir), status)["framework"] == "keras"
+    from core.checkpoint import load_checkpoint
+    _, card = load_checkpoint(run_dir)  # the Draw and Inside pages read it as PyTorch layers
+    assert card["framework"] == "keras" and card["metrics"]["test_accuracy"] == pytest.approx(status["test_accuracy"], abs=1e-4)
