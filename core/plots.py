@@ -165,3 +165,15 @@ def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=
     fig.update_layout(height=520, margin=dict(l=10, r=10, t=30 if title else 10, b=10), title=title,
                       legend=dict(itemsizing="constant"), clickmode="event+select", dragmode="pan")
     return fig
+
+
+def probability_chart(probs, class_names: list[str]):
+    """Horizontal bars of every class probability, the top class highlighted."""
+    top = int(probs.argmax())
+    colours = ["#e4572e" if i == top else "#7f9cb0" for i in range(len(probs))]
+    fig = go.Figure(go.Bar(x=probs, y=[str(c) for c in class_names], orientation="h", marker_color=colours,
+                           text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False))
+    fig.update_layout(height=40 + 26 * len(probs), margin=dict(l=10, r=40, t=10, b=10),
+                      xaxis=dict(range=[0, 1.1], tickformat=".0%"),
+                      yaxis=dict(autorange="reversed", type="category"))
+    return fig

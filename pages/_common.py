@@ -60,7 +60,9 @@ SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the 
 @st.cache_data(show_spinner=False)
 def shipped_cards() -> list[tuple[str, dict]]:
     """(checkpoint folder, model card) for every shipped checkpoint."""
-    return [(str(folder), card) for folder, card in list_checkpoints(paths.SHIPPED_CHECKPOINTS)]
+    order = lambda fc: (fc[1].get("task", "classification") != "classification",  # noqa: E731
+                        fc[1]["dataset"]["name"] != "mnist", fc[0].name)
+    return [(str(folder), card) for folder, card in sorted(list_checkpoints(paths.SHIPPED_CHECKPOINTS), key=order)]
 
 
 def checkpoint_choices() -> dict[str, str]:
@@ -69,25 +71,11 @@ def checkpoint_choices() -> dict[str, str]:
     for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.runs_dir(), "my run")):
         found = list_checkpoints(root)
         if tag == "shipped":  # the digit models first: the Draw page and the demo open on them
-            found.sort(key=lambda fc: (fc[1]["dataset"]["name"] != "mnist", fc[0].name))
+            found = [(Path(f), c) for f, c in shipped_cards()]
         for folder, card in found:
             if card.get("task", "classification") == "classification":
                 choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})"] = str(folder)
     return choices
-
-
-def probability_chart(probs, class_names: list[str]):
-    """Horizontal bars of every class probability, the top class highlighted."""
-    import plotly.graph_objects as go
-
-    top = int(probs.argmax())
-    colours = ["#e4572e" if i == top else "#7f9cb0" for i in range(len(probs))]
-    fig = go.Figure(go.Bar(x=probs, y=[str(c) for c in class_names], orientation="h", marker_color=colours,
-                           text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False))
-    fig.update_layout(height=40 + 26 * len(probs), margin=dict(l=10, r=40, t=10, b=10),
-                      xaxis=dict(range=[0, 1.1], tickformat=".0%"),
-                      yaxis=dict(autorange="reversed", type="category"))
-    return fig
 
 
 def enlarge(image, side: int, square: bool = True):

@@ -8,7 +8,8 @@ import streamlit as st
 from core.inference import input_spec, is_digit_model, predict_proba
 from core.preprocess import (EXAMPLE_STROKES, preprocess_digit, preprocess_photo, read_image, render_strokes,
                              strokes_to_fabric)
-from pages._common import SHARED_INPUT, enlarge, probability_chart
+from core.plots import probability_chart
+from pages._common import SHARED_INPUT, enlarge
 from pages._models import choose_checkpoint
 
 CANVAS = 280

@@ -9,9 +9,9 @@ from core.explain import (activations, canvas_box, class_target, conv_layer_name
                           layer_table, occlusion, saliency)
 from core.inference import input_spec, is_digit_model, predict_proba, to_batch
 from core.preprocess import example_digit, preprocess_photo, read_image
-from core.plots import montage_figure
+from core.plots import montage_figure, probability_chart
 from core.viz import filter_montage, montage, overlay
-from pages._common import SHARED_INPUT, cached_dataset, cached_snapshot, enlarge, probability_chart
+from pages._common import SHARED_INPUT, cached_dataset, cached_snapshot, enlarge
 from pages._models import choose_checkpoint
 
 st.title("Inside the network")
