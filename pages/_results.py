@@ -78,3 +78,18 @@ def group_results(run_dirs: list[str] | None) -> None:
         fig = confusion_figure(report["confusion"], classes)
         fig.update_layout(height=360, title=f"{row['model']}: confusion matrix")
         col.plotly_chart(fig, width="stretch", key=f"group_confusion_{d.name}")
+
+
+def open_elsewhere(run_dir: Path) -> None:
+    """Buttons that open a finished run's model on the Draw or Inside page (it is listed there already)."""
+    from pages._common import checkpoint_choices
+
+    label = next((lbl for lbl, folder in checkpoint_choices().items() if Path(folder) == Path(run_dir)), None)
+    if label is None:
+        return
+    left, right, _ = st.columns([1, 1, 2])
+    for column, key, page, text in ((left, "draw_model", "pages/draw.py", "Try it on the Draw page"),
+                                    (right, "inside_model", "pages/inside.py", "Look inside it")):
+        if column.button(text, key=f"open_{key}_{Path(run_dir).name}", icon=":material/arrow_forward:"):
+            st.session_state[key] = label
+            st.switch_page(page)

@@ -15,7 +15,7 @@ from core.runs import (active_run, list_runs, read_events, read_group, read_stat
                        start_run, start_runs, uploaded_datasets)
 from core.viz import augmented_grid
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge, zip_uploader
-from pages._results import cv_results, group_results
+from pages._results import cv_results, group_results, open_elsewhere
 
 st.title("Train a CNN")
 name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
@@ -138,6 +138,7 @@ if status.get("state") in ("finished", "stopped", "diverged") and (watched / "ca
     model, card = cached_checkpoint(str(watched))
     st.success(f"Test accuracy **{status['test_accuracy']:.2%}** after {status['train_seconds']:.1f} s of "
                f"training. {status.get('message', '')} The model is now listed on the Draw and Inside pages.")
+    open_elsewhere(watched)
     report = cached_report(str(watched))
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_figure(report["confusion"], card["dataset"]["class_names"]), width="stretch",

@@ -137,6 +137,34 @@ def test_trainer_trains_live_in_real_browser(app_url, page):
     assert "Traceback" not in body and "finished: epoch 6" in body
 
 
+def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
+    import re
+
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    page.goto(app_url + "/trainer")
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("200")
+    epochs.press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Start training").click()
+    progress = page.get_by_text(re.compile(r"running: epoch \d+, step \d+"))
+    progress.wait_for(timeout=60_000)
+    step = lambda: int(re.search(r"step (\d+)", progress.inner_text()).group(1))  # noqa: E731
+    first = step()
+    page.wait_for_function("(n) => { const m = document.body.innerText.match(/running: epoch \\d+, step (\\d+)/);"
+                           " return m && +m[1] > n; }", arg=first, timeout=30_000)  # the chart's numbers move
+    page.reload()  # a browser refresh in the middle of the run: the run goes on and is watched again
+    progress.wait_for(timeout=60_000)
+    assert step() > first
+    page.screenshot(path=str(ARTIFACTS / "trainer_after_refresh.png"), full_page=True)
+    page.locator(".st-key-trainer_stop button").click()
+    page.get_by_text("stopped: epoch", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("Stopped by the user", exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "trainer_stopped.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")
+
+
 def test_compare_runs_in_real_browser(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 2200})
     page.goto(app_url + "/runs")

@@ -39,3 +39,22 @@ def test_slider_changes_the_decoded_image(app_url, page):  # noqa: F811
     page.screenshot(path=str(ARTIFACTS / "latent_walk_after.png"), full_page=True)
     assert after_png != before_png
     assert "Traceback" not in page.inner_text("body")
+
+
+def test_uploaded_photo_lands_on_the_map(app_url, page, tmp_path):  # noqa: F811
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGBA", (400, 300), (250, 250, 250, 255))  # a dark trouser shape on a light photo
+    ImageDraw.Draw(photo).polygon([(170, 30), (230, 30), (260, 280), (215, 280), (200, 120), (185, 280),
+                                   (140, 280)], fill=(30, 30, 60, 255))
+    photo.save(tmp_path / "trousers.png")
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(app_url + "/latent")
+    page.get_by_text("its code, decoded").wait_for(timeout=90_000)
+    page.get_by_role("tab", name="Your image").click()
+    page.locator(".st-key-latent_upload input[type=file]").set_input_files(str(tmp_path / "trousers.png"))
+    page.get_by_text("nearest training images in code space", exact=False).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "latent_your_image.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "reconstruction" in body and "Traceback" not in body

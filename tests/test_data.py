@@ -275,3 +275,43 @@ def test_uploaded_zip_is_stored_checked_and_named(tmp_path):
     with pytest.raises(DataError, match="no images"):
         store_uploaded_zip(empty.getvalue(), "empty.zip", tmp_path / "uploads")
     assert len(list((tmp_path / "uploads").glob("*.zip"))) == 1  # refused uploads are not kept
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _image(mode: str, size: tuple[int, int], fmt: str = "PNG") -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, 100).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("files,match", [
+    ({"a.png": _image("L", (8, 8)), "b.png": _image("L", (8, 8))}, "no images in a class folder"),
+    ({"cat/a.txt": b"hello", "dog/b.csv": b"1,2"}, "no images in a class folder"),
+    ({f"cat/{i}.png": _image("L", (8, 8)) for i in range(6)}, "one class folder"),
+])
+def test_bad_uploaded_zips_are_refused_with_the_users_file_name(tmp_path, files, match):
+    from core.data.folder import store_uploaded_zip
+
+    with pytest.raises(DataError, match=match) as err:
+        store_uploaded_zip(_zip(files), "holiday photos.zip", tmp_path)
+    assert "holiday photos.zip" in str(err.value) and not list(tmp_path.glob("*.zip"))
+
+
+def test_zip_of_mixed_sizes_and_modes_reads(tmp_path):
+    from core.data.folder import store_uploaded_zip
+
+    files = {**{f"cat/{i}.png": _image("RGBA", (10 + i, 20)) for i in range(5)},
+             **{f"dog/{i}.jpg": _image("CMYK", (30, 5 + i), "JPEG") for i in range(5)},
+             "dog/x.gif": _image("P", (9, 9), "GIF"), "dog/notes.txt": b"ignored"}
+    ds = load_dataset(store_uploaded_zip(_zip(files), "mixed.zip", tmp_path))
+    assert ds.class_names == ["cat", "dog"] and len(ds.train_x) + len(ds.test_x) == 11
+    assert ds.train_x.shape[1:] == ds.test_x.shape[1:] and ds.train_x.shape[-1] == ds.train_x.shape[-2]

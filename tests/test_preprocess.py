@@ -57,3 +57,36 @@ def test_badly_drawn_test_digits_still_classify(real_data):
     accuracy = float((logits.argmax(1) == data.test_y[idx]).float().mean())
     print(f"badly drawn MNIST test digits after preprocessing: {accuracy:.2%} correct")
     assert accuracy >= 0.98
+
+
+@pytest.mark.parametrize("mode,size,fmt", [("L", (28, 28), "PNG"), ("RGBA", (300, 200), "PNG"), ("P", (64, 64), "GIF"),
+                                           ("I;16", (40, 50), "PNG"), ("CMYK", (90, 60), "JPEG"), ("1", (33, 33), "BMP"),
+                                           ("RGB", (1, 1), "WEBP"), ("RGB", (1000, 3), "PNG"), ("LA", (20, 80), "PNG")])
+def test_uploads_of_any_mode_and_shape_become_model_inputs(mode, size, fmt):
+    import io
+
+    from PIL import Image
+
+    from core.preprocess import preprocess_photo, read_image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, 1 if mode == "1" else 120).save(buffer, format=fmt)
+    for channels, side in ((1, 28), (3, 32)):
+        out = preprocess_photo(read_image(buffer.getvalue()), size=side, channels=channels)
+        assert out.shape == (channels, side, side) and out.dtype == np.uint8
+
+
+def test_unreadable_and_oversized_uploads_are_refused_with_a_reason():
+    import io
+
+    from PIL import Image
+
+    from core.preprocess import MAX_UPLOAD_PIXELS, read_image
+
+    with pytest.raises(ValueError, match="not a readable image"):
+        read_image(b"GIF89a this is not really a gif")
+    side = int(MAX_UPLOAD_PIXELS ** 0.5) + 10
+    buffer = io.BytesIO()
+    Image.new("1", (side, side)).save(buffer, format="PNG")  # tiny file, huge picture
+    with pytest.raises(ValueError, match="megapixels"):
+        read_image(buffer.getvalue())

@@ -79,6 +79,9 @@ def load_image_folder(path: str, name: str | None = None, image_size: int | None
         raise DataError(f"{source} holds no images in a class folder. Expected train/<class>/*.png and "
                         f"test/<class>/*.png (or <class>/*.png), with extensions {sorted(IMAGE_EXTENSIONS)}.")
     class_names = sorted({cls for _, cls in entries})
+    if len(class_names) < 2:
+        raise DataError(f"{source} has one class folder ({class_names[0]!r}); a classifier needs at least two. "
+                        "Put each class's images in its own folder.")
     cache = _cache_path(source, image_size) if source.is_file() else None
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
@@ -156,7 +159,7 @@ def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
         path.write_bytes(data)
     try:
         load_image_folder(str(path))
-    except DataError:
+    except DataError as exc:
         path.unlink(missing_ok=True)
-        raise
+        raise DataError(str(exc).replace(str(path), filename)) from None
     return f"folder:{path}"
