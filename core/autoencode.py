@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.checkpoint import CARD, load_checkpoint, save_checkpoint
-from core.data import load_dataset
+from core.data import AugmentConfig, load_dataset
 from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
 from core.models import build_model, count_parameters
 from core.tasks import ReconstructionTask
@@ -224,13 +224,13 @@ def add_noise(x_uint8: np.ndarray, strength: float, seed: int = 0) -> np.ndarray
 def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs: int = 8, latent_dim: int = 64,
                       kl_weight: float = 0.0, lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
                       max_train: int = 0, data_dir: str | None = None, widths=(32, 64, 128),
-                      log=print) -> dict:
+                      noise: float = 0.0, translate: int = 0, log=print) -> dict:
     """Train through the common engine, measure on the test set, save checkpoint + card; returns the card."""
     ds = load_dataset(dataset, data_dir)
     train_x = ds.train_x[:max_train] if max_train else ds.train_x
     model = build_model(model_name, in_channels=ds.channels, image_size=ds.image_size, latent_dim=latent_dim,
                         widths=list(widths))
-    task = ReconstructionTask(kl_weight=kl_weight)
+    task = ReconstructionTask(kl_weight=kl_weight, noise=noise, augment=AugmentConfig(translate=translate))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
                          schedule="onecycle", seed=seed, channels_last=True, keep_best=False)
     loader = TensorLoader(train_x, batch_size=batch_size, seed=seed)
@@ -249,6 +249,7 @@ def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs:
                         "mean": [0.0] * ds.channels, "std": [1.0] * ds.channels},
             "metrics": {f"test_{k}": round(v, 6) for k, v in metrics.items()},
             "training": {"epochs": result.epochs, "stop_reason": result.reason, "kl_weight": kl_weight,
+                         "input_noise": noise, "translate": translate,
                          "train_seconds": round(result.train_seconds, 1),
                          "wall_seconds": round(time.perf_counter() - started, 1),
                          "config": {"lr": lr, "batch_size": batch_size, "optimizer": "adamw", "schedule": "onecycle",
@@ -303,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--widths", default="32,64,128")
     t.add_argument("--max-train", type=int, default=0, help="use only the first N training images")
+    t.add_argument("--noise", type=float, default=0.0, help="denoising: Gaussian input noise (0-1 pixel scale)")
+    t.add_argument("--translate", type=int, default=0, help="augmentation: random shifts of up to N pixels")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data-dir")
     t.add_argument("--out", required=True)
@@ -316,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             card = train_autoencoder(args.model, args.dataset, args.out, epochs=args.epochs, latent_dim=args.latent_dim,
                                      kl_weight=args.kl_weight, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                                     max_train=args.max_train, data_dir=args.data_dir,
+                                     max_train=args.max_train, data_dir=args.data_dir, noise=args.noise,
+                                     translate=args.translate,
                                      widths=tuple(int(w) for w in args.widths.split(",")))
             m = card["metrics"]
             print(f"test MSE {m['test_mse']:.5f}  PSNR {m['test_psnr']:.2f} dB  SSIM {m['test_ssim']:.4f} -> {args.out}")

@@ -90,6 +90,7 @@ class ReconstructionTask:
     """
     kl_weight: float = 0.0
     noise: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # applied to the training images themselves
     channels_last: bool = True  # NHWC is ~15 % faster for these convs on CPU
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,6 +106,8 @@ class ReconstructionTask:
 
     def training_loss(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
         target = self.prepare(batch[0])
+        if self.augment.active:
+            target = augment_batch(target, self.augment)
         x = (target + self.noise * torch.randn_like(target)).clamp(0, 1) if self.noise else target
         recon, kl = self._forward(model, x, train=True)
         mse = F.mse_loss(recon, target)

@@ -1,6 +1,6 @@
 """Real browser, latent explorer on the shipped Fashion-MNIST autoencoder: the map, then a slider along the
 first principal direction changes the decoded picture. Screenshots: latent_map.png, latent_walk_before.png,
-latent_walk_after.png, latent_your_image.png.
+latent_walk_after.png, latent_your_image.png, latent_vae_interpolate.png, latent_vae_samples.png.
 """
 from __future__ import annotations
 
@@ -58,3 +58,21 @@ def test_uploaded_photo_lands_on_the_map(app_url, page, tmp_path):  # noqa: F811
     page.screenshot(path=str(ARTIFACTS / "latent_your_image.png"), full_page=True)
     body = page.inner_text("body")
     assert "reconstruction" in body and "Traceback" not in body
+
+
+def test_vae_interpolation_and_samples(app_url, page):  # noqa: F811
+    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.goto(app_url + "/latent")
+    page.get_by_text("its code, decoded").wait_for(timeout=90_000)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="fashion_vae", exact=False).click()
+    page.get_by_role("tab", name="Sample").wait_for(timeout=90_000)
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_text("(spherical)", exact=False).wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "latent_vae_interpolate.png"), full_page=True)
+    page.get_by_role("tab", name="Sample").click()
+    page.get_by_text("16 codes drawn from the N(0, I) prior", exact=False).wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "latent_vae_samples.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")

@@ -222,6 +222,7 @@ def test_real_mnist_and_fashion(real_data):
     assert mnist.train_y[:5].tolist() == [5, 0, 4, 1, 9]
     fashion = load_dataset("fashion_mnist", real_data)
     assert fashion.train_y[:3].tolist() == [9, 0, 0] and fashion.num_classes == 10
+    assert fashion.hflip and not mnist.hflip  # mirrored clothes keep their class; mirrored digits do not
 
 
 def test_real_cifar10_from_zip(real_data):

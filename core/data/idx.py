@@ -75,7 +75,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _load_idx_dataset(name: str, label: str, subdir: str, mirrors, md5s, class_names, mean, std,
-                      data_dir: Path) -> Dataset:
+                      data_dir: Path, hflip: bool = False) -> Dataset:
     remotes = [RemoteFile(n, mirrors, m, "gunzipped") for n, m in zip(FILE_NAMES, md5s)]
     folders = [data_dir / subdir / "raw", data_dir / subdir, data_dir / subdir.lower(), data_dir]
     files = find_or_download(label, remotes, folders, download_to=data_dir / subdir / "raw")
@@ -87,7 +87,7 @@ def _load_idx_dataset(name: str, label: str, subdir: str, mirrors, md5s, class_n
         name=name,
         train_x=as_uint8_nchw(train_x), train_y=torch.from_numpy(train_y.astype(np.int64)),
         test_x=as_uint8_nchw(test_x), test_y=torch.from_numpy(test_y.astype(np.int64)),
-        class_names=list(class_names), mean=mean, std=std, hflip=False, source=str(files[0].parent),
+        class_names=list(class_names), mean=mean, std=std, hflip=hflip, source=str(files[0].parent),
     )
 
 
@@ -100,4 +100,5 @@ def load_mnist(data_dir: Path) -> Dataset:
 @register_dataset("fashion_mnist", "Fashion-MNIST clothing, 60k/10k, 28x28 grey (official IDX files)")
 def load_fashion_mnist(data_dir: Path) -> Dataset:
     return _load_idx_dataset("fashion_mnist", "Fashion-MNIST", "FashionMNIST", FASHION_MIRRORS, FASHION_MD5,
-                             FASHION_CLASSES, (0.2860,), (0.3530,), data_dir)
+                             FASHION_CLASSES, (0.2860,), (0.3530,), data_dir,
+                             hflip=True)  # a mirrored shirt or shoe is still a shirt or shoe; a mirrored 3 is not a 3
