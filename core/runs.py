@@ -223,7 +223,8 @@ def summarize(run_dir: Path, spec: dict, status: dict) -> dict:
     epochs = read_events(run_dir)["epoch"]
     augment = ", ".join(f"{k} {v}" for k, v in aug.items() if v) or "none"
     return {"run": Path(run_dir).name, "state": status.get("state", "?"), "data set": spec.get("dataset"),
-            "model": spec.get("model"), "framework": spec.get("framework", "torch"), "parameters": card.get("params"), "epochs": len(epochs),
+            "model": spec.get("model"), "framework": spec.get("framework", "torch"), "parameters": card.get("params"),
+            "epochs": len(epochs),
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule"),
             "batch": cfg.get("batch_size"), "augmentation": augment,
             "best val accuracy": max((e["val"].get("accuracy", 0) for e in epochs if e["val"]), default=None),

@@ -92,4 +92,7 @@ def open_elsewhere(run_dir: Path) -> None:
                                     (right, "inside_model", "pages/inside.py", "Look inside it")):
         if column.button(text, key=f"open_{key}_{Path(run_dir).name}", icon=":material/arrow_forward:"):
             st.session_state[key] = label
-            st.switch_page(page)
+            try:
+                st.switch_page(page)
+            except st.errors.StreamlitAPIException:  # the page runs on its own, without the app's navigation
+                st.info(f"Open {page.split('/')[-1][:-3].title()} from the navigation: {label} is chosen there.")

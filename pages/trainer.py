@@ -79,10 +79,11 @@ busy = active_run()
 if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:
         if grouped:
-            dirs = start_runs([dataclasses.replace(spec, model=m) for m in grouped], group=name)
-            st.session_state["trainer_run"] = str(dirs[0])
+            st.session_state["trainer_run"] = str(start_runs([dataclasses.replace(spec, model=m) for m in grouped],
+                                                             group=name)[0])
         else:
             st.session_state["trainer_run"] = str(start_run(spec))
+        st.session_state["trainer_watch"] = Path(st.session_state["trainer_run"]).name  # watch the new run
     except RuntimeError as exc:
         st.error(str(exc))
 if busy is not None:
@@ -100,7 +101,6 @@ watched = runs[names.index(st.selectbox("Watch run", names, index=names.index(cu
                                         key="trainer_watch"))][0]
 
 
-@st.fragment(run_every=1.0)
 def live(run_dir: Path) -> None:
     status, events = read_status(run_dir), read_events(run_dir)
     steps, state = events["step"], status.get("state", "?")
@@ -128,8 +128,8 @@ def live(run_dir: Path) -> None:
         st.rerun(scope="app")  # the run ended: draw the results below once
 
 
-live(watched)
-status = read_status(watched)
+status = read_status(watched)  # only a run in progress refreshes itself, every second, without rerunning the page
+st.fragment(live, run_every=1.0 if status.get("state") in ("starting", "running", "queued") else None)(watched)
 if status.get("state") in ("failed", "diverged", "interrupted"):
     st.error(status.get("message", "The run failed."))
 if status.get("cv"):

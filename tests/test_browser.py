@@ -110,7 +110,7 @@ def test_scrubber_in_real_browser(app_url, page):
     page.goto(app_url + "/inside")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)
     page.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="mnist_seed004", exact=False).click()
+    page.get_by_role("option", name="mnist_seed004 (seed004_cnn", exact=False).click()
     page.wait_for_timeout(2000)  # the page reruns with the new model
     page.get_by_role("tab", name="Over training").click()
     page.get_by_text("filters after epoch 8").wait_for(timeout=30_000)
@@ -140,7 +140,7 @@ def test_trainer_trains_live_in_real_browser(app_url, page):
 def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
     import re
 
-    page.set_viewport_size({"width": 1400, "height": 1800})
+    page = page.context.browser.new_page(viewport={"width": 1400, "height": 1800})  # a session of its own
     page.goto(app_url + "/trainer")
     epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("200")
@@ -148,7 +148,10 @@ def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Start training").click()
     progress = page.get_by_text(re.compile(r"running: epoch \d+, step \d+"))
-    progress.wait_for(timeout=60_000)
+    try:
+        progress.wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "trainer_refresh_start.png"), full_page=True)
     step = lambda: int(re.search(r"step (\d+)", progress.inner_text()).group(1))  # noqa: E731
     first = step()
     page.wait_for_function("(n) => { const m = document.body.innerText.match(/running: epoch \\d+, step (\\d+)/);"

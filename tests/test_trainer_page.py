@@ -58,10 +58,12 @@ def test_page_starts_a_run_and_shows_results():
     assert not at.exception
     assert any("Test accuracy" in s.value for s in at.success)
     assert any("--epochs 3" in c.value for c in at.code)
-    look = next(b for b in at.button if b.label == "Look inside it")
-    look.click().run()  # switches to the Inside page with this run's model chosen
-    assert not at.exception
-    assert at.selectbox(key="inside_model").value.startswith(run_dir.name)
+    # the whole app (st.navigation), so the button can switch to the Inside page with this run's model
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    app.switch_page("pages/trainer.py").run()
+    next(b for b in app.button if b.label == "Look inside it").click().run()
+    assert not app.exception
+    assert app.selectbox(key="inside_model").value.startswith(run_dir.name)
 
 
 def test_compare_page_shows_runs_and_mistakes():
