@@ -86,14 +86,33 @@ def preprocess_digit(image: np.ndarray, *, size: int = 28, box: int = 20, centre
     return Preprocessed(image=_u8(centred), steps=steps)
 
 
-def preprocess_photo(image: np.ndarray, *, size: int, channels: int) -> np.ndarray:
-    """Resize a photo (any mode) to (channels, size, size) uint8, centre-cropping to a square first."""
+def preprocess_photo(image: np.ndarray, *, size: int, channels: int, dark_background: bool = False) -> np.ndarray:
+    """Resize a photo (any mode) to (channels, size, size) uint8, centre-cropping to a square first.
+
+    dark_background: the model's data shows light objects on black (MNIST, Fashion-MNIST); a grey photo
+    whose border is light (an object on a white table or paper) is inverted to match.
+    """
     img = Image.fromarray(np.asarray(image)).convert("L" if channels == 1 else "RGB")
     side = min(img.size)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
     arr = np.asarray(img, dtype=np.uint8)
+    if channels == 1 and dark_background and needs_inversion(arr):
+        arr = 255 - arr
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
+def needs_inversion(grey: np.ndarray) -> bool:
+    """Whether a grey image has a light background: its outer frame (1/8 of the side) averages above mid-grey."""
+    k = max(1, grey.shape[0] // 8)
+    frame = np.concatenate([grey[:k].ravel(), grey[-k:].ravel(), grey[:, :k].ravel(), grey[:, -k:].ravel()])
+    return float(frame.mean()) > 127
+
+
+def has_dark_background(card: dict) -> bool:
+    """A grey data set of light objects on black (its mean pixel is darker than mid-grey): MNIST, Fashion-MNIST."""
+    ds = card["dataset"]
+    return ds.get("channels", 1) == 1 and float(ds.get("mean", [0.5])[0]) < 0.4
 
 
 def read_image(data: bytes) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import streamlit as st
 
 from core.inference import input_spec, is_digit_model, predict_proba
-from core.preprocess import (EXAMPLE_STROKES, preprocess_digit, preprocess_photo, read_image, render_strokes,
-                             strokes_to_fabric)
+from core.preprocess import (EXAMPLE_STROKES, has_dark_background, preprocess_digit, preprocess_photo, read_image,
+                             render_strokes, strokes_to_fabric)
 from core.plots import probability_chart
 from pages._common import SHARED_INPUT, enlarge
 from pages._models import choose_checkpoint
@@ -80,7 +80,7 @@ else:
     except ValueError as exc:
         st.error(f"Cannot use this file: {exc}.")
         st.stop()
-    image = preprocess_photo(raw, size=size, channels=channels)
+    image = preprocess_photo(raw, size=size, channels=channels, dark_background=has_dark_background(card))
     st.session_state[SHARED_INPUT] = {"image": raw, "source": file.name if hasattr(file, "name") else "camera"}
     left, right = st.columns(2)
     left.image(raw, caption="your image", width=240)

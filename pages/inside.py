@@ -8,7 +8,7 @@ from core.data import DataError
 from core.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
                           layer_table, occlusion, saliency)
 from core.inference import input_spec, is_digit_model, predict_proba, to_batch
-from core.preprocess import example_digit, preprocess_photo, read_image
+from core.preprocess import example_digit, has_dark_background, preprocess_photo, read_image
 from core.plots import montage_figure, probability_chart
 from core.viz import filter_montage, montage, overlay
 from pages._common import SHARED_INPUT, cached_dataset, cached_snapshot, enlarge
@@ -18,7 +18,7 @@ st.title("Inside the network")
 folder, model, card = choose_checkpoint("inside_model")
 label = folder.rsplit("/", 1)[-1]
 channels, size = input_spec(card)
-classes = card["dataset"]["class_names"]
+classes, photo = card["dataset"]["class_names"], {"channels": channels, "dark_background": has_dark_background(card)}
 
 shared = st.session_state.get(SHARED_INPUT)
 sources = (["Drawing from the Draw page"] if shared is not None else []) + ["Test image", "Upload"]
@@ -26,7 +26,7 @@ source = st.radio("Input", sources, horizontal=True, key="inside_source")
 image = None
 if source == "Drawing from the Draw page":
     raw = shared["image"]
-    image = raw if raw.shape == (size, size) and channels == 1 else preprocess_photo(raw, size=size, channels=channels)
+    image = raw if raw.shape == (size, size) and channels == 1 else preprocess_photo(raw, size=size, **photo)
 elif source == "Test image":
     try:
         data = cached_dataset(card["dataset"]["name"])
@@ -41,7 +41,7 @@ else:
     file = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="inside_upload")
     if file is not None:
         try:
-            image = preprocess_photo(read_image(file.getvalue()), size=size, channels=channels)
+            image = preprocess_photo(read_image(file.getvalue()), size=size, **photo)
         except ValueError as exc:
             st.error(f"Cannot use this file: {exc}.")
 if image is None:

@@ -101,9 +101,9 @@ with tabs[4]:
     mine = None
     try:
         if file is not None:
-            mine = preprocess_photo(read_image(file.getvalue()), size=28, channels=1)[0]
+            mine = preprocess_photo(read_image(file.getvalue()), size=28, channels=1, dark_background=True)[0]
         elif shared is not None:
-            mine = preprocess_photo(shared["image"], size=28, channels=1)[0]
+            mine = preprocess_photo(shared["image"], size=28, channels=1, dark_background=True)[0]
             st.caption(f"Using the image from the Draw page ({shared.get('source', 'drawing')}).")
     except ValueError as exc:
         st.error(f"Cannot use this file: {exc}. Upload a PNG, JPEG, BMP, GIF, WebP or TIFF image.")

@@ -90,3 +90,17 @@ def test_unreadable_and_oversized_uploads_are_refused_with_a_reason():
     Image.new("1", (side, side)).save(buffer, format="PNG")  # tiny file, huge picture
     with pytest.raises(ValueError, match="megapixels"):
         read_image(buffer.getvalue())
+
+
+def test_photos_on_light_backgrounds_are_inverted_for_dark_background_models():
+    from core.preprocess import has_dark_background, needs_inversion
+
+    photo = np.full((120, 90, 3), 240, np.uint8)
+    photo[30:90, 35:55] = 20  # a dark object on white paper
+    grey = preprocess_photo(photo, size=28, channels=1, dark_background=True)[0]
+    assert grey[0].mean() < 30 and grey[14, 14] > 200  # black frame, light object, like Fashion-MNIST
+    assert preprocess_photo(photo, size=28, channels=1)[0][0].mean() > 200  # unchanged when not asked
+    assert not needs_inversion(grey) and needs_inversion(255 - grey)
+    assert preprocess_photo(photo, size=32, channels=3, dark_background=True)[:, 0, 0].tolist() == [240] * 3
+    assert has_dark_background({"dataset": {"channels": 1, "mean": [0.286]}})
+    assert not has_dark_background({"dataset": {"channels": 3, "mean": [0.49, 0.48, 0.45]}})
