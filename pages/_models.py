@@ -32,9 +32,10 @@ def upload_panel(select_key: str) -> None:
             try:
                 with st.spinner("Reading the model..."):
                     model, card = load_model_file(file.getvalue(), file.name)
-            except ModelFileError as exc:
-                st.error(f"**{file.name}** cannot be used: {exc}")
-                st.session_state[f"{select_key}_byo_error"] = f"**{file.name}** cannot be used: {exc}"
+            except Exception as exc:  # noqa: BLE001 - ModelFileError explains itself; anything else is a bad file too
+                reason = exc if isinstance(exc, ModelFileError) else f"it could not be read ({type(exc).__name__}: {exc})."
+                st.error(f"**{file.name}** cannot be used: {reason}")
+                st.session_state[f"{select_key}_byo_error"] = f"**{file.name}** cannot be used: {reason}"
             else:
                 label = f"{file.name} (uploaded {card['model']['name']})"
                 models[label] = (model, card)
