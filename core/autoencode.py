@@ -81,16 +81,6 @@ def encode_all(model: nn.Module, x_uint8: torch.Tensor, batch_size: int = 1000) 
                       for i in range(0, len(x_uint8), batch_size)]).numpy()
 
 
-def pca_baseline(train_x: torch.Tensor, test_x: torch.Tensor, components: int = 64) -> dict[str, float]:
-    """Test MSE of reconstructing from the top `components` principal components of the training pixels."""
-    from sklearn.decomposition import PCA
-
-    pca = PCA(components, random_state=0).fit(as_float(train_x).flatten(1).numpy())
-    flat = as_float(test_x).flatten(1).numpy()
-    recon = np.clip(pca.inverse_transform(pca.transform(flat)), 0, 1)
-    return {"mse": float(((recon - flat) ** 2).mean())}
-
-
 # --- the probe table -------------------------------------------------------------------------------------
 
 def probe(features: dict[str, tuple[np.ndarray, np.ndarray]], y_train: np.ndarray, y_test: np.ndarray,

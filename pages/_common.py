@@ -65,17 +65,18 @@ def shipped_cards() -> list[tuple[str, dict]]:
     return [(str(folder), card) for folder, card in sorted(list_checkpoints(paths.SHIPPED_CHECKPOINTS), key=order)]
 
 
+def tagged_checkpoints(task: str):
+    """(folder, card, "shipped" | "my run") of every checkpoint of `task`, the shipped ones first (in the
+    order of `shipped_cards`), then the saved runs."""
+    found = [(Path(f), c, "shipped") for f, c in shipped_cards()]
+    found += [(f, c, "my run") for f, c in list_checkpoints(paths.runs_dir())]
+    return [(f, c, tag) for f, c, tag in found if c.get("task", "classification") == task]
+
+
 def checkpoint_choices() -> dict[str, str]:
-    """Label -> folder for every shipped checkpoint and every saved run, shipped first."""
-    choices = {}
-    for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.runs_dir(), "my run")):
-        found = list_checkpoints(root)
-        if tag == "shipped":  # the digit models first: the Draw page and the demo open on them
-            found = [(Path(f), c) for f, c in shipped_cards()]
-        for folder, card in found:
-            if card.get("task", "classification") == "classification":
-                choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})"] = str(folder)
-    return choices
+    """Label -> folder for every shipped classifier and every saved run, shipped first (digit models first)."""
+    return {f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})": str(folder)
+            for folder, card, tag in tagged_checkpoints("classification")}
 
 
 def enlarge(image, side: int, square: bool = True):

@@ -5,10 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import paths
 from core.autoencode import latent_map, tsne_layout
-from core.checkpoint import list_checkpoints
-from pages._common import cached_checkpoint, cached_dataset
+from pages._common import cached_checkpoint, cached_dataset, tagged_checkpoints
 
 MAP_SIZE = 2000  # test images on the map
 BANK_SIZE = 10000  # training images searched for nearest neighbours
@@ -16,14 +14,9 @@ BANK_SIZE = 10000  # training images searched for nearest neighbours
 
 def autoencoder_choices() -> dict[str, str]:
     """Label -> folder of every shipped or saved autoencoder checkpoint."""
-    choices = {}
-    for root, tag in ((paths.SHIPPED_CHECKPOINTS, "shipped"), (paths.runs_dir(), "my run")):
-        for folder, card in list_checkpoints(root):
-            if card.get("task") == "reconstruction":
-                m = card.get("metrics", {})
-                choices[f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, test MSE "
-                        f"{m.get('test_mse', float('nan')):.4f}, {tag})"] = str(folder)
-    return choices
+    return {f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, test MSE "
+            f"{card.get('metrics', {}).get('test_mse', float('nan')):.4f}, {tag})": str(folder)
+            for folder, card, tag in tagged_checkpoints("reconstruction")}
 
 
 @st.cache_resource(show_spinner="Encoding the map's test images...")

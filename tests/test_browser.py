@@ -119,14 +119,19 @@ def test_scrubber_in_real_browser(app_url, page):
     page.screenshot(path=str(ARTIFACTS / "inside_scrubber.png"), full_page=True)
 
 
-def test_trainer_trains_live_in_real_browser(app_url, page):
-    page.set_viewport_size({"width": 1400, "height": 1800})
+def start_quick_demo(page, app_url: str, epochs: int) -> None:
+    """Open the trainer on its default recipe (digits), set the epochs and press Start."""
     page.goto(app_url + "/trainer")
-    epochs = page.get_by_label("Epochs", exact=True)
-    epochs.fill("6")
-    epochs.press("Enter")
+    field = page.get_by_label("Epochs", exact=True)
+    field.fill(str(epochs))
+    field.press("Enter")
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Start training").click()
+
+
+def test_trainer_trains_live_in_real_browser(app_url, page):
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    start_quick_demo(page, app_url, epochs=6)
     page.get_by_text("running: epoch", exact=False).wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "trainer_live.png"), full_page=True)
@@ -141,12 +146,7 @@ def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
     import re
 
     page = page.context.browser.new_page(viewport={"width": 1400, "height": 1800})  # a session of its own
-    page.goto(app_url + "/trainer")
-    epochs = page.get_by_label("Epochs", exact=True)
-    epochs.fill("200")
-    epochs.press("Enter")
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Start training").click()
+    start_quick_demo(page, app_url, epochs=200)
     progress = page.get_by_text(re.compile(r"running: epoch \d+, step \d+"))
     try:
         progress.wait_for(timeout=60_000)
