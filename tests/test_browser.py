@@ -113,8 +113,8 @@ def test_scrubber_in_real_browser(app_url, page):
     page.get_by_role("option", name="mnist_seed004 (seed004_cnn", exact=False).click()
     page.wait_for_timeout(2000)  # the page reruns with the new model
     page.get_by_role("tab", name="Over training").click()
-    page.get_by_text("filters after epoch 8").wait_for(timeout=30_000)
-    page.get_by_text("Grad-CAM for 0 after epoch 8", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("filters after epoch 8").first.wait_for(timeout=30_000)
+    page.get_by_text("Grad-CAM for 0 after epoch 8", exact=False).first.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "inside_scrubber.png"), full_page=True)
 
@@ -132,7 +132,7 @@ def start_quick_demo(page, app_url: str, epochs: int) -> None:
 def test_trainer_trains_live_in_real_browser(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1800})
     start_quick_demo(page, app_url, epochs=6)
-    page.get_by_text("running: epoch", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("running: epoch", exact=False).first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "trainer_live.png"), full_page=True)
     page.get_by_text("Test accuracy", exact=False).first.wait_for(timeout=120_000)
@@ -147,7 +147,7 @@ def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
 
     page = page.context.browser.new_page(viewport={"width": 1400, "height": 1800})  # a session of its own
     start_quick_demo(page, app_url, epochs=200)
-    progress = page.get_by_text(re.compile(r"running: epoch \d+, step \d+"))
+    progress = page.get_by_text(re.compile(r"running: epoch \d+, step \d+")).first
     try:
         progress.wait_for(timeout=60_000)
     finally:
@@ -161,7 +161,7 @@ def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
     assert step() > first
     page.screenshot(path=str(ARTIFACTS / "trainer_after_refresh.png"), full_page=True)
     page.locator(".st-key-trainer_stop button").click()
-    page.get_by_text("stopped: epoch", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("stopped: epoch", exact=False).first.wait_for(timeout=60_000)
     page.get_by_text("Stopped by the user", exact=False).first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "trainer_stopped.png"), full_page=True)
@@ -171,8 +171,8 @@ def test_trainer_survives_a_refresh_and_stops_in_real_browser(app_url, page):
 def test_compare_runs_in_real_browser(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 2200})
     page.goto(app_url + "/runs")
-    page.get_by_text("One run's mistakes").wait_for(timeout=60_000)
-    page.get_by_text("Most confidently").wait_for(timeout=30_000)
+    page.get_by_text("One run's mistakes").first.wait_for(timeout=60_000)
+    page.get_by_text("Most confidently").first.wait_for(timeout=30_000)
     page.wait_for_timeout(2500)
     page.screenshot(path=str(ARTIFACTS / "compare_runs.png"), full_page=True)
     body = page.inner_text("body")
@@ -212,7 +212,7 @@ def test_channel_click_and_uploaded_keras_model_in_real_browser(app_url, page, t
     seed001_keras().save(tmp_path / "mnist_cnn_best.h5")
     page.get_by_text("Bring your own model").first.click()
     page.locator(".st-key-inside_model_byo_file input[type=file]").set_input_files(str(tmp_path / "mnist_cnn_best.h5"))
-    page.get_by_text("Keras .h5 from mnist_cnn_best.h5", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("Keras .h5 from mnist_cnn_best.h5", exact=False).first.wait_for(timeout=60_000)
     page.get_by_role("tab", name="Grad-CAM & saliency").click()
     page.get_by_text("Grad-CAM at conv3", exact=False).first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)

@@ -43,7 +43,7 @@ def test_drawing_updates_the_prediction(app_url, page):  # noqa: F811
     page.screenshot(path=str(ARTIFACTS / "draw_example.png"), full_page=True)
 
     page.get_by_role("button", name="Clear").click()
-    page.get_by_text("The canvas is empty").wait_for(timeout=30_000)
+    page.get_by_text("The canvas is empty").first.wait_for(timeout=30_000)
     # the cleared canvas is a new component: wait until the old one has left the page
     from playwright.sync_api import expect
 

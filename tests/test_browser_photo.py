@@ -26,7 +26,7 @@ def choose_fashion_model(page, app_url):  # noqa: F811
     page.locator("[data-testid='stSelectbox']").first.wait_for(timeout=60_000)
     page.locator("[data-testid='stSelectbox']").first.click()
     page.get_by_role("option", name="fashion_fast_cnn", exact=False).click()
-    page.get_by_text("upload a picture or use the camera", exact=False).wait_for(timeout=30_000)
+    page.get_by_text("upload a picture or use the camera", exact=False).first.wait_for(timeout=30_000)
 
 
 def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path, monkeypatch):  # noqa: F811
