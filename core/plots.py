@@ -177,3 +177,60 @@ def probability_chart(probs, class_names: list[str]):
                       xaxis=dict(range=[0, 1.1], tickformat=".0%"),
                       yaxis=dict(autorange="reversed", type="category"))
     return fig
+
+
+def composition_figure(image, true_x, pred_x, *, labels=None) -> go.Figure:
+    """A composed Multi-MNIST image with the true x-centres (dashed green) and the predicted ones (orange),
+    each predicted marker labelled with the predicted digit when `labels` are given."""
+    from core.viz import to_rgb
+
+    h, w = np.asarray(image).shape[:2]
+    fig = go.Figure(go.Image(z=to_rgb(image), hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    for i, x in enumerate(true_x):
+        if x is not None:
+            fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5, line=dict(color="#2ca02c", width=3, dash="dash"))
+    for i, x in enumerate(pred_x):
+        fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5, line=dict(color="#ff7f0e", width=3))
+        text = f"{labels[i]} @ {x:.1f}" if labels is not None else f"{x:.1f}"
+        fig.add_annotation(x=x, y=-0.5, text=text, showarrow=False, yanchor="bottom", font=dict(color="#ff7f0e", size=14))
+    fig.add_scatter(x=[None], y=[None], mode="lines", name="true x-centre", line=dict(color="#2ca02c", dash="dash"))
+    fig.add_scatter(x=[None], y=[None], mode="lines", name="predicted x-centre", line=dict(color="#ff7f0e"))
+    fig.update_layout(height=int(60 + 560 * h / w), margin=dict(l=0, r=0, t=30, b=0), dragmode=False,
+                      legend=dict(orientation="h", y=-0.05, yanchor="top"))
+    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5])
+    return fig
+
+
+def ctc_figure(image, probs, alignment, *, column_px: float) -> go.Figure:
+    """A digit string above the CRNN's per-column class probabilities (blank, 0..9) on the same x axis;
+    the CTC alignment is drawn as the path of boxes it takes and each emitted digit is written on top."""
+    from plotly.subplots import make_subplots
+
+    from core.viz import to_rgb
+
+    probs = np.asarray(probs)
+    t_len, n_cls = probs.shape
+    h, w = np.asarray(image).shape[:2]
+    names = ["blank"] + [str(d) for d in range(n_cls - 1)]
+    centres = (np.arange(t_len) + 0.5) * column_px - 0.5
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.35, 0.65], vertical_spacing=0.04)
+    fig.add_trace(go.Image(z=to_rgb(image), hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=probs.T, x=centres, y=names, colorscale="Viridis", zmin=0, zmax=1,
+                             colorbar=dict(title="p", len=0.6, y=0.3), customdata=np.tile(np.arange(t_len), (n_cls, 1)),
+                             hovertemplate="column %{customdata}<br>%{y}: %{z:.3f}<extra></extra>"), row=2, col=1)
+    fig.add_trace(go.Scatter(x=centres, y=[names[c] for c in alignment], mode="lines+markers", name="CTC alignment",
+                             line=dict(color="#e4572e", width=2), marker=dict(symbol="square-open", size=12,
+                             color="#e4572e")), row=2, col=1)
+    prev = 0
+    for t, c in enumerate(alignment):
+        if c != 0 and c != prev:
+            fig.add_annotation(x=centres[t], y=-0.5, text=f"<b>{names[c]}</b>", showarrow=False, yanchor="bottom",
+                               font=dict(color="#e4572e", size=18), row=1, col=1)
+        prev = c
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, dragmode=False)
+    fig.update_xaxes(range=[-0.5, w - 0.5], showticklabels=False, row=1, col=1)
+    fig.update_xaxes(range=[-0.5, w - 0.5], title="x (pixels)", row=2, col=1)
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], row=1, col=1)
+    fig.update_yaxes(autorange="reversed", type="category", row=2, col=1)
+    return fig

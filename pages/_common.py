@@ -45,6 +45,9 @@ PAGES = [
     PageInfo("Play", "pages/draw.py", "Draw", ":material/draw:",
              "Draw a digit and watch every class probability update after each stroke; see each MNIST "
              "preprocessing step. Models of photo data sets take an upload or the camera instead."),
+    PageInfo("Play", "pages/composer.py", "Multi-MNIST composer", ":material/join:",
+             "Place two digits and get both back with their x-centres from one multi-task CNN, with Grad-CAM for "
+             "each head; or write a digit string and watch a CRNN read it column by column (CTC alignment, beam)."),
     PageInfo("Explain", "pages/inside.py", "Inside the network", ":material/layers:",
              "Every layer's output shape and activations, conv filters, Grad-CAM for any class, gradient "
              "saliency, an occlusion map, a box you draw to hide part of the input while the confidence "

@@ -1,0 +1,124 @@
+"""Multi-MNIST composer: place two digits, see the multi-task CNN's digits, x-centres and per-head Grad-CAM;
+or compose a digit string and watch the CRNN read it column by column."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.data import DataError
+from core.data.multimnist import DIGIT, compose
+from core.multidigit import head_cams, pair_prediction
+from core.plots import composition_figure, probability_chart
+from core.preprocess import example_digit, preprocess_digit
+from core.viz import overlay
+from pages._common import cached_checkpoint, cached_dataset, enlarge, tagged_checkpoints
+from pages._strings import string_mode
+
+st.title("Multi-MNIST composer")
+mode = st.segmented_control("What to compose", ["Two digits", "A digit string"], default="Two digits",
+                            key="composer_mode") or "Two digits"
+try:
+    mnist = cached_dataset("mnist")
+except DataError as exc:
+    mnist = None
+    st.warning(f"The MNIST test digits are not available here, so only drawn digits can be placed. {exc}")
+
+if mode == "A digit string":
+    string_mode(mnist)
+    st.stop()
+
+models = {f"{f.name} ({tag})": str(f) for f, _, tag in tagged_checkpoints("multi_digit")}
+if not models:
+    st.error("No multi-task checkpoint found. Train one: `python -m core.multidigit train-pair --out "
+             "checkpoints/mnist_pair_cnn`.")
+    st.stop()
+model, card = cached_checkpoint(models[st.selectbox("Multi-task model", list(models), key="composer_model")])
+width = card["generator"]["width"]
+st.caption(f"Shared conv backbone with two heads: both digits (2 x 10 classes) and both x-centres (pixels), "
+           f"trained with CE + {card['training']['lambda']:g} x MSE on composed {DIGIT}x{width} images.")
+
+
+def digit_slot(side: str, default_class: int, default_x: int):
+    """One digit's source and position; returns (28x28 tile, true class or None, left edge in px)."""
+    st.markdown(f"**{side.title()} digit**")
+    sources = ["Test digit", "Random", "Draw"] if mnist is not None else ["Draw"]
+    source = st.radio("Source", sources, horizontal=True, key=f"composer_{side}_source", label_visibility="collapsed")
+    tile, truth = None, None
+    if source == "Test digit":
+        a, b = st.columns(2)
+        truth = a.selectbox("Class", range(10), index=default_class, key=f"composer_{side}_class")
+        pool = np.nonzero(mnist.test_y.numpy() == truth)[0]
+        index = b.number_input(f"Index (of {len(pool)})", 0, len(pool) - 1, 0, key=f"composer_{side}_index")
+        tile = mnist.test_x[pool[index], 0].numpy()
+    elif source == "Random":
+        if st.button("Another random digit", key=f"composer_{side}_reroll", icon=":material/casino:"):
+            st.session_state[f"composer_{side}_seed"] = st.session_state.get(f"composer_{side}_seed", 0) + 1
+        pick = np.random.default_rng([st.session_state.get(f"composer_{side}_seed", 0), side == "right"])
+        index = int(pick.integers(len(mnist.test_y)))
+        tile, truth = mnist.test_x[index, 0].numpy(), int(mnist.test_y[index])
+    else:
+        from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
+
+        drawn = st_canvas(stroke_width=14, stroke_color="#FFFFFF", background_color="#000000", height=168, width=168,
+                          drawing_mode="freedraw", return_image_data=True, key=f"composer_{side}_canvas")
+        prep = preprocess_digit(drawn.image_data) if drawn is not None and drawn.image_data is not None else None
+        tile = prep.image if prep is not None and not prep.empty else example_digit(DIGIT)
+        if prep is None or prep.empty:
+            st.caption("Draw a digit here (until then: the example digit).")
+    x = st.slider("Position (left edge, px)", 0, width - DIGIT, default_x, key=f"composer_{side}_x")
+    return tile, truth, x
+
+
+left_col, right_col, settings = st.columns([2, 2, 1.3], gap="medium")
+with left_col:
+    left = digit_slot("left", 3, max(0, width // 2 - DIGIT - 2))
+with right_col:
+    right = digit_slot("right", 7, min(width - DIGIT, width // 2 + 2))
+with settings:
+    noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
+    overlap = max(0, DIGIT - abs(right[2] - left[2]))
+    st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card['generator']['max_overlap']} px.")
+    saliency_too = st.toggle("Saliency as well", key="composer_saliency",
+                             help="Add |d output / d pixel| for each head, beside its Grad-CAM.")
+
+image, centres = compose([left[0], right[0]], [left[2], right[2]], width=width, noise=noise, seed=1)
+order = np.argsort(centres, kind="stable")  # the model answers left to right, wherever each slot's digit is
+truths = [(left, right)[i][1] for i in order]
+true_x = centres[order]
+probs, pred_x = pair_prediction(model, card, image)
+digits = tuple(int(p.argmax()) for p in probs)
+
+st.plotly_chart(composition_figure(image, true_x, pred_x, labels=digits), width="stretch", key="composer_figure",
+                config={"displayModeBar": False})
+cols = st.columns(4)
+for i, name in enumerate(["Left", "Right"]):
+    verdict = "" if truths[i] is None else (" (right)" if digits[i] == truths[i] else f" (wrong: it is {truths[i]})")
+    cols[2 * i].metric(f"{name} digit", str(digits[i]), f"{probs[i].max():.1%}{verdict}", delta_color="off", delta_arrow="off")
+    cols[2 * i + 1].metric(f"{name} x-centre", f"{pred_x[i]:.1f} px", f"error {pred_x[i] - true_x[i]:+.2f} px",
+                           delta_color="off", delta_arrow="off")
+with st.expander("Both heads' class probabilities"):
+    a, b = st.columns(2)
+    a.plotly_chart(probability_chart(probs[0], [str(d) for d in range(10)]), width="stretch", key="composer_p0")
+    b.plotly_chart(probability_chart(probs[1], [str(d) for d in range(10)]), width="stretch", key="composer_p1")
+
+st.subheader("Where each head looks")
+st.caption("Grad-CAM per output of the one network, at the last conv layer of the shared backbone: each digit head "
+           "for its predicted class, and each x-centre regression output (evidence that pushes that x up).")
+cams = head_cams(model, card, image, digits)
+side = 2 * max(image.shape)
+for (name, cam), col in zip(cams.items(), st.columns(4)):
+    col.image(enlarge(overlay(image, cam), side, square=False), caption=f"Grad-CAM: {name}", width="stretch")
+if saliency_too:
+    from core.multidigit import head_saliency
+
+    for (name, sal), col in zip(head_saliency(model, card, image, digits).items(), st.columns(4)):
+        col.image(enlarge(overlay(image, sal), side, square=False), caption=f"saliency: {name}", width="stretch")
+
+sweep = card.get("lambda_sweep")
+if sweep:
+    st.subheader("What lambda does")
+    st.caption(f"loss = CE + lambda x MSE(x / 28). One run per lambda, same data and seed, {sweep['epochs']} epoch(s) of "
+               f"{sweep['n_train']:,} images; measured on fresh test compositions. `{sweep['command']}`")
+    st.dataframe(pd.DataFrame(sweep["rows"]), hide_index=True, column_config={
+        "both_digits_accuracy": st.column_config.NumberColumn("both digits right", format="percent"),
+        "x_mae_px": st.column_config.NumberColumn("x MAE (px)", format="%.2f"),
+        "train_seconds": st.column_config.NumberColumn("training (s)", format="%.0f")})

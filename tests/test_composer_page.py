@@ -1,0 +1,87 @@
+"""AppTest for the Multi-MNIST composer on small pair and CRNN models trained here on real MNIST digits."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.multidigit import sweep, train_crnn, train_pair
+from tests.conftest import ROOT
+
+SMALL = {"channels": (8, 16, 16), "hidden": 32}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, real_data_module):
+    folder = tmp_path_factory.mktemp("runs")
+    quiet = {"data_dir": str(real_data_module), "log": lambda *_: None, "eval_n": 200}
+    train_pair(folder / "tiny_pair", epochs=1, n_train=512, **SMALL, **quiet)
+    train_crnn(folder / "tiny_crnn", epochs=1, n_train=256, channels=(8, 16, 16, 16), hidden=16, **quiet)
+    rows = [{"lambda": 0.0, "both_digits_accuracy": 0.5, "x_mae_px": 9.0, "train_seconds": 1.0}]
+    card = json.loads((folder / "tiny_pair" / "card.json").read_text())
+    card["lambda_sweep"] = {"rows": rows, "epochs": 1, "n_train": 512, "command": "python -m core.multidigit sweep"}
+    (folder / "tiny_pair" / "card.json").write_text(json.dumps(card))
+    return folder
+
+
+def open_page(runs, monkeypatch, real_data_module, **state):
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(runs))
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data_module))
+    at = AppTest.from_file(str(ROOT / "pages" / "composer.py"), default_timeout=120)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    if not at.exception and any(s.key == "composer_model" for s in at.selectbox):
+        label = next(o for o in at.selectbox(key="composer_model").options if "tiny_pair" in o)
+        at.selectbox(key="composer_model").set_value(label).run()
+    return at
+
+
+def metrics(at) -> dict:
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+def test_pair_mode_shows_both_digits_positions_and_a_cam_per_head(runs, monkeypatch, real_data_module):
+    at = open_page(runs, monkeypatch, real_data_module)
+    assert not at.exception
+    shown = metrics(at)
+    assert {"Left digit", "Right digit", "Left x-centre", "Right x-centre"} <= set(shown)
+    assert shown["Left x-centre"][1].startswith("error ")
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    for head in ("left digit is", "right digit is", "left x-centre", "right x-centre"):
+        assert f"Grad-CAM: {head}" in captions
+    assert "What lambda does" in [h.value for h in at.subheader]
+
+
+def test_changing_a_digit_and_moving_it_updates_the_answer(runs, monkeypatch, real_data_module):
+    at = open_page(runs, monkeypatch, real_data_module)
+    before = metrics(at)
+    at.selectbox(key="composer_left_class").set_value(8).run()
+    at.slider(key="composer_left_x").set_value(0).run()
+    after = metrics(at)
+    assert not at.exception and after["Left x-centre"] != before["Left x-centre"]
+    assert "it is 8" in after["Left digit"][1] or after["Left digit"][0] == "8"
+    at.slider(key="composer_right_x").set_value(10).run()  # the right slot's digit now lies left of the other
+    assert not at.exception and "Tiles overlap" in metrics(at)
+
+
+def test_saliency_toggle_and_noise(runs, monkeypatch, real_data_module):
+    at = open_page(runs, monkeypatch, real_data_module)
+    at.toggle(key="composer_saliency").set_value(True).run()
+    at.slider(key="composer_noise").set_value(0.3).run()
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    assert not at.exception and "saliency: left x-centre" in captions
+
+
+def test_sequence_mode_reads_a_string(runs, monkeypatch, real_data_module):
+    at = open_page(runs, monkeypatch, real_data_module, composer_mode="A digit string")
+    label = next(o for o in at.selectbox(key="composer_crnn").options if "tiny_crnn" in o)
+    at.selectbox(key="composer_crnn").set_value(label).run()
+    assert not at.exception
+    shown = metrics(at)
+    assert "CRNN reads (beam)" in shown and "Greedy (best path)" in shown
+    assert len(at.dataframe) >= 1
+    at.text_input(key="composer_text").set_value("12a").run()
+    assert "digits only" in " ".join(w.value for w in at.warning)
+    at.text_input(key="composer_text").set_value("123456").run()
+    at.slider(key="composer_gap").set_value(10).run()
+    assert "do not fit" in " ".join(w.value for w in at.warning)
