@@ -94,8 +94,15 @@ def _normalise(m: torch.Tensor) -> torch.Tensor:
     return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(m)
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None = None) -> torch.Tensor:
-    """Grad-CAM maps (B, H, W) in [0, 1] at the input's resolution, for `target` at `layer`."""
+def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None = None,
+             hires: bool = False) -> torch.Tensor:
+    """Grad-CAM maps (B, H, W) in [0, 1] at the input's resolution, for `target` at `layer`.
+
+    hires=True computes HiResCAM (Draelos & Carin, 2020): gradient x activation at every position,
+    summed over channels, instead of weighting each channel by its spatially averaged gradient. For
+    heads that read a flattened map with position-specific weights (the multi-task pair CNN) averaging
+    the gradient mixes up positions, and HiResCAM shows the locations the output actually used.
+    """
     layer = layer or default_cam_layer(model)
     was_training = model.training
     model.eval()
@@ -107,7 +114,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | Non
             raise ValueError(f"layer {layer!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (B, C, H, W)")
         (grads,) = torch.autograd.grad(score, act)
     model.train(was_training)
-    weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1): how much each channel pushes the target
+    weights = grads if hires else grads.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1): each channel's push
     cam = F.relu((weights * act.detach()).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return _normalise(cam)

@@ -138,13 +138,14 @@ def _batch(card: dict, image: np.ndarray) -> torch.Tensor:
     return normalize(torch.from_numpy(np.asarray(image))[None, None], ds["mean"], ds["std"])
 
 
-def head_cams(model, card: dict, image: np.ndarray, digits: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Grad-CAM of each output of the multi-task model: the left and right digit heads (for the classes
-    in `digits`) and the two x regression outputs, at the backbone's last conv layer: name -> (28, W)."""
+def head_cams(model, card: dict, image: np.ndarray, digits: tuple[int, int], hires: bool = True) -> dict[str, np.ndarray]:
+    """HiResCAM (or plain Grad-CAM) of each output of the multi-task model: the left and right digit heads
+    (for the classes in `digits`) and the two x regression outputs, at the backbone's last conv layer:
+    name -> (28, W) in [0, 1]. See `core.explain.grad_cam` for why HiResCAM suits these heads."""
     from core.explain import grad_cam
 
     x = _batch(card, image)
-    return {name: grad_cam(model, x, target)[0].numpy() for name, target in _head_targets(digits).items()}
+    return {name: grad_cam(model, x, target, hires=hires)[0].numpy() for name, target in _head_targets(digits).items()}
 
 
 def head_saliency(model, card: dict, image: np.ndarray, digits: tuple[int, int]) -> dict[str, np.ndarray]:

@@ -186,13 +186,12 @@ def composition_figure(image, true_x, pred_x, *, labels=None) -> go.Figure:
 
     h, w = np.asarray(image).shape[:2]
     fig = go.Figure(go.Image(z=to_rgb(image), hovertemplate="x %{x}, y %{y}<extra></extra>"))
-    for i, x in enumerate(true_x):
-        if x is not None:
-            fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5, line=dict(color="#2ca02c", width=3, dash="dash"))
     for i, x in enumerate(pred_x):
-        fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5, line=dict(color="#ff7f0e", width=3))
+        fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5, line=dict(color="#ff7f0e", width=5), opacity=0.8)
         text = f"{labels[i]} @ {x:.1f}" if labels is not None else f"{x:.1f}"
         fig.add_annotation(x=x, y=-0.5, text=text, showarrow=False, yanchor="bottom", font=dict(color="#ff7f0e", size=14))
+    for x in true_x:  # drawn over the predictions, so both show when they coincide
+        fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=h - 0.5, line=dict(color="#2ca02c", width=2, dash="dash"))
     fig.add_scatter(x=[None], y=[None], mode="lines", name="true x-centre", line=dict(color="#2ca02c", dash="dash"))
     fig.add_scatter(x=[None], y=[None], mode="lines", name="predicted x-centre", line=dict(color="#ff7f0e"))
     fig.update_layout(height=int(60 + 560 * h / w), margin=dict(l=0, r=0, t=30, b=0), dragmode=False,

@@ -77,8 +77,9 @@ with settings:
     noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
     overlap = max(0, DIGIT - abs(right[2] - left[2]))
     st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card['generator']['max_overlap']} px.")
-    saliency_too = st.toggle("Saliency as well", key="composer_saliency",
-                             help="Add |d output / d pixel| for each head, beside its Grad-CAM.")
+    method = st.radio("Attribution", ["HiResCAM", "Grad-CAM", "Saliency"], key="composer_method", horizontal=True,
+                      help="HiResCAM: gradient x activation per position (faithful for these heads); Grad-CAM: "
+                           "channel-averaged gradients; saliency: |d output / d pixel|.")
 
 image, centres = compose([left[0], right[0]], [left[2], right[2]], width=width, noise=noise, seed=1)
 order = np.argsort(centres, kind="stable")  # the model answers left to right, wherever each slot's digit is
@@ -101,17 +102,19 @@ with st.expander("Both heads' class probabilities"):
     b.plotly_chart(probability_chart(probs[1], [str(d) for d in range(10)]), width="stretch", key="composer_p1")
 
 st.subheader("Where each head looks")
-st.caption("Grad-CAM per output of the one network, at the last conv layer of the shared backbone: each digit head "
-           "for its predicted class, and each x-centre regression output (evidence that pushes that x up).")
-cams = head_cams(model, card, image, digits)
-side = 2 * max(image.shape)
-for (name, cam), col in zip(cams.items(), st.columns(4)):
-    col.image(enlarge(overlay(image, cam), side, square=False), caption=f"Grad-CAM: {name}", width="stretch")
-if saliency_too:
+st.caption(f"{method} for each output of the one network: each digit head for its predicted class, and each x-centre "
+           "regression output (evidence that pushes that x up). The heads read the backbone's last map flattened, "
+           "position by position; Grad-CAM averages each channel's gradient over positions, so it often cannot "
+           "tell which digit a head used, and HiResCAM (gradient x activation at every position) can.")
+if method == "Saliency":
     from core.multidigit import head_saliency
 
-    for (name, sal), col in zip(head_saliency(model, card, image, digits).items(), st.columns(4)):
-        col.image(enlarge(overlay(image, sal), side, square=False), caption=f"saliency: {name}", width="stretch")
+    maps = head_saliency(model, card, image, digits)
+else:
+    maps = head_cams(model, card, image, digits, hires=method == "HiResCAM")
+side = 2 * max(image.shape)
+for (name, heat), col in zip(maps.items(), st.columns(4)):
+    col.image(enlarge(overlay(image, heat), side, square=False), caption=f"{method}: {name}", width="stretch")
 
 sweep = card.get("lambda_sweep")
 if sweep:

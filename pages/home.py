@@ -13,6 +13,16 @@ st.markdown("Train convolutional networks on real image data, watch them learn, 
             "format with a model card.")
 
 cards = shipped_cards()
+HEADLINE = {"test_accuracy": "accuracy", "test_both_digits_accuracy": "both digits right",
+            "test_exact_match_4_5": "exact match, 4-5 digit strings"}
+
+
+def headline(card: dict) -> tuple[float | None, str]:
+    """A checkpoint's main test figure and what it measures."""
+    metrics = card.get("metrics", {})
+    return next(((metrics[k], what) for k, what in HEADLINE.items() if k in metrics), (None, ""))
+
+
 st.subheader("Shipped models")
 if not cards:
     st.warning("No shipped checkpoints found in `checkpoints/`. Train one with "
@@ -22,7 +32,8 @@ else:
         "checkpoint": folder.rsplit("/", 1)[-1],
         "model": card["model"]["name"],
         "data set": card["dataset"]["name"],
-        "test accuracy (%)": 100 * card.get("metrics", {}).get("test_accuracy", float("nan")),
+        "test accuracy (%)": 100 * (headline(card)[0] if headline(card)[0] is not None else float("nan")),
+        "measured as": headline(card)[1],
         "test MSE": card.get("metrics", {}).get("test_mse"),
         "parameters": card.get("params"),
         "size (KB)": round(card.get("weights_bytes", 0) / 1024, 1),
@@ -39,9 +50,10 @@ else:
     left, right = st.columns([2, 3])
     with left:
         training = card.get("training", {})
-        accuracy = card.get("metrics", {}).get("test_accuracy")
+        accuracy, what = headline(card)
         st.markdown(f"**{card['model']['name']}** on **{card['dataset']['name']}**: "
-                    + (f"test accuracy **{accuracy:.2%}**, " if accuracy is not None else "")
+                    + (f"test {what} **{accuracy:.2%}**, " if accuracy is not None else "")
+                    + (f"x-centre MAE **{card['metrics']['test_x_mae_px']:.2f} px**, " if "test_x_mae_px" in card.get("metrics", {}) else "")
                     + (f"test MSE **{card['metrics']['test_mse']:.4f}**, " if "test_mse" in card.get("metrics", {}) else "")
                     + f"{card.get('params', 0):,} parameters, {training.get('epochs', '?')} epoch(s) in "
                     f"{training.get('train_seconds', 0):.1f} s.")

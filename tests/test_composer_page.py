@@ -48,7 +48,7 @@ def test_pair_mode_shows_both_digits_positions_and_a_cam_per_head(runs, monkeypa
     assert shown["Left x-centre"][1].startswith("error ")
     captions = " ".join(c for img in at.get("image") for c in img.captions)
     for head in ("left digit is", "right digit is", "left x-centre", "right x-centre"):
-        assert f"Grad-CAM: {head}" in captions
+        assert f"HiResCAM: {head}" in captions
     assert "What lambda does" in [h.value for h in at.subheader]
 
 
@@ -64,12 +64,13 @@ def test_changing_a_digit_and_moving_it_updates_the_answer(runs, monkeypatch, re
     assert not at.exception and "Tiles overlap" in metrics(at)
 
 
-def test_saliency_toggle_and_noise(runs, monkeypatch, real_data_module):
+def test_attribution_methods_and_noise(runs, monkeypatch, real_data_module):
     at = open_page(runs, monkeypatch, real_data_module)
-    at.toggle(key="composer_saliency").set_value(True).run()
     at.slider(key="composer_noise").set_value(0.3).run()
-    captions = " ".join(c for img in at.get("image") for c in img.captions)
-    assert not at.exception and "saliency: left x-centre" in captions
+    for method in ("Grad-CAM", "Saliency"):
+        at.radio(key="composer_method").set_value(method).run()
+        captions = " ".join(c for img in at.get("image") for c in img.captions)
+        assert not at.exception and f"{method}: left x-centre" in captions
 
 
 def test_sequence_mode_reads_a_string(runs, monkeypatch, real_data_module):

@@ -32,6 +32,26 @@ def test_grad_cam_finds_the_evidence():
     assert against.abs().max() == 0  # negative evidence is clipped by the ReLU of Grad-CAM
 
 
+def test_hires_cam_tells_positions_apart_where_grad_cam_cannot():
+    """Two blobs; a head that reads the flattened map and only looks at the left half. Grad-CAM weights the
+    channel by its average gradient and so lights up both blobs; HiResCAM lights only the one used."""
+    conv = nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+    head = nn.Linear(8 * 16, 1, bias=False)
+    with torch.no_grad():
+        head.weight.copy_((torch.arange(16) < 8).float().repeat(8)[None])  # weights 1 on columns 0..7 only
+    model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), head)
+    x = torch.zeros(1, 1, 8, 16)
+    x[0, 0, 2:6, 1:5] = 1.0  # used by the head
+    x[0, 0, 2:6, 10:14] = 1.0  # ignored by the head
+    plain = grad_cam(model, x, class_target(0), layer="0")
+    hires = grad_cam(model, x, class_target(0), layer="0", hires=True)
+    assert plain[0, 2:6, 10:14].min() > 0.9  # Grad-CAM cannot tell the two blobs apart
+    assert hires[0, 2:6, 1:5].min() > 0.9 and hires[0, 2:6, 10:14].max() < 0.1
+
+
 def test_saliency_of_a_linear_model_is_its_weights():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))

@@ -105,14 +105,14 @@ def test_short_training_lowers_the_loss(kind):
     images, labels = sklearn_tiles()
     mean, std = (0.1,), (0.25,)
     if kind == "pair":
-        model = build_model("pair_cnn", in_channels=1, image_size=28, width=64)
+        model = build_model("pair_cnn", in_channels=1, image_size=28, width=64, channels=(16, 32, 32), hidden=64)
         task, make = PairTask(mean, std, x_weight=1.0), pair_maker(images, labels, {"width": 64})
     else:
         model = build_model("crnn", in_channels=1, image_size=28, width=96, hidden=64, channels=(16, 32, 48, 64))
         task, make = CTCTask(mean, std), string_maker(images, labels, {"width": 96, "max_len": 3, "gap": (-4, 0)})
     val = make(256, 99)
     before = task.summarize(task.evaluation_sums(model.eval(), val))["loss"]
-    result = fit(model, task, ComposedLoader(make, 2048, 64), None,
+    result = fit(model, task, ComposedLoader(make, 1536, 64), None,
                  TrainConfig(epochs=2, lr=3e-3, optimizer="adamw", schedule="onecycle", keep_best=False, threads=2))
     after = task.summarize(task.evaluation_sums(model.eval(), val))
     assert result.reason == "completed" and after["loss"] < 0.7 * before

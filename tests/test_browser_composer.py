@@ -1,0 +1,73 @@
+"""Real browser, Multi-MNIST composer on the shipped checkpoints: change the left digit and see the
+multi-task CNN's answer change; move a digit; then type a digit string and see the CRNN read it.
+Screenshots: composer_pair.png, composer_pair_changed.png, composer_pair_moved.png, composer_string.png,
+composer_string_changed.png.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, app_url, page  # noqa: F401  (fixtures: a fresh server, a browser)
+
+
+@pytest.fixture(autouse=True)
+def _needs_data(real_data):  # the composer places MNIST test digits (the server reads $CNN_STUDIO_DATA)
+    pass
+
+
+def metric(page, label: str):  # noqa: F811
+    return page.locator("[data-testid='stMetric']", has_text=label).first.locator("[data-testid='stMetricValue']")
+
+
+def wait_for_metric(page, label: str, value: str) -> None:  # noqa: F811
+    page.wait_for_function("([label, value]) => [...document.querySelectorAll(\"[data-testid='stMetric']\")]"
+                           ".some(m => m.innerText.startsWith(label) && m.querySelector(\"[data-testid='stMetricValue']\")"
+                           ".innerText.trim() === value)", arg=[label, value], timeout=60_000)
+
+
+def test_changing_a_digit_changes_the_prediction(app_url, page):  # noqa: F811
+    page.set_viewport_size({"width": 1400, "height": 1700})
+    page.goto(app_url + "/composer")
+    page.get_by_text("Where each head looks").first.wait_for(timeout=90_000)
+    wait_for_metric(page, "Left digit", "3")  # the page opens on a test 3 next to a test 7
+    wait_for_metric(page, "Right digit", "7")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "composer_pair.png"), full_page=True)
+
+    page.locator("[data-testid='stSelectbox']", has_text="Class").first.click()
+    page.get_by_role("option", name="8", exact=True).click()
+    wait_for_metric(page, "Left digit", "8")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "composer_pair_changed.png"), full_page=True)
+
+    before = metric(page, "Right x-centre").inner_text()
+    slider = page.locator("[data-testid='stSlider']", has_text="Position").nth(1).get_by_role("slider")
+    slider.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")  # the right digit moves 10 px left and overlaps the left one
+    page.wait_for_function("(old) => { const m = [...document.querySelectorAll(\"[data-testid='stMetric']\")]"
+                           ".find(e => e.innerText.startsWith('Right x-centre')); return m && "
+                           "m.querySelector(\"[data-testid='stMetricValue']\").innerText !== old; }",
+                           arg=before, timeout=60_000)
+    wait_for_metric(page, "Tiles overlap", "10 px")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "composer_pair_moved.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_the_crnn_reads_a_typed_string(app_url, page):  # noqa: F811
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(app_url + "/composer")
+    page.get_by_text("A digit string").first.click()
+    page.get_by_text("The beam's candidates").first.wait_for(timeout=90_000)
+    wait_for_metric(page, "CRNN reads (beam)", "40721")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "composer_string.png"), full_page=True)
+
+    box = page.get_by_label("Digits (1 to 6)")
+    box.fill("9513")
+    box.press("Enter")
+    wait_for_metric(page, "CRNN reads (beam)", "9513")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "composer_string_changed.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")
