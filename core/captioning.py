@@ -1,0 +1,379 @@
+"""Image captioning end to end: vocabulary, the Flickr8k reader, greedy and beam decoding, BLEU, training
+and evaluation of the Show-Attend-Tell captioner on captioned scenes of real images.
+
+CLI:
+    python -m core.captioning train --out checkpoints/scenes_captioner
+    python -m core.captioning evaluate checkpoints/scenes_captioner      # BLEU-1..4 + exact match, seen and held-out
+
+Decoding works on any model with `encode(images) -> (feats, state)`, `att_feat(feats)` and
+`step(feats, keys, tokens, state) -> (logits, attention, state)`, so tests can pass a hand-built decoder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
+SPECIALS = [PAD, START, END, UNK]
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+
+def tokenize(caption: str) -> list[str]:
+    """Lower-case words (hyphenated words and numbers kept whole); punctuation dropped."""
+    return _WORD.findall(caption.lower())
+
+
+class Vocabulary:
+    """Words <-> ids; ids 0..3 are <pad>, <start>, <end>, <unk>."""
+
+    def __init__(self, words: list[str]):
+        self.words = SPECIALS + [w for w in words if w not in SPECIALS]
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def build(cls, captions, min_count: int = 1) -> "Vocabulary":
+        counts: dict[str, int] = {}
+        for c in captions:
+            for w in tokenize(c):
+                counts[w] = counts.get(w, 0) + 1
+        return cls(sorted(w for w, n in counts.items() if n >= min_count))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, caption: str) -> list[int]:
+        """<start> words <end> as ids; unknown words become <unk>."""
+        return [1] + [self.index.get(w, 3) for w in tokenize(caption)] + [2]
+
+    def decode(self, ids) -> str:
+        """Ids back to text: stops at <end>, skips <pad> and <start>."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == 2:
+                break
+            if i > 2:
+                out.append(self.words[i])
+        return " ".join(out)
+
+    def pad(self, captions: list[str], length: int | None = None) -> torch.Tensor:
+        ids = [self.encode(c) for c in captions]
+        length = length or max(len(i) for i in ids)
+        out = torch.zeros(len(ids), length, dtype=torch.long)
+        for row, seq in enumerate(ids):
+            seq = seq[:length]
+            out[row, :len(seq)] = torch.tensor(seq)
+        return out
+
+
+# --- Flickr8k layout ----------------------------------------------------------------------------------------
+
+@dataclass
+class CaptionCorpus:
+    images: dict[str, list[str]]  # image file name -> its captions
+    problems: list[str] = field(default_factory=list)  # "line N: what is wrong", the rest still read
+    folder: Path | None = None
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+def read_flickr8k(folder: str | Path) -> CaptionCorpus:
+    """The standard Flickr8k layout: `folder/Images/*.jpg` and `folder/captions.txt` with a header
+    `image,caption` and one `image,caption` line per caption (captions may contain commas). Malformed
+    lines are reported with their line numbers and skipped; images missing from Images/ likewise."""
+    folder = Path(folder)
+    text_path, image_dir = folder / "captions.txt", folder / "Images"
+    if not text_path.is_file():
+        raise FileNotFoundError(f"{text_path} not found: a Flickr8k folder holds captions.txt and Images/")
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir} not found: a Flickr8k folder holds captions.txt and Images/")
+    present = {p.name for p in image_dir.iterdir()}
+    corpus = CaptionCorpus({}, [], folder)
+    raw = text_path.read_bytes()
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = line.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            corpus.problems.append(f"line {number}: not UTF-8 text")
+            continue
+        if not line or (number == 1 and line.replace(" ", "").lower() == "image,caption"):
+            continue
+        name, sep, caption = line.partition(",")
+        name, caption = name.strip(), caption.strip().strip('"').strip()
+        if not sep:
+            corpus.problems.append(f"line {number}: no comma between image and caption")
+        elif not name.lower().endswith(IMAGE_SUFFIXES):
+            corpus.problems.append(f"line {number}: {name[:40]!r} is not an image file name")
+        elif not tokenize(caption):
+            corpus.problems.append(f"line {number}: empty caption for {name}")
+        elif name not in present:
+            corpus.problems.append(f"line {number}: {name} is not in Images/")
+        else:
+            corpus.images.setdefault(name, []).append(caption)
+    return corpus
+
+
+# --- decoding -----------------------------------------------------------------------------------------------
+
+@dataclass
+class Decoded:
+    tokens: list[int]  # without <start>, without <end>
+    log_prob: float  # sum of the chosen words' log-probabilities (and of <end> when it ended)
+    attention: list[np.ndarray] = field(default_factory=list)  # per word: (P,) attention over the grid
+    top: list[list[tuple[int, float]]] = field(default_factory=list)  # per step: top-5 (word id, probability)
+    ended: bool = True  # False when it hit max_len without <end>
+
+    def score(self, length_penalty: float) -> float:
+        """Length-normalised log-probability: log p / (number of tokens incl. <end>) ** length_penalty."""
+        return self.log_prob / max(len(self.tokens) + int(self.ended), 1) ** length_penalty
+
+
+@torch.no_grad()
+def greedy(model, image: torch.Tensor, max_len: int = 30, prefix: list[int] = ()) -> Decoded:
+    """Most probable word at each step; `prefix` words are forced first (their log-probabilities count)."""
+    beams = beam_search(model, image, width=1, max_len=max_len, prefix=prefix)
+    return beams[0]
+
+
+@torch.no_grad()
+def beam_search(model, image: torch.Tensor, width: int = 5, max_len: int = 30, length_penalty: float = 0.7,
+                prefix: list[int] = ()) -> list[Decoded]:
+    """Beam search from <start> (after the forced `prefix`): keeps the `width` best partial captions; a beam
+    that emits <end> is finished; beams still open at `max_len` are ended there (and marked `ended=False`),
+    so a decoder that never emits <end> still terminates. Returns up to `width` captions, best first by
+    the length-normalised score (width 1: exactly greedy decoding)."""
+    feats, state = model.encode(image)
+    keys = model.att_feat(feats)
+    beams = [Decoded([], 0.0)]
+    states = state
+    tokens = torch.tensor([1])
+    finished: list[Decoded] = []
+    forced = list(prefix)
+    for step in range(max_len):
+        n = len(beams)
+        logits, alpha, states = model.step(feats.expand(n, -1, -1), keys.expand(n, -1, -1), tokens, states)
+        logp = torch.log_softmax(logits.float(), 1)
+        top_p, top_i = logp.exp().topk(min(5, logp.shape[1]), 1)
+        if step < len(forced):
+            choices = [(0, forced[step], float(logp[0, forced[step]]))]
+        else:
+            cand_lp, cand_i = logp.topk(min(width, logp.shape[1]), 1)
+            choices = sorted(((b, int(cand_i[b, k]), beams[b].log_prob + float(cand_lp[b, k]))
+                              for b in range(n) for k in range(cand_i.shape[1])), key=lambda c: -c[2])[:width]
+            choices = [(b, w, lp - beams[b].log_prob) for b, w, lp in choices]
+        next_beams, keep, next_tokens = [], [], []
+        for b, word, lp in choices:
+            d = Decoded(beams[b].tokens + ([] if word == 2 else [word]), beams[b].log_prob + lp,
+                        beams[b].attention + ([] if word == 2 else [alpha[b].cpu().numpy()]),
+                        beams[b].top + [list(zip(top_i[b].tolist(), top_p[b].tolist()))])
+            if word == 2:
+                finished.append(d)
+            else:
+                next_beams.append(d)
+                keep.append(b)
+                next_tokens.append(word)
+        if len(finished) >= width or not next_beams:
+            break
+        beams = next_beams
+        idx = torch.tensor(keep)
+        states = (states[0][idx], states[1][idx])
+        tokens = torch.tensor(next_tokens)
+    else:
+        for d in beams:
+            d.ended = False
+            finished.append(d)
+    return sorted(finished, key=lambda d: -d.score(length_penalty))[:width]
+
+
+# --- BLEU and exact match -----------------------------------------------------------------------------------
+
+def bleu(references: list[list[str]], hypotheses: list[str]) -> dict[str, float]:
+    """Corpus BLEU-1..4 (nltk's `corpus_bleu`, uniform n-gram weights) of tokenised captions."""
+    from nltk.translate.bleu_score import corpus_bleu
+
+    refs = [[tokenize(r) for r in rs] for rs in references]
+    hyps = [tokenize(h) for h in hypotheses]
+    weights = [(1, 0, 0, 0), (0.5, 0.5, 0, 0), (1 / 3, 1 / 3, 1 / 3, 0), (0.25, 0.25, 0.25, 0.25)]
+    scores = corpus_bleu(refs, hyps, weights=weights)
+    return {f"bleu{n}": float(s) for n, s in zip(range(1, 5), scores)}
+
+
+def exact_match(references: list[list[str]], hypotheses: list[str]) -> float:
+    """Share of hypotheses equal (as token lists) to one of their references."""
+    hits = [tokenize(h) in [tokenize(r) for r in rs] for rs, h in zip(references, hypotheses)]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+# --- data, training, evaluation -----------------------------------------------------------------------------
+
+def scene_makers(data_dir: str | None = None):
+    """(train SceneMaker, test SceneMaker) over MNIST, Fashion-MNIST and CIFAR-10."""
+    from core.data import load_dataset
+    from core.data.scenes import SOURCES, SceneMaker
+
+    sets = [load_dataset(name, data_dir) for name in SOURCES]
+    return SceneMaker(*sets, split="train"), SceneMaker(*sets, split="test")
+
+
+def grammar_vocabulary() -> Vocabulary:
+    """Every word the scene grammar can produce (so the vocabulary does not depend on a sample)."""
+    from core.data.scenes import CELLS, COLOURS, NOUNS
+
+    words = set()
+    for phrase in NOUNS + CELLS + list(COLOURS) + ["small large a an at the and there is in corner to left of right "
+                                                    "above below"]:
+        words.update(tokenize(phrase))
+    return Vocabulary(sorted(words))
+
+
+MEAN, STD = (0.10, 0.10, 0.09), (0.23, 0.22, 0.22)  # of the scenes' pixels (mostly black canvas), measured
+
+
+MAX_TOKENS = 40  # <start> + words + <end>: the grammar's longest caption has 31 words
+
+
+def caption_all(model, images: torch.Tensor, *, beam: int = 1, max_len: int = 38) -> list[Decoded]:
+    from core.tasks import normalize
+
+    model.eval()
+    x = normalize(images, MEAN, STD)
+    if beam <= 1:
+        return greedy_batch(model, x, max_len)
+    return [beam_search(model, x[i:i + 1], width=beam, max_len=max_len)[0] for i in range(len(x))]
+
+
+@torch.no_grad()
+def greedy_batch(model, x: torch.Tensor, max_len: int = 30) -> list[Decoded]:
+    """Greedy decoding of a whole batch at once (same result as `greedy` per image, much faster)."""
+    feats, state = model.encode(x)
+    keys = model.att_feat(feats)
+    tokens = torch.ones(len(x), dtype=torch.long)
+    out = [Decoded([], 0.0) for _ in range(len(x))]
+    alive = torch.ones(len(x), dtype=torch.bool)
+    for _ in range(max_len):
+        logits, _, state = model.step(feats, keys, tokens, state)
+        logp = torch.log_softmax(logits.float(), 1)
+        lp, tokens = logp.max(1)
+        for i in torch.nonzero(alive).flatten().tolist():
+            out[i].log_prob += float(lp[i])
+            if int(tokens[i]) == 2:
+                alive[i] = False
+            else:
+                out[i].tokens.append(int(tokens[i]))
+        if not alive.any():
+            break
+    for i in torch.nonzero(alive).flatten().tolist():
+        out[i].ended = False
+    return out
+
+
+def evaluate_scenes(model, vocab: Vocabulary, maker, held: set, *, n: int = 1000, seed: int = 7, beam: int = 1) -> dict:
+    """BLEU-1..4 and exact match on fresh test scenes: 'seen' (no held-out pair) and 'held_out' (one at least)."""
+    out = {}
+    for mode in ("seen", "held_out"):
+        scenes = maker.make(n, seed=seed + (mode == "held_out"), held_out=held, mode=mode)
+        hyps = [vocab.decode(d.tokens) for d in caption_all(model, scenes.images, beam=beam)]
+        out[mode] = {**bleu(scenes.captions, hyps), "exact_match": exact_match(scenes.captions, hyps), "n": n}
+    return out
+
+
+def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000, lr: float = 2e-3,
+                    batch_size: int = 64, seed: int = 0, data_dir: str | None = None, eval_n: int = 1000,
+                    max_steps: int = 0, log=print, **model_options) -> dict:
+    """Train on freshly composed scenes every epoch (one random reference caption per scene)."""
+    from core.checkpoint import save_checkpoint
+    from core.data.scenes import held_out_pairs
+    from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
+    from core.models import build_model, count_parameters
+    from core.multidigit import ComposedLoader
+    from core.tasks import CaptionTask
+
+    train_maker, test_maker = scene_makers(data_dir)
+    held = held_out_pairs()
+    vocab = grammar_vocabulary()
+
+    def make(n: int, s: int):
+        scenes = train_maker.make(n, seed=s, held_out=held)
+        rng = np.random.default_rng(s)
+        return scenes.images, vocab.pad([c[rng.integers(len(c))] for c in scenes.captions], MAX_TOKENS)
+
+    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), **model_options)
+    task = CaptionTask(MEAN, STD)
+    val = make(1000, 10_000 + seed)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
+                         schedule="onecycle", seed=seed, grad_clip=5.0, keep_best=False, max_steps=max_steps,
+                         channels_last=False)
+
+    def report(event):
+        if isinstance(event, EpochEvent):
+            log(f"epoch {event.epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in event.val.items())
+                + f" ({event.seconds:.0f} s)")
+
+    started = time.perf_counter()
+    result = fit(model, task, ComposedLoader(make, n_train, batch_size, seed), TensorLoader(*val, batch_size=250,
+                 shuffle=False), config, callback=report)
+    model.eval()
+    metrics = {"greedy": evaluate_scenes(model, vocab, test_maker, held, n=eval_n),
+               "beam5": evaluate_scenes(model, vocab, test_maker, held, n=min(eval_n, 300), beam=5)}
+    card = {"task": "captioning", "vocabulary": vocab.words, "held_out_pairs": sorted(held),
+            "dataset": {"name": "scenes", "sources": ["mnist", "fashion_mnist", "cifar10"], "channels": 3,
+                        "image_size": 64, "mean": list(MEAN), "std": list(STD), "class_names": []},
+            "metrics": metrics, "params": count_parameters(model),
+            "command": "python -m core.captioning " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("captioning.py") else None,
+            "training": {"epochs": result.epochs, "stop_reason": result.reason, "n_train": n_train, "lr": lr,
+                         "batch_size": batch_size, "seed": seed, "train_seconds": round(result.train_seconds, 1),
+                         "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history}}
+    if out:
+        save_checkpoint(out, model, card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.captioning", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the captioner on composed scenes and save it with its card")
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--n-train", type=int, default=20_000, help="scenes composed per epoch")
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data-dir")
+    t.add_argument("--out", required=True)
+    e = sub.add_parser("evaluate", help="BLEU-1..4 and exact match on fresh seen and held-out test scenes")
+    e.add_argument("folder")
+    e.add_argument("--n", type=int, default=1000)
+    e.add_argument("--beam", type=int, default=1)
+    e.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    from core.checkpoint import CheckpointError, load_checkpoint
+    from core.data import DataError
+
+    try:
+        if args.command == "train":
+            card = train_captioner(args.out, epochs=args.epochs, n_train=args.n_train, lr=args.lr,
+                                   batch_size=args.batch_size, seed=args.seed, data_dir=args.data_dir)
+            print(json.dumps(card["metrics"], indent=2))
+        else:
+            model, card = load_checkpoint(args.folder)
+            _, test_maker = scene_makers(args.data_dir)
+            held = {tuple(p) for p in card["held_out_pairs"]}
+            print(json.dumps(evaluate_scenes(model, Vocabulary(card["vocabulary"][len(SPECIALS):]), test_maker, held,
+                                             n=args.n, beam=args.beam), indent=2))
+    except (DataError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
