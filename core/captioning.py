@@ -138,6 +138,13 @@ class Decoded:
         return self.log_prob / max(len(self.tokens) + int(self.ended), 1) ** length_penalty
 
 
+def _next_word_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the next word; <pad> and <start> can never be the next word."""
+    logits = logits.float().clone()
+    logits[:, :2] = -math.inf
+    return torch.log_softmax(logits, 1)
+
+
 @torch.no_grad()
 def greedy(model, image: torch.Tensor, max_len: int = 30, prefix: list[int] = ()) -> Decoded:
     """Most probable word at each step; `prefix` words are forced first (their log-probabilities count)."""
@@ -162,7 +169,7 @@ def beam_search(model, image: torch.Tensor, width: int = 5, max_len: int = 30, l
     for step in range(max_len):
         n = len(beams)
         logits, alpha, states = model.step(feats.expand(n, -1, -1), keys.expand(n, -1, -1), tokens, states)
-        logp = torch.log_softmax(logits.float(), 1)
+        logp = _next_word_log_probs(logits)
         top_p, top_i = logp.exp().topk(min(5, logp.shape[1]), 1)
         if step < len(forced):
             choices = [(0, forced[step], float(logp[0, forced[step]]))]
@@ -262,7 +269,7 @@ def greedy_batch(model, x: torch.Tensor, max_len: int = 30) -> list[Decoded]:
     alive = torch.ones(len(x), dtype=torch.bool)
     for _ in range(max_len):
         logits, _, state = model.step(feats, keys, tokens, state)
-        logp = torch.log_softmax(logits.float(), 1)
+        logp = _next_word_log_probs(logits)
         lp, tokens = logp.max(1)
         for i in torch.nonzero(alive).flatten().tolist():
             out[i].log_prob += float(lp[i])
@@ -336,6 +343,32 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
     if out:
         save_checkpoint(out, model, card)
     return card
+
+
+# --- one image at a time (the caption page) ---------------------------------------------------------------
+
+def vocabulary_of(card: dict) -> Vocabulary:
+    return Vocabulary(card["vocabulary"][len(SPECIALS):])
+
+
+def caption_image(model, image: np.ndarray, *, beam: int = 1, prefix: list[int] = ()) -> list[Decoded]:
+    """Captions of one (3, 64, 64) uint8 image, best first (one for greedy, up to `beam` for beam search);
+    `prefix` word ids are forced first and the rest is decoded from there."""
+    from core.tasks import normalize
+
+    model.eval()
+    x = normalize(torch.from_numpy(np.asarray(image))[None], MEAN, STD)
+    if beam <= 1:
+        return [greedy(model, x, max_len=MAX_TOKENS - 2, prefix=list(prefix))]
+    return beam_search(model, x, width=beam, max_len=MAX_TOKENS - 2, prefix=list(prefix))
+
+
+def attention_map(alpha: np.ndarray, size: int = 64) -> np.ndarray:
+    """A grid's attention weights (P,) as a (size, size) map in [0, 1] (bilinear upsampling)."""
+    g = int(round(math.sqrt(len(alpha))))
+    m = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).view(1, 1, g, g)
+    m = torch.nn.functional.interpolate(m, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    return ((m - m.min()) / (m.max() - m.min()).clamp_min(1e-12)).numpy()
 
 
 def main(argv: list[str] | None = None) -> int:

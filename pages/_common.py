@@ -48,6 +48,9 @@ PAGES = [
     PageInfo("Play", "pages/composer.py", "Multi-MNIST composer", ":material/join:",
              "Place two digits and get both back with their x-centres from one multi-task CNN, with Grad-CAM for "
              "each head; or write a digit string and watch a CRNN read it column by column (CTC alignment, beam)."),
+    PageInfo("Play", "pages/captions.py", "Caption generator", ":material/subtitles:",
+             "A CNN + attention LSTM captions scenes of real images: a heat map of where it looks for each word, "
+             "beam search with its alternatives, and the top five words at every step (force one to re-decode)."),
     PageInfo("Explain", "pages/inside.py", "Inside the network", ":material/layers:",
              "Every layer's output shape and activations, conv filters, Grad-CAM for any class, gradient "
              "saliency, an occlusion map, a box you draw to hide part of the input while the confidence "

@@ -1,0 +1,112 @@
+"""Caption generator: a CNN + attention LSTM captions a scene; see where it looks for every word, the beam's
+alternatives, and the top-5 words at each step (choose one to force it and decode the rest from there)."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.captioning import attention_map, caption_image, exact_match, vocabulary_of
+from core.data import DataError
+from core.preprocess import preprocess_photo, read_image
+from core.viz import overlay, to_rgb
+from pages._common import SHARED_INPUT, cached_checkpoint, enlarge, tagged_checkpoints
+from pages._scenes import cached_scenes
+
+st.title("Caption generator")
+models = {f"{f.name} ({tag})": str(f) for f, _, tag in tagged_checkpoints("captioning")}
+if not models:
+    st.error("No captioning checkpoint found. Train one: `python -m core.captioning train --out "
+             "checkpoints/scenes_captioner`.")
+    st.stop()
+model, card = cached_checkpoint(models[st.selectbox("Captioning model", list(models), key="caption_model")])
+vocab = vocabulary_of(card)
+st.caption("A small CNN turns the 64x64 image into an 8x8 grid of features; an LSTM writes the caption word by word, "
+           "at each word attending over the grid (Show, Attend and Tell). Trained on scenes of real MNIST, "
+           "Fashion-MNIST and CIFAR-10 images with grammar-made captions; some pairs of objects never appear "
+           "together in training (the held-out scenes).")
+
+shared = st.session_state.get(SHARED_INPUT)
+sources = ["Test scene (seen combinations)", "Test scene (held-out combinations)", "Upload"]
+source = st.radio("Image", sources + (["Drawing from the Draw page"] if shared is not None else []), horizontal=True,
+                  key="caption_source")
+image, references = None, None
+if source.startswith("Test scene"):
+    try:
+        scenes = cached_scenes(card, "held_out" if "held-out" in source else "seen")
+    except DataError as exc:
+        st.warning(f"The scene data sets are not available here ({exc}). Upload an image instead.")
+    else:
+        index = st.slider("Scene", 0, len(scenes.images) - 1, 0, key="caption_index")
+        image, references = scenes.images[index].numpy(), scenes.captions[index]
+elif source == "Upload":
+    file = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="caption_upload")
+    if file is not None:
+        try:
+            image = preprocess_photo(read_image(file.getvalue()), size=64, channels=3)
+        except ValueError as exc:
+            st.error(f"Cannot use this file: {exc}.")
+else:
+    image = preprocess_photo(to_rgb(shared["image"]), size=64, channels=3)
+if image is None:
+    st.info("Choose an image to caption.")
+    st.stop()
+if references is None:
+    st.info("This model only knows its training scenes: 1 to 3 digits, clothes or small photos in the cells of a "
+            "2 x 2 grid on black. On other pictures it still writes a caption in that language, which says more "
+            "about the model than about the picture.")
+
+left, right = st.columns([2, 3], gap="large")
+with right:
+    mode, width = st.columns(2)
+    beam = 1 if mode.radio("Decoding", ["Greedy", "Beam search"], horizontal=True, key="caption_mode") == "Greedy" \
+        else width.slider("Beam width", 2, 10, 5, key="caption_beam")
+    key = f"caption_prefix_{source}_{st.session_state.get('caption_index', 0)}"
+    prefix = st.session_state.get(key, [])
+    results = caption_image(model, image, beam=beam, prefix=prefix)
+    best = results[0]
+    words = [vocab.words[t] for t in best.tokens]
+    caption = " ".join(words)
+    st.markdown(f"### {caption or '(empty caption)'}")
+    if prefix:
+        st.caption(f"Forced: the first {len(prefix)} word(s); the rest decoded from there.")
+        if st.button("Undo the forced words", key="caption_reset"):
+            st.session_state.pop(key)
+            st.rerun()
+    if references is not None:
+        right_answer = exact_match([references], [caption]) == 1.0
+        st.markdown(("**Matches a reference caption.**" if right_answer else "**No reference says exactly this.**")
+                    + " References: " + "; ".join(f"*{r}*" for r in references))
+    if len(results) > 1:
+        st.dataframe(pd.DataFrame([{"caption": vocab.decode(d.tokens + [2]), "log p": d.log_prob,
+                                    "normalised score": d.score(0.7), "ended": d.ended} for d in results]),
+                     hide_index=True, width="stretch",
+                     column_config={"log p": st.column_config.NumberColumn(format="%.3f"),
+                                    "normalised score": st.column_config.NumberColumn(format="%.3f")})
+if not words:
+    left.image(enlarge(to_rgb(image), 320), caption="the image")
+    st.stop()
+with left:
+    step = st.slider("Word", 1, len(words), 1, key="caption_word", format="%d") - 1 if len(words) > 1 else 0
+    heat = attention_map(best.attention[step], size=image.shape[-1])
+    st.image(enlarge(overlay(image, heat, alpha=0.55), 320), caption=f"attention for word {step + 1}: "
+             f"“{words[step]}”")
+with right:
+    st.markdown(f"**Step {step + 1}: the five most likely words** (choose one to force it here)")
+    top = best.top[step]
+    options = [vocab.words[i] for i, _ in top]
+    st.dataframe(pd.DataFrame({"word": options, "probability": [p for _, p in top]}), hide_index=True,
+                 width="content", column_config={"probability": st.column_config.ProgressColumn(
+                     format="%.3f", min_value=0.0, max_value=1.0)})
+    choice = st.pills("Force a word", options, key=f"caption_force_{step}_{caption}")
+    if choice is not None and choice != words[step]:
+        st.session_state[key] = list(best.tokens[:step]) + [vocab.index[choice]]
+        st.rerun()
+st.markdown("**Attention for every word**")
+cols = st.columns(min(len(words), 12))
+for i, w in enumerate(words[:12]):
+    cols[i].image(enlarge(overlay(image, attention_map(best.attention[i], size=image.shape[-1]), alpha=0.55), 96),
+                  caption=w)
+with st.expander("Accuracy of this checkpoint (from its model card)"):
+    rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
+            for dec, res in card["metrics"].items() for split, m in res.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(f"`python -m core.captioning evaluate {models[next(iter(models))]}`")
