@@ -64,6 +64,19 @@ def test_changing_a_digit_and_moving_it_updates_the_answer(runs, monkeypatch, re
     assert not at.exception and "Tiles overlap" in metrics(at)
 
 
+def test_random_and_drawn_digits(runs, monkeypatch, real_data_module):
+    at = open_page(runs, monkeypatch, real_data_module)
+    at.radio(key="composer_left_source").set_value("Random").run()
+    first = metrics(at)["Left digit"]
+    values = {first}
+    for _ in range(4):
+        at.button(key="composer_left_reroll").click().run()
+        values.add(metrics(at)["Left digit"])
+    assert not at.exception and len(values) > 1  # new random test digits
+    at.radio(key="composer_right_source").set_value("Draw").run()
+    assert not at.exception and "Right digit" in metrics(at)  # an empty canvas stands in the example digit
+
+
 def test_attribution_methods_and_noise(runs, monkeypatch, real_data_module):
     at = open_page(runs, monkeypatch, real_data_module)
     at.slider(key="composer_noise").set_value(0.3).run()

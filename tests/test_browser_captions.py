@@ -1,0 +1,49 @@
+"""Real browser, caption generator on the shipped captioner: pick a test scene, move the word slider and see
+the attention map move to that word. Screenshots: captions_scene.png, captions_word.png, captions_beam.png.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, app_url, page  # noqa: F401  (fixtures: a fresh server, a browser)
+
+
+@pytest.fixture(autouse=True)
+def _needs_data(real_data):  # the page composes test scenes from the real data sets
+    pass
+
+
+def attention_src(page):  # noqa: F811
+    return page.locator("[data-testid='stImage']", has_text="attention for word").first.locator("img").get_attribute("src")
+
+
+def test_pick_a_scene_and_move_the_word_slider(app_url, page):  # noqa: F811
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(app_url + "/captions")
+    page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=180_000)
+    scene = page.locator("[data-testid='stSlider']", has_text="Scene").get_by_role("slider")
+    scene.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # scene 3
+    page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stSlider']\")]"
+                           ".some(s => s.innerText.startsWith('Scene') && s.innerText.includes('3'))", timeout=30_000)
+    page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "captions_scene.png"), full_page=True)
+    assert "Matches a reference caption" in page.inner_text("body")
+
+    before = attention_src(page)
+    word = page.locator("[data-testid='stSlider']", has_text="Word").get_by_role("slider")
+    word.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")  # the fifth word
+    page.get_by_text("attention for word 5", exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert attention_src(page) != before
+    page.screenshot(path=str(ARTIFACTS / "captions_word.png"), full_page=True)
+
+    page.get_by_text("Beam search").first.click()
+    page.get_by_text("normalised score").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "captions_beam.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")
