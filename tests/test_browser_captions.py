@@ -47,3 +47,28 @@ def test_pick_a_scene_and_move_the_word_slider(app_url, page):  # noqa: F811
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "captions_beam.png"), full_page=True)
     assert "Traceback" not in page.inner_text("body")
+
+
+def test_uploads_get_a_caption_or_a_clear_message(app_url, page, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.goto(app_url + "/captions")
+    page.get_by_text("Upload", exact=True).first.click()
+    uploader = page.locator("[data-testid='stFileUploader'] input[type='file']")
+    uploader.wait_for(state="attached", timeout=60_000)
+    (tmp_path / "notes.png").write_bytes(b"this is not a picture")
+    uploader.set_input_files(str(tmp_path / "notes.png"))
+    page.get_by_text("Cannot use this file", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "captions_bad_upload.png"), full_page=True)
+
+    photo = Image.new("RGB", (640, 480), (20, 20, 20))
+    photo.paste((230, 40, 40), (60, 60, 260, 260))  # a red square at the top left of a dark photo
+    photo.save(tmp_path / "photo.jpg")
+    page.locator("[data-testid='stFileUploaderDeleteBtn'] button").first.click()
+    uploader.set_input_files(str(tmp_path / "photo.jpg"))
+    page.get_by_text("This model only knows its training scenes", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "captions_upload.png"), full_page=True)
+    assert "Traceback" not in page.inner_text("body")

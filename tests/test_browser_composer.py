@@ -44,12 +44,13 @@ def test_changing_a_digit_changes_the_prediction(app_url, page):  # noqa: F811
     slider = page.locator("[data-testid='stSlider']", has_text="Position").nth(1).get_by_role("slider")
     slider.focus()
     for _ in range(10):
-        page.keyboard.press("ArrowLeft")  # the right digit moves 10 px left and overlaps the left one
+        page.keyboard.press("ArrowLeft")  # the right digit moves left and overlaps the left one (at x = 2)
     page.wait_for_function("(old) => { const m = [...document.querySelectorAll(\"[data-testid='stMetric']\")]"
                            ".find(e => e.innerText.startsWith('Right x-centre')); return m && "
                            "m.querySelector(\"[data-testid='stMetricValue']\").innerText !== old; }",
                            arg=before, timeout=60_000)
-    wait_for_metric(page, "Tiles overlap", "10 px")
+    thumb = page.locator("[data-testid='stSlider']", has_text="Position").nth(1).locator("[data-testid='stSliderThumbValue']")
+    wait_for_metric(page, "Tiles overlap", f"{28 - (int(thumb.inner_text()) - 2)} px")
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "composer_pair_moved.png"), full_page=True)
     assert "Traceback" not in page.inner_text("body")
