@@ -59,7 +59,7 @@ with right:
     mode, width = st.columns(2)
     beam = 1 if mode.radio("Decoding", ["Greedy", "Beam search"], horizontal=True, key="caption_mode") == "Greedy" \
         else width.slider("Beam width", 2, 10, 5, key="caption_beam")
-    key = f"caption_prefix_{source}_{st.session_state.get('caption_index', 0)}"
+    key = f"caption_prefix_{hash(image.tobytes())}"  # forced words belong to one image
     prefix = st.session_state.get(key, [])
     results = caption_image(model, image, beam=beam, prefix=prefix)
     best = results[0]
@@ -85,7 +85,9 @@ if not words:
     left.image(enlarge(to_rgb(image), 320), caption="the image")
     st.stop()
 with left:
-    step = st.slider("Word", 1, len(words), 1, key="caption_word", format="%d") - 1 if len(words) > 1 else 0
+    if st.session_state.get("caption_word", 1) > len(words):  # a shorter caption than the last one
+        st.session_state["caption_word"] = len(words)
+    step = st.slider("Word", 1, len(words), 1, key="caption_word") - 1 if len(words) > 1 else 0
     heat = attention_map(best.attention[step], size=image.shape[-1])
     st.image(enlarge(overlay(image, heat, alpha=0.55), 320), caption=f"attention for word {step + 1}: "
              f"“{words[step]}”")

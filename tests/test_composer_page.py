@@ -62,6 +62,10 @@ def test_changing_a_digit_and_moving_it_updates_the_answer(runs, monkeypatch, re
     assert "it is 8" in after["Left digit"][1] or after["Left digit"][0] == "8"
     at.slider(key="composer_right_x").set_value(10).run()  # the right slot's digit now lies left of the other
     assert not at.exception and "Tiles overlap" in metrics(at)
+    at.number_input(key="composer_left_index").set_value(1000).run()  # class 8 has 974 test images
+    assert not at.exception
+    at.selectbox(key="composer_left_class").set_value(5).run()  # ... and class 5 only 892
+    assert not at.exception and at.number_input(key="composer_left_index").value < 892  # the index input restarts
 
 
 def test_random_and_drawn_digits(runs, monkeypatch, real_data_module):
