@@ -294,16 +294,42 @@ def evaluate_scenes(model, vocab: Vocabulary, maker, held: set, *, n: int = 1000
     return out
 
 
+def _fit_captioner(model, make, n_train: int, val: tuple, *, epochs: int, lr: float, batch_size: int, seed: int,
+                   max_steps: int, log):
+    """Train through the common engine on `make(n, seed)` batches (fresh every epoch), validating on `val`."""
+    from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
+    from core.multidigit import ComposedLoader
+    from core.tasks import CaptionTask
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
+                         schedule="onecycle", seed=seed, grad_clip=5.0, keep_best=False, max_steps=max_steps,
+                         channels_last=False)
+
+    def report(event):
+        if isinstance(event, EpochEvent):
+            log(f"epoch {event.epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in event.val.items())
+                + f" ({event.seconds:.0f} s)")
+
+    return fit(model, CaptionTask(MEAN, STD), ComposedLoader(make, n_train, batch_size, seed),
+               TensorLoader(*val, batch_size=250, shuffle=False), config, callback=report)
+
+
+def _training_card(result, started: float, **extra) -> dict:
+    return {"epochs": result.epochs, "stop_reason": result.reason, "train_seconds": round(result.train_seconds, 1),
+            "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra}
+
+
+def _command() -> str | None:
+    return "python -m core.captioning " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("captioning.py") else None
+
+
 def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000, lr: float = 2e-3,
                     batch_size: int = 64, seed: int = 0, data_dir: str | None = None, eval_n: int = 1000,
                     max_steps: int = 0, log=print, **model_options) -> dict:
     """Train on freshly composed scenes every epoch (one random reference caption per scene)."""
     from core.checkpoint import save_checkpoint
     from core.data.scenes import held_out_pairs
-    from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
     from core.models import build_model, count_parameters
-    from core.multidigit import ComposedLoader
-    from core.tasks import CaptionTask
 
     train_maker, test_maker = scene_makers(data_dir)
     held = held_out_pairs()
@@ -315,31 +341,78 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
         return scenes.images, vocab.pad([c[rng.integers(len(c))] for c in scenes.captions], MAX_TOKENS)
 
     model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), **model_options)
-    task = CaptionTask(MEAN, STD)
-    val = make(1000, 10_000 + seed)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
-                         schedule="onecycle", seed=seed, grad_clip=5.0, keep_best=False, max_steps=max_steps,
-                         channels_last=False)
-
-    def report(event):
-        if isinstance(event, EpochEvent):
-            log(f"epoch {event.epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in event.val.items())
-                + f" ({event.seconds:.0f} s)")
-
     started = time.perf_counter()
-    result = fit(model, task, ComposedLoader(make, n_train, batch_size, seed), TensorLoader(*val, batch_size=250,
-                 shuffle=False), config, callback=report)
+    result = _fit_captioner(model, make, n_train, make(1000, 10_000 + seed), epochs=epochs, lr=lr,
+                            batch_size=batch_size, seed=seed, max_steps=max_steps, log=log)
     model.eval()
     metrics = {"greedy": evaluate_scenes(model, vocab, test_maker, held, n=eval_n),
                "beam5": evaluate_scenes(model, vocab, test_maker, held, n=min(eval_n, 300), beam=5)}
     card = {"task": "captioning", "vocabulary": vocab.words, "held_out_pairs": sorted(held),
             "dataset": {"name": "scenes", "sources": ["mnist", "fashion_mnist", "cifar10"], "channels": 3,
                         "image_size": 64, "mean": list(MEAN), "std": list(STD), "class_names": []},
-            "metrics": metrics, "params": count_parameters(model),
-            "command": "python -m core.captioning " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("captioning.py") else None,
-            "training": {"epochs": result.epochs, "stop_reason": result.reason, "n_train": n_train, "lr": lr,
-                         "batch_size": batch_size, "seed": seed, "train_seconds": round(result.train_seconds, 1),
-                         "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history}}
+            "metrics": metrics, "params": count_parameters(model), "command": _command(),
+            "training": _training_card(result, started, n_train=n_train, lr=lr, batch_size=batch_size, seed=seed)}
+    if out:
+        save_checkpoint(out, model, card)
+    return card
+
+
+def load_flickr8k(folder: str | Path, size: int = 64, log=print) -> tuple[torch.Tensor, list[list[str]], list[str]]:
+    """Images of a Flickr8k-layout folder, centre-cropped and resized to size x size, with their captions,
+    and every problem found (malformed caption lines, unreadable images): each is skipped, never fatal."""
+    from core.preprocess import preprocess_photo, read_image
+
+    corpus = read_flickr8k(folder)
+    images, captions, problems = [], [], list(corpus.problems)
+    for name, caps in sorted(corpus.images.items()):
+        try:
+            raw = read_image((Path(folder) / "Images" / name).read_bytes())
+            images.append(preprocess_photo(raw, size=size, channels=3))
+            captions.append(caps)
+        except (OSError, ValueError) as exc:
+            problems.append(f"Images/{name}: {exc}")
+    for p in problems[:20]:
+        log(f"skipped: {p}")
+    if not images:
+        raise ValueError(f"{folder}: no usable image with a caption")
+    return torch.from_numpy(np.stack(images)), captions, problems
+
+
+def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, lr: float = 2e-3,
+                      batch_size: int = 64, seed: int = 0, test_share: float = 0.1, min_count: int = 3,
+                      max_steps: int = 0, log=print, **model_options) -> dict:
+    """The same captioner on a Flickr8k-layout folder: images split (seeded) into train and test, a
+    vocabulary of the train captions' words seen at least `min_count` times, BLEU on the test images."""
+    from core.checkpoint import save_checkpoint
+    from core.models import build_model, count_parameters
+
+    images, captions, problems = load_flickr8k(folder, log=log)
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_test = max(1, int(round(test_share * len(images)))) if len(images) > 1 else 0
+    test, train = order[:n_test], order[n_test:]
+    vocab = Vocabulary.build([c for i in train for c in captions[i]], min_count=min_count)
+
+    def make(n: int, s: int):
+        rng = np.random.default_rng(s)
+        pick = rng.permutation(train)[:n]
+        return images[pick], vocab.pad([captions[i][rng.integers(len(captions[i]))] for i in pick], MAX_TOKENS)
+
+    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), **model_options)
+    started = time.perf_counter()
+    shown = test if len(test) else train[:1]
+    val = (images[shown], vocab.pad([captions[i][0] for i in shown], MAX_TOKENS))
+    result = _fit_captioner(model, make, len(train), val, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                            max_steps=max_steps, log=log)
+    model.eval()
+    hyps = [vocab.decode(d.tokens) for d in caption_all(model, images[shown])]
+    refs = [captions[i] for i in shown]
+    card = {"task": "captioning", "vocabulary": vocab.words, "held_out_pairs": [],
+            "dataset": {"name": f"flickr8k:{folder}", "channels": 3, "image_size": 64, "mean": list(MEAN),
+                        "std": list(STD), "class_names": [], "images": len(images), "test_images": len(shown),
+                        "skipped": problems[:100]},
+            "metrics": {"greedy": {"test": {**bleu(refs, hyps), "exact_match": exact_match(refs, hyps), "n": len(refs)}}},
+            "params": count_parameters(model), "command": _command(),
+            "training": _training_card(result, started, lr=lr, batch_size=batch_size, seed=seed)}
     if out:
         save_checkpoint(out, model, card)
     return card
@@ -381,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data-dir")
+    t.add_argument("--flickr8k", metavar="FOLDER", help="train on a Flickr8k-layout folder (Images/ + captions.txt) "
+                   "instead of the composed scenes")
     t.add_argument("--out", required=True)
     e = sub.add_parser("evaluate", help="BLEU-1..4 and exact match on fresh seen and held-out test scenes")
     e.add_argument("folder")
@@ -392,7 +467,11 @@ def main(argv: list[str] | None = None) -> int:
     from core.data import DataError
 
     try:
-        if args.command == "train":
+        if args.command == "train" and args.flickr8k:
+            card = train_on_flickr8k(args.flickr8k, args.out, epochs=args.epochs, lr=args.lr,
+                                     batch_size=args.batch_size, seed=args.seed)
+            print(json.dumps(card["metrics"], indent=2))
+        elif args.command == "train":
             card = train_captioner(args.out, epochs=args.epochs, n_train=args.n_train, lr=args.lr,
                                    batch_size=args.batch_size, seed=args.seed, data_dir=args.data_dir)
             print(json.dumps(card["metrics"], indent=2))
@@ -402,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             held = {tuple(p) for p in card["held_out_pairs"]}
             print(json.dumps(evaluate_scenes(model, Vocabulary(card["vocabulary"][len(SPECIALS):]), test_maker, held,
                                              n=args.n, beam=args.beam), indent=2))
-    except (DataError, CheckpointError) as exc:
+    except (DataError, CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -178,3 +178,28 @@ def test_short_training_lowers_the_caption_loss():
         TrainConfig(epochs=4, lr=5e-3, optimizer="adamw", keep_best=False, channels_last=False, threads=2))
     after = task.summarize(task.evaluation_sums(model.eval(), (x[:128], tokens[:128])))
     assert after["loss"] < 0.6 * before and after["accuracy"] > 0.7
+
+
+def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
+    """The training path a Flickr8k owner uses, on a 6-image folder in that layout (one image is corrupt)."""
+    from PIL import Image
+
+    from core.captioning import main, train_on_flickr8k
+    from core.checkpoint import load_checkpoint
+
+    (tmp_path / "Images").mkdir()
+    lines = ["image,caption"]
+    for i, (colour, word) in enumerate([((220, 30, 30), "red"), ((30, 200, 30), "green"), ((30, 30, 220), "blue")] * 2):
+        Image.new("RGB", (80, 60), colour).save(tmp_path / "Images" / f"{i}.jpg")
+        lines += [f"{i}.jpg,A {word} picture .", f"{i}.jpg,Something {word} ."]
+    (tmp_path / "Images" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    lines.append("broken.jpg,A broken picture .")
+    (tmp_path / "captions.txt").write_text("\n".join(lines) + "\n")
+    card = train_on_flickr8k(tmp_path, tmp_path / "ckpt", epochs=1, min_count=1, log=lambda *_: None,
+                             channels=(8, 8, 16, 16), hidden=32, attention=16, embed=16)
+    assert card["dataset"]["images"] == 6 and card["dataset"]["test_images"] == 1
+    assert any("broken.jpg" in p for p in card["dataset"]["skipped"])
+    assert {"bleu1", "bleu4", "exact_match"} <= set(card["metrics"]["greedy"]["test"])
+    model, loaded = load_checkpoint(tmp_path / "ckpt")
+    assert "red" in loaded["vocabulary"] and model.embed.num_embeddings == len(loaded["vocabulary"])
+    assert main(["train", "--flickr8k", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
