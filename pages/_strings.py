@@ -22,7 +22,8 @@ def string_mode(mnist) -> None:
     if mnist is None:
         st.info("Sequence mode writes the string with MNIST test digits; put the MNIST files in the data directory.")
         return
-    model, card = cached_checkpoint(models[st.selectbox("CRNN model", list(models), key="composer_crnn")])
+    folder = models[st.selectbox("CRNN model", list(models), key="composer_crnn")]
+    model, card = cached_checkpoint(folder)
     gen = card["generator"]
     width, max_len = gen["width"], gen["max_len"]
     st.caption(f"Conv features -> bidirectional GRU over {width // 8} columns of 8 px -> 11 classes per column "
@@ -69,4 +70,4 @@ def string_mode(mnist) -> None:
         by_len = card["metrics"].get("test_by_length", {})
         st.dataframe(pd.DataFrame([{"digits": k, "exact match (greedy)": v["exact_greedy"], "strings": v["n"]}
                                    for k, v in by_len.items()]), hide_index=True, width="content")
-        st.caption(f"Fresh test strings from MNIST's test digits: `python -m core.multidigit evaluate {models[next(iter(models))]}`")
+        st.caption(f"Fresh test strings from MNIST's test digits: `python -m core.multidigit evaluate {folder}`")

@@ -17,7 +17,8 @@ if not models:
     st.error("No captioning checkpoint found. Train one: `python -m core.captioning train --out "
              "checkpoints/scenes_captioner`.")
     st.stop()
-model, card = cached_checkpoint(models[st.selectbox("Captioning model", list(models), key="caption_model")])
+folder = models[st.selectbox("Captioning model", list(models), key="caption_model")]
+model, card = cached_checkpoint(folder)
 vocab = vocabulary_of(card)
 st.caption("A small CNN turns the 64x64 image into an 8x8 grid of features; an LSTM writes the caption word by word, "
            "at each word attending over the grid (Show, Attend and Tell). Trained on scenes of real MNIST, "
@@ -111,4 +112,4 @@ with st.expander("Accuracy of this checkpoint (from its model card)"):
     rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
             for dec, res in card["metrics"].items() for split, m in res.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"`python -m core.captioning evaluate {models[next(iter(models))]}`")
+    st.caption(f"`python -m core.captioning evaluate {folder}`")
