@@ -20,6 +20,9 @@ HEADLINE = {"test_accuracy": "accuracy", "test_both_digits_accuracy": "both digi
 def headline(card: dict) -> tuple[float | None, str]:
     """A checkpoint's main test figure and what it measures."""
     metrics = card.get("metrics", {})
+    bleu4 = metrics.get("greedy", {}).get("seen", {}).get("bleu4") if isinstance(metrics.get("greedy"), dict) else None
+    if bleu4 is not None:  # a captioner: BLEU-4 x 100, as BLEU is usually quoted
+        return bleu4, "BLEU-4, seen test scenes"
     return next(((metrics[k], what) for k, what in HEADLINE.items() if k in metrics), (None, ""))
 
 
@@ -32,7 +35,7 @@ else:
         "checkpoint": folder.rsplit("/", 1)[-1],
         "model": card["model"]["name"],
         "data set": card["dataset"]["name"],
-        "test accuracy (%)": 100 * (headline(card)[0] if headline(card)[0] is not None else float("nan")),
+        "test score (%)": 100 * (headline(card)[0] if headline(card)[0] is not None else float("nan")),
         "measured as": headline(card)[1],
         "test MSE": card.get("metrics", {}).get("test_mse"),
         "parameters": card.get("params"),
@@ -41,7 +44,7 @@ else:
         "training time (s)": card.get("training", {}).get("train_seconds"),
     } for folder, card in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+                 column_config={"test score (%)": st.column_config.NumberColumn(format="%.2f"),
                                 "test MSE": st.column_config.NumberColumn(format="%.4f"),
                                 "parameters": st.column_config.NumberColumn(format="localized")})
     names = [r["checkpoint"] for r in rows]

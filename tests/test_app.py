@@ -16,7 +16,7 @@ def test_home_lists_shipped_models_from_cards():
     assert not at.exception
     table = at.dataframe[0].value
     row = table[table["checkpoint"] == "mnist_fast_cnn"].iloc[0]
-    assert row["model"] == "fast_cnn" and row["data set"] == "mnist" and row["test accuracy (%)"] >= 99.5
+    assert row["model"] == "fast_cnn" and row["data set"] == "mnist" and row["test score (%)"] >= 99.5
     assert row["parameters"] > 100_000 and row["size (KB)"] > 100
     summary = " ".join(m.value for m in at.markdown)
     assert "fast_cnn" in summary and "test accuracy" in summary
