@@ -114,7 +114,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | Non
             raise ValueError(f"layer {layer!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (B, C, H, W)")
         (grads,) = torch.autograd.grad(score, act)
     model.train(was_training)
-    weights = grads if hires else grads.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1): each channel's push
+    weights = grads if hires else grads.mean(dim=(2, 3), keepdim=True)  # per position, or (B, C, 1, 1) per channel
     cam = F.relu((weights * act.detach()).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return _normalise(cam)
