@@ -2,7 +2,7 @@
 
 Importing this package registers every built-in reader. See `base` for the `Dataset` type and errors.
 """
-from core.data import cifar, idx, toy  # noqa: F401  (registers the readers)
+from core.data import cifar, idx, tiny_imagenet, toy  # noqa: F401  (registers the readers)
 from core.data.augment import AugmentConfig, augment_batch
 from core.data.base import (CorruptDataError, DataError, Dataset, MissingDataError, list_datasets,
                             load_dataset, stratified_split)

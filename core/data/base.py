@@ -121,15 +121,56 @@ def list_datasets() -> dict[str, str]:
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load a data set by registry name or as `folder:PATH`; results are cached per process.
+    """Load a data set by registry name or as `folder:PATH`, optionally restricted to some classes with
+    `NAME@N` (the first N classes) or `NAME@a,b,c` (classes by name or index); cached per process.
 
     The returned tensors are shared between callers: treat them as read-only.
     """
     return _load_cached(name, str(paths.data_dir(data_dir).resolve()))
 
 
+def split_subset(name: str) -> tuple[str, str | None]:
+    """'cifar10@cat,dog' -> ('cifar10', 'cat,dog'); 'tiny_imagenet@30' -> ('tiny_imagenet', '30')."""
+    base, at, spec = name.rpartition("@")
+    if not at or not base or "/" in spec or "\\" in spec:
+        return name, None
+    return base, spec
+
+
+def class_subset(ds: Dataset, spec: str) -> Dataset:
+    """The data set restricted to some classes, relabelled 0..k-1 in the order given: `spec` is N (the first
+    N classes, as seed 002's 30-class Tiny ImageNet) or a comma-separated list of class names or indices."""
+    names = [str(c) for c in ds.class_names]
+    if spec.strip().isdigit():  # a lone number is a count (a subset of one class would be useless anyway)
+        count = int(spec)
+        if not 1 <= count <= len(names):
+            raise DataError(f"{ds.name} has {len(names)} classes; cannot take the first {count}.")
+        chosen = list(range(count))
+    else:
+        chosen = []
+        for item in (p.strip() for p in spec.split(",") if p.strip()):
+            if item in names:
+                chosen.append(names.index(item))
+            elif item.isdigit() and int(item) < len(names):
+                chosen.append(int(item))
+            else:
+                raise DataError(f"{ds.name} has no class {item!r}. Its classes: {', '.join(names[:30])}"
+                                f"{' ...' if len(names) > 30 else ''}.")
+    if len(set(chosen)) < 2:
+        raise DataError(f"A class subset needs at least two different classes (got {spec!r}).")
+    remap = torch.full((len(names),), -1, dtype=torch.long)
+    remap[torch.tensor(chosen)] = torch.arange(len(chosen))
+    keep_train, keep_test = remap[ds.train_y] >= 0, remap[ds.test_y] >= 0
+    return Dataset(f"{ds.name}@{spec}", ds.train_x[keep_train], remap[ds.train_y[keep_train]], ds.test_x[keep_test],
+                   remap[ds.test_y[keep_test]], [ds.class_names[i] for i in chosen], ds.mean, ds.std, ds.hflip,
+                   ds.source, list(ds.notes))
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str) -> Dataset:
+    base, spec = split_subset(name)
+    if spec is not None:
+        return class_subset(_load_cached(base, data_dir), spec)
     if name.startswith("folder:"):
         from core.data.folder import load_image_folder
 
