@@ -31,6 +31,7 @@ def test_changing_a_digit_changes_the_prediction(app_url, page):  # noqa: F811
     page.get_by_text("Where each head looks").first.wait_for(timeout=90_000)
     wait_for_metric(page, "Left digit", "3")  # the page opens on a test 3 next to a test 7
     wait_for_metric(page, "Right digit", "7")
+    page.get_by_text("HiResCAM: right x-centre").first.wait_for(timeout=60_000)  # the attribution row is drawn
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "composer_pair.png"), full_page=True)
 
