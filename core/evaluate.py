@@ -20,7 +20,8 @@ from core.tasks import normalize
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 1000) -> torch.Tensor:
-    """Logits (N, classes) for uint8 images (N, C, H, W), in eval mode without gradients."""
+    """Model outputs (N, ...), logits (N, classes) for a classifier, for uint8 images (N, C, H, W), in eval
+    mode without gradients; the model's training mode is restored afterwards."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

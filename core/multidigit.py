@@ -28,6 +28,7 @@ from core.ctc import beam_decode, greedy_batch, to_digits
 from core.data import DataError, load_dataset
 from core.data.multimnist import compose_pairs, compose_strings
 from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
+from core.evaluate import predict_logits
 from core.models import build_model, count_parameters
 from core.models.multidigit import split_pair_output
 from core.tasks import CTCTask, PairTask, normalize
@@ -68,12 +69,9 @@ def string_maker(images, labels, generator: dict) -> Callable[[int, int], tuple]
 
 # --- evaluation -----------------------------------------------------------------------------------------
 
-@torch.inference_mode()
 def model_outputs(model, card: dict, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    ds = card["dataset"]
-    model.eval()
-    return torch.cat([model(normalize(images[i:i + batch_size], ds["mean"], ds["std"])).float()
-                      for i in range(0, len(images), batch_size)])
+    """The model's raw outputs for uint8 images, normalised as its card says (see `predict_logits`)."""
+    return predict_logits(model, images, card["dataset"]["mean"], card["dataset"]["std"], batch_size)
 
 
 def evaluate_pairs(model, card: dict, digits, labels, n: int = 10_000, seed: int = TEST_SEED) -> dict:
