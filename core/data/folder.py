@@ -53,7 +53,8 @@ def _split_layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     return {"all": flat}
 
 
-def _decode(data: bytes, size: int, grey: bool) -> np.ndarray:
+def decode_image(data: bytes, size: int, grey: bool) -> np.ndarray:
+    """Image bytes -> uint8 (size, size) grey or (size, size, 3) RGB; ValueError for images over MAX_PIXELS."""
     with Image.open(io.BytesIO(data)) as img:
         if img.width * img.height > MAX_PIXELS:
             raise ValueError("image too large")
@@ -125,7 +126,7 @@ def _decode_all(layout, read, class_names, image_size):
         xs, ys = [], []
         for n, cls in entries:
             try:
-                xs.append(_decode(read(n), size, grey))
+                xs.append(decode_image(read(n), size, grey))
                 ys.append(index[cls])
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
                 skipped.append(n)

@@ -9,7 +9,6 @@ words.txt. Decoded arrays are cached like image folders.
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +19,7 @@ from PIL import Image
 from core import paths
 from core.data.base import CorruptDataError, Dataset, MissingDataError, channel_stats, register_dataset
 from core.data.files import RemoteFile, find_or_download
+from core.data.folder import decode_image
 
 ZIP_NAME = "tiny-imagenet-200.zip"
 REMOTE = RemoteFile(ZIP_NAME, ("http://cs231n.stanford.edu/",), md5="90528d7ca1a48142e341f4ef8d21d0de")
@@ -47,14 +47,6 @@ class _Source:
         if name not in self.present:
             raise CorruptDataError(f"Tiny ImageNet: {name} is missing; the archive is incomplete.")
         return self.read(name).decode("utf-8", errors="replace").splitlines()
-
-
-def _decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
-        if img.size != (64, 64):
-            img = img.resize((64, 64), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
 
 
 def read_tiny_imagenet(path: Path) -> Dataset:
@@ -87,9 +79,9 @@ def read_tiny_imagenet(path: Path) -> Dataset:
         images, labels = [], []
         for n, label in items:
             try:
-                images.append(_decode(src.read(n)))
+                images.append(decode_image(src.read(n), 64, grey=False))
                 labels.append(label)
-            except (OSError, ValueError):
+            except (OSError, ValueError, Image.DecompressionBombError):
                 problems.append(f"{n}: unreadable image, skipped")
         arrays[split] = (torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy()), torch.tensor(labels))
     mean, std = channel_stats(arrays["train"][0])
