@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import CARD, load_checkpoint, save_checkpoint
+from core.checkpoint import CARD, invoking_command, load_checkpoint, save_checkpoint
 from core.data import AugmentConfig, load_dataset
 from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
 from core.models import build_model, count_parameters
@@ -246,8 +246,7 @@ def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs:
                                     "seed": seed},
                          "history": result.history},
             "params": count_parameters(model),
-            "command": "python -m core.autoencode " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("autoencode.py")
-            else None}
+            "command": invoking_command("core.autoencode")}
     save_checkpoint(out, model, card)
     return json.loads((Path(out) / CARD).read_text())
 

@@ -319,15 +319,11 @@ def _training_card(result, started: float, **extra) -> dict:
             "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra}
 
 
-def _command() -> str | None:
-    return "python -m core.captioning " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("captioning.py") else None
-
-
 def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000, lr: float = 2e-3,
                     batch_size: int = 64, seed: int = 0, data_dir: str | None = None, eval_n: int = 1000,
                     max_steps: int = 0, log=print, **model_options) -> dict:
     """Train on freshly composed scenes every epoch (one random reference caption per scene)."""
-    from core.checkpoint import save_checkpoint
+    from core.checkpoint import invoking_command, save_checkpoint
     from core.data.scenes import held_out_pairs
     from core.models import build_model, count_parameters
 
@@ -350,7 +346,7 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
     card = {"task": "captioning", "vocabulary": vocab.words, "held_out_pairs": sorted(held),
             "dataset": {"name": "scenes", "sources": ["mnist", "fashion_mnist", "cifar10"], "channels": 3,
                         "image_size": 64, "mean": list(MEAN), "std": list(STD), "class_names": []},
-            "metrics": metrics, "params": count_parameters(model), "command": _command(),
+            "metrics": metrics, "params": count_parameters(model), "command": invoking_command("core.captioning"),
             "training": _training_card(result, started, n_train=n_train, lr=lr, batch_size=batch_size, seed=seed)}
     if out:
         save_checkpoint(out, model, card)
@@ -383,7 +379,7 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
                       max_steps: int = 0, log=print, **model_options) -> dict:
     """The same captioner on a Flickr8k-layout folder: images split (seeded) into train and test, a
     vocabulary of the train captions' words seen at least `min_count` times, BLEU on the test images."""
-    from core.checkpoint import save_checkpoint
+    from core.checkpoint import invoking_command, save_checkpoint
     from core.models import build_model, count_parameters
 
     images, captions, problems = load_flickr8k(folder, log=log)
@@ -411,7 +407,7 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
                         "std": list(STD), "class_names": [], "images": len(images), "test_images": len(shown),
                         "skipped": problems[:100]},
             "metrics": {"greedy": {"test": {**bleu(refs, hyps), "exact_match": exact_match(refs, hyps), "n": len(refs)}}},
-            "params": count_parameters(model), "command": _command(),
+            "params": count_parameters(model), "command": invoking_command("core.captioning"),
             "training": _training_card(result, started, lr=lr, batch_size=batch_size, seed=seed)}
     if out:
         save_checkpoint(out, model, card)

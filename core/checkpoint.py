@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,13 @@ FORMAT = "cnn-studio-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
 SNAPSHOTS = "snapshots"  # optional per-epoch weights (float16, for watching training), epoch_NNN.safetensors
+
+
+def invoking_command(module: str) -> str | None:
+    """`python -m <module> <args>` when this process was started as that module's CLI (recorded in model
+    cards as the command that made a checkpoint), else None (a page or a test called the function)."""
+    script = module.rsplit(".", 1)[-1] + ".py"
+    return f"python -m {module} " + " ".join(sys.argv[1:]) if sys.argv[0].endswith(script) else None
 
 
 class CheckpointError(Exception):

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.checkpoint import CARD, CheckpointError, load_checkpoint, save_checkpoint
+from core.checkpoint import CARD, CheckpointError, invoking_command, load_checkpoint, save_checkpoint
 from core.ctc import beam_decode, greedy_batch, to_digits
 from core.data import DataError, load_dataset
 from core.data.multimnist import compose_pairs, compose_strings
@@ -175,10 +175,6 @@ def string_offsets(n: int, gap: int, width: int) -> list[int]:
 
 # --- training -------------------------------------------------------------------------------------------
 
-def _command() -> str | None:
-    return "python -m core.multidigit " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("multidigit.py") else None
-
-
 def _fit(model, task, make_train, make_val, *, n_train: int, epochs: int, lr: float, batch_size: int, seed: int,
          log, max_steps: int = 0, grad_clip: float = 0.0):
     loader = ComposedLoader(make_train, n_train, batch_size, seed)
@@ -197,7 +193,7 @@ def _fit(model, task, make_train, make_val, *, n_train: int, epochs: int, lr: fl
 
 def _card(task: str, ds, model, generator: dict, result, started: float, metrics: dict, extra: dict) -> dict:
     return {"task": task, "dataset": {**ds.describe(), "name": "mnist"}, "generator": generator,
-            "metrics": metrics, "params": count_parameters(model), "command": _command(),
+            "metrics": metrics, "params": count_parameters(model), "command": invoking_command("core.multidigit"),
             "training": {"epochs": result.epochs, "stop_reason": result.reason, "best_epoch": result.best_epoch,
                          "train_seconds": round(result.train_seconds, 1),
                          "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra}}
@@ -261,7 +257,8 @@ def sweep(lambdas: list[float], *, epochs: int, n_train: int, into: str | None =
     if into:
         path = Path(into) / CARD
         card = json.loads(path.read_text())
-        card["lambda_sweep"] = {"rows": rows, "epochs": epochs, "n_train": n_train, "command": _command()}
+        card["lambda_sweep"] = {"rows": rows, "epochs": epochs, "n_train": n_train,
+                                "command": invoking_command("core.multidigit")}
         path.write_text(json.dumps(card, indent=2) + "\n")
     return rows
 
