@@ -7,7 +7,7 @@ from core.ctc import align, beam_decode, greedy_decode, to_digits
 from core.data.multimnist import DIGIT, compose
 from core.multidigit import pick_tiles, string_log_probs, string_offsets
 from core.plots import ctc_figure
-from pages._common import cached_checkpoint, tagged_checkpoints
+from pages._common import cached_checkpoint, task_checkpoints
 
 
 def _text(labels) -> str:
@@ -15,7 +15,7 @@ def _text(labels) -> str:
 
 
 def string_mode(mnist) -> None:
-    models = {f"{f.name} ({tag})": str(f) for f, _, tag in tagged_checkpoints("digit_string")}
+    models = task_checkpoints("digit_string")
     if not models:
         st.error("No CRNN checkpoint found. Train one: `python -m core.multidigit train-crnn --out checkpoints/mnist_crnn`.")
         return

@@ -8,11 +8,11 @@ from core.captioning import attention_map, caption_image, exact_match, vocabular
 from core.data import DataError
 from core.preprocess import preprocess_photo, read_image
 from core.viz import overlay, to_rgb
-from pages._common import SHARED_INPUT, cached_checkpoint, enlarge, tagged_checkpoints
+from pages._common import SHARED_INPUT, cached_checkpoint, enlarge, task_checkpoints
 from pages._scenes import cached_scenes
 
 st.title("Caption generator")
-models = {f"{f.name} ({tag})": str(f) for f, _, tag in tagged_checkpoints("captioning")}
+models = task_checkpoints("captioning")
 if not models:
     st.error("No captioning checkpoint found. Train one: `python -m core.captioning train --out "
              "checkpoints/scenes_captioner`.")

@@ -10,7 +10,7 @@ from core.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
 from core.preprocess import example_digit, preprocess_digit
 from core.viz import overlay
-from pages._common import cached_checkpoint, cached_dataset, enlarge, tagged_checkpoints
+from pages._common import cached_checkpoint, cached_dataset, enlarge, task_checkpoints
 from pages._strings import string_mode
 
 st.title("Multi-MNIST composer")
@@ -26,7 +26,7 @@ if mode == "A digit string":
     string_mode(mnist)
     st.stop()
 
-models = {f"{f.name} ({tag})": str(f) for f, _, tag in tagged_checkpoints("multi_digit")}
+models = task_checkpoints("multi_digit")
 if not models:
     st.error("No multi-task checkpoint found. Train one: `python -m core.multidigit train-pair --out "
              "checkpoints/mnist_pair_cnn`.")
