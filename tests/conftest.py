@@ -38,3 +38,22 @@ def real_data_module() -> Path:
     if path is None:
         pytest.skip("real data sets not available: set CNN_STUDIO_DATA or provide ../shared/data")
     return path
+
+
+def open_page_on_run(page: str, runs: Path, monkeypatch, data_dir: Path, *, select_key: str, run: str,
+                     timeout: int = 120, required: bool = True, **state):
+    """AppTest of pages/`page` with $CNN_STUDIO_RUNS = `runs`, the real data, `state` preset in the session,
+    and the model chooser `select_key` set to the option naming `run`. With required=False the chooser
+    may be absent (a page mode without one) and the page is returned as first run."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(runs))
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(data_dir))
+    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    if not required and (at.exception or not any(s.key == select_key for s in at.selectbox)):
+        return at
+    label = next(o for o in at.selectbox(key=select_key).options if run in o)
+    return at.selectbox(key=select_key).set_value(label).run()

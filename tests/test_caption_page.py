@@ -1,9 +1,8 @@
 """AppTest for the caption generator on a small captioner trained here on 500 real scenes."""
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.captioning import train_captioner
-from tests.conftest import ROOT
+from tests.conftest import open_page_on_run
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +14,8 @@ def runs(tmp_path_factory, real_data_module):
 
 
 def open_page(runs, monkeypatch, real_data_module, **state):
-    monkeypatch.setenv("CNN_STUDIO_RUNS", str(runs))
-    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data_module))
-    at = AppTest.from_file(str(ROOT / "pages" / "captions.py"), default_timeout=180)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    label = next(o for o in at.selectbox(key="caption_model").options if "tiny_cap" in o)
-    return at.selectbox(key="caption_model").set_value(label).run()
+    return open_page_on_run("captions.py", runs, monkeypatch, real_data_module, select_key="caption_model",
+                            run="tiny_cap", timeout=180, **state)
 
 
 def test_scene_caption_attention_and_top_words(runs, monkeypatch, real_data_module):

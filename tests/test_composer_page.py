@@ -2,10 +2,9 @@
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from core.multidigit import sweep, train_crnn, train_pair
-from tests.conftest import ROOT
+from core.multidigit import train_crnn, train_pair
+from tests.conftest import open_page_on_run
 
 SMALL = {"channels": (8, 16, 16), "hidden": 32}
 
@@ -23,17 +22,9 @@ def runs(tmp_path_factory, real_data_module):
     return folder
 
 
-def open_page(runs, monkeypatch, real_data_module, **state):
-    monkeypatch.setenv("CNN_STUDIO_RUNS", str(runs))
-    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data_module))
-    at = AppTest.from_file(str(ROOT / "pages" / "composer.py"), default_timeout=120)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    if not at.exception and any(s.key == "composer_model" for s in at.selectbox):
-        label = next(o for o in at.selectbox(key="composer_model").options if "tiny_pair" in o)
-        at.selectbox(key="composer_model").set_value(label).run()
-    return at
+def open_page(runs, monkeypatch, real_data_module, **state):  # sequence mode has no pair-model chooser
+    return open_page_on_run("composer.py", runs, monkeypatch, real_data_module, select_key="composer_model",
+                            run="tiny_pair", required=False, **state)
 
 
 def metrics(at) -> dict:

@@ -1,10 +1,9 @@
 """AppTest for the latent explorer on a small autoencoder trained here on 300 real Fashion-MNIST images."""
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.autoencode import train_autoencoder
-from tests.conftest import ROOT
+from tests.conftest import open_page_on_run
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +16,8 @@ def runs(tmp_path_factory, real_data_module):
 
 
 def open_page(runs, monkeypatch, real_data_module, model="conv_ae", **state):
-    monkeypatch.setenv("CNN_STUDIO_RUNS", str(runs))
-    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data_module))
-    at = AppTest.from_file(str(ROOT / "pages" / "latent.py"), default_timeout=120)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    label = next(o for o in at.selectbox(key="latent_model").options if f"tiny_{model}" in o)
-    return at.selectbox(key="latent_model").set_value(label).run()
+    return open_page_on_run("latent.py", runs, monkeypatch, real_data_module, select_key="latent_model",
+                            run=f"tiny_{model}", **state)
 
 
 def captions(at) -> str:
