@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.ctc import greedy_batch
 from core.data.augment import AugmentConfig, augment_batch
+from core.models.multidigit import split_pair_output
 
 
 def normalize(x: torch.Tensor, mean, std, channels_last: bool = False) -> torch.Tensor:
@@ -153,8 +155,6 @@ class PairTask:
         return normalize(x, self.mean, self.std, self.channels_last and x.device.type == "cpu")
 
     def _parts(self, model: nn.Module, batch: tuple):
-        from core.models.multidigit import split_pair_output
-
         x, classes, centres = batch
         logits, pred_x = split_pair_output(model(self.prepare(x)))
         ce = F.cross_entropy(logits.reshape(-1, 10), classes.reshape(-1), reduction="none").view(-1, 2).sum(1)
@@ -200,8 +200,6 @@ class CTCTask:
         b, t = log_probs.shape[:2]
         loss = F.ctc_loss(log_probs.transpose(0, 1), (targets + 1).clamp_min(1), torch.full((b,), t, dtype=torch.long),
                           lengths, blank=0, reduction="none", zero_infinity=True)
-        from core.ctc import greedy_batch
-
         exact = [p == tuple(row[:n].tolist()) for p, row, n in zip(greedy_batch(log_probs), targets, lengths)]
         return loss, torch.tensor(exact, dtype=torch.float32)
 

@@ -54,7 +54,7 @@ def held_out_pairs(fraction: float = 0.1, seed: int = 0) -> set[tuple[int, int]]
 
 
 def _article(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou8" and not phrase.startswith("one") else "a ") + phrase
+    return ("an " if phrase[0] in "aeiou8" else "a ") + phrase
 
 
 def describe(obj: SceneObject) -> str:
@@ -81,7 +81,7 @@ def captions_for(objects: list[SceneObject]) -> list[str]:
     return [f"{at[0]}, {at[1]} and {at[2]}", f"there is {at[0]}, {at[1]} and {at[2]}", f"{at[2]}, {at[1]} and {at[0]}"]
 
 
-def _grey_object(tile: np.ndarray, size: str, colour: str, rng: np.random.Generator) -> np.ndarray:
+def _grey_object(tile: np.ndarray, size: str, colour: str) -> np.ndarray:
     """A 28x28 grey tile as a tinted RGB float image of 28 (large) or 18 (small) pixels."""
     side = 28 if size == "large" else 18
     t = torch.from_numpy(tile.astype(np.float32) / 255)[None, None]
@@ -114,7 +114,7 @@ class SceneMaker:
             if o.cls >= 20:
                 img, side = tile.transpose(1, 2, 0).astype(np.float32), 32
             else:
-                img = _grey_object(tile[0], o.size, o.colour, rng)
+                img = _grey_object(tile[0], o.size, o.colour)
                 side = img.shape[0]
             slack = CELL - side
             dy, dx = (rng.integers(0, slack + 1, size=2) if slack else (0, 0))
