@@ -44,9 +44,12 @@ def save_checkpoint(folder: str | os.PathLike, model: nn.Module, card: dict) -> 
     folder.mkdir(parents=True, exist_ok=True)
     if not hasattr(model, "spec"):
         raise ValueError("save_checkpoint needs a model made by core.models.build_model (it has no .spec)")
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    packaged = model.package_keys() if hasattr(model, "package_keys") else set()  # e.g. frozen ImageNet weights
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if k not in packaged}
     full_card = {"format": FORMAT, "model": model.spec, "torch_version": torch.__version__,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **card}
+    if packaged:
+        full_card["weights_from_package"] = f"{len(packaged)} frozen tensors come from the pretrained network's package"
     save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
     full_card["weights_bytes"] = (folder / WEIGHTS).stat().st_size
     (folder / CARD).write_text(json.dumps(full_card, indent=2) + "\n")
@@ -94,19 +97,24 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             raise CheckpointError(f"{keras_file}: {exc}") from None
         return model.to(device).eval(), card
     weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: weights file missing.")
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}); it is corrupt or truncated.")
     spec = card["model"]
     try:
         model = build_model(spec["name"], **spec["kwargs"])
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{folder / CARD}: cannot rebuild model {spec['name']!r} ({exc}).")
+    except RuntimeError as exc:  # e.g. the package with a pretrained network's weights is missing
+        raise CheckpointError(f"{folder / CARD}: cannot build model {spec['name']!r}: {exc}")
+    packaged = model.package_keys() if card.get("weights_from_package") and hasattr(model, "package_keys") else set()
+    if not weights.is_file() and set(model.state_dict()) - packaged:
+        raise CheckpointError(f"{weights}: weights file missing.")
     try:
-        model.load_state_dict(state, strict=True)
+        state = load_file(str(weights), device="cpu") if weights.is_file() else {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}); it is corrupt or truncated.")
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - packaged:
+            raise RuntimeError(f"missing keys {sorted(set(missing) - packaged)[:3]}, unexpected keys {unexpected[:3]}")
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise CheckpointError(f"{weights}: weights do not match model {spec['name']!r} "

@@ -95,7 +95,16 @@ class EndEvent:
     kind: str = "end"
 
 
-Event = StepEvent | EvalEvent | EpochEvent | EndEvent
+@dataclass
+class PrepareEvent:
+    """Work before the first step, e.g. extracting and caching a pretrained network's features."""
+    done: int
+    total: int
+    message: str
+    kind: str = "prepare"
+
+
+Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent
 
 
 class Task(Protocol):

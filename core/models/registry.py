@@ -21,19 +21,22 @@ class ModelEntry:
     description: str
     defaults: dict = field(default_factory=dict)  # preset keyword arguments, e.g. a tuned variant's widths
     kind: str = "classifier"  # classifier | autoencoder
+    input_stats: bool = False  # the builder takes the data set's data_mean / data_std (a pretrained network
+    # that must undo the data set's normalisation to apply its own)
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, kind: str = "classifier", **defaults) -> Callable:
+def register_model(name: str, description: str, kind: str = "classifier", input_stats: bool = False,
+                   **defaults) -> Callable:
     """Decorator: register `builder(*, in_channels, image_size, num_classes, **options)` under `name`.
 
     Autoencoders (kind="autoencoder") take no num_classes.
     """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = ModelEntry(name, builder, description, defaults, kind)
+        _MODELS[name] = ModelEntry(name, builder, description, defaults, kind, input_stats)
         return builder
 
     return wrap
@@ -45,12 +48,17 @@ def list_models(kind: str = "classifier") -> dict[str, str]:
 
 
 def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int | None = None,
-                **options) -> nn.Module:
-    """Build a registered model; `model.spec` holds {"name", "kwargs"} to rebuild it exactly."""
+                stats: tuple | None = None, **options) -> nn.Module:
+    """Build a registered model; `model.spec` holds {"name", "kwargs"} to rebuild it exactly.
+
+    `stats` = (mean, std) of the training data, passed on only to models registered with input_stats.
+    """
     if name not in _MODELS:
         raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(sorted(_MODELS))}.")
     entry = _MODELS[name]
     kwargs = {**entry.defaults, **options, "in_channels": in_channels, "image_size": image_size}
+    if entry.input_stats and stats is not None:
+        kwargs["data_mean"], kwargs["data_std"] = [float(v) for v in stats[0]], [float(v) for v in stats[1]]
     if entry.kind == "classifier":
         if num_classes is None:
             raise TypeError(f"model {name!r} needs num_classes")
