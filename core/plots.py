@@ -167,12 +167,17 @@ def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=
     return fig
 
 
-def probability_chart(probs, class_names: list[str]):
-    """Horizontal bars of every class probability, the top class highlighted."""
+def probability_chart(probs, class_names: list[str], top_k: int = 5):
+    """Horizontal bars of every class probability, the top class highlighted; with more than 20 classes
+    (ImageNet's 1000) only the `top_k` most probable, best first."""
+    probs = np.asarray(probs)
+    shown = list(range(len(probs))) if len(probs) <= 20 else [int(i) for i in np.argsort(-probs)[:top_k]]
     top = int(probs.argmax())
-    colours = ["#e4572e" if i == top else "#7f9cb0" for i in range(len(probs))]
-    fig = go.Figure(go.Bar(x=probs, y=[str(c) for c in class_names], orientation="h", marker_color=colours,
-                           text=[f"{p:.1%}" for p in probs], textposition="outside", cliponaxis=False))
+    colours = ["#e4572e" if i == top else "#7f9cb0" for i in shown]
+    fig = go.Figure(go.Bar(x=probs[shown], y=[str(class_names[i]) for i in shown], orientation="h",
+                           marker_color=colours, text=[f"{probs[i]:.1%}" for i in shown], textposition="outside",
+                           cliponaxis=False))
+    probs = probs[shown]
     fig.update_layout(height=40 + 26 * len(probs), margin=dict(l=10, r=40, t=10, b=10),
                       xaxis=dict(range=[0, 1.1], tickformat=".0%"),
                       yaxis=dict(autorange="reversed", type="category"))
@@ -232,4 +237,20 @@ def ctc_figure(image, probs, alignment, *, column_px: float) -> go.Figure:
     fig.update_xaxes(range=[-0.5, w - 0.5], title="x (pixels)", row=2, col=1)
     fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], row=1, col=1)
     fig.update_yaxes(autorange="reversed", type="category", row=2, col=1)
+    return fig
+
+
+def efficiency_figure(rows: list[dict]) -> go.Figure:
+    """Test accuracy against training images per class (log axis): pretrained features + linear head vs a CNN
+    trained from scratch, from `bench/transfer.py`'s `efficiency` rows."""
+    x = [r["per_class"] for r in rows]
+    fig = go.Figure()
+    for key, name, colour in (("transfer_accuracy", "pretrained EfficientNet-Lite0 + linear head", "#e4572e"),
+                              ("scratch_accuracy", "small ResNet from scratch", "#4c78a8")):
+        fig.add_scatter(x=x, y=[100 * r[key] for r in rows], mode="lines+markers+text", name=name,
+                        text=[f"{100 * r[key]:.1f}" for r in rows], textposition="top center",
+                        line=dict(color=colour, width=3), marker=dict(size=9))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
+                      xaxis=dict(type="log", title="training images per class", tickvals=x),
+                      yaxis=dict(title="CIFAR-10 test accuracy (%)", range=[0, 100]))
     return fig

@@ -20,7 +20,7 @@ from pathlib import Path
 from core import paths
 from core.data import AugmentConfig
 from core.engine import Event, RunControl, TrainConfig
-from core.train import TrainSpec, command_for, train_classifier
+from core.train import StoppedWhilePreparing, TrainSpec, command_for, train_classifier
 
 SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
 FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
@@ -159,6 +159,9 @@ def _work(run_dir: Path, spec: TrainSpec) -> None:
         _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
                                        "message": outcome.result.message, "test_accuracy": outcome.test["accuracy"],
                                        "train_seconds": outcome.result.train_seconds})
+    except StoppedWhilePreparing as exc:
+        flush()
+        _write_json(run_dir / STATUS, {"state": "stopped", "started": started, "ended": time.time(), "message": str(exc)})
     except Exception as exc:  # noqa: BLE001  (whatever broke, the page must learn it from status.json)
         flush()
         _write_json(run_dir / STATUS, {"state": "failed", "started": started, "ended": time.time(),

@@ -22,10 +22,11 @@ from typing import Callable
 from core.checkpoint import save_checkpoint, save_snapshot
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
 from core.engine import Event, FitResult, RunControl, TensorLoader, TrainConfig, fit
-from core.evaluate import evaluate_classifier
+from core.evaluate import classification_report, evaluate_classifier
 from core.models import build_model, count_parameters, list_models
 from core.optim import OPTIMIZERS, SCHEDULES
 from core.tasks import ClassificationTask
+from core.transfer import FeatureTask, feature_sets, suffix_logits
 
 # The benchmark's speed recipe: fast_cnn, Nesterov SGD with a one-cycle schedule over 3 epochs, 1-pixel shifts.
 FAST_MNIST_RECIPE = {
@@ -79,12 +80,27 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
         train_x, train_y = data.train_x[keep], data.train_y[keep]
         val_loader = TensorLoader(data.train_x[held], data.train_y[held], batch_size=1000, shuffle=False)
     model = build_model(spec.model, in_channels=data.channels, image_size=data.image_size,
-                        num_classes=data.num_classes, **spec.model_options)
-    task = ClassificationTask(data.mean, data.std, augment=spec.augment, label_smoothing=spec.label_smoothing,
-                              mixup_alpha=spec.mixup_alpha, cutmix_alpha=spec.cutmix_alpha,
-                              channels_last=spec.config.channels_last)
-    loader = TensorLoader(train_x, train_y, batch_size=spec.config.batch_size,
-                          drop_last=len(train_x) > spec.config.batch_size, seed=spec.config.seed)
+                        num_classes=data.num_classes, stats=(data.mean, data.std), **spec.model_options)
+    features = None
+    if hasattr(model, "suffix"):  # a pretrained backbone: its frozen part runs once per image, cached on disk
+        if spec.augment.active or spec.mixup_alpha or spec.cutmix_alpha or spec.label_smoothing:
+            raise ValueError("Pretrained features are computed once and cached, so every epoch sees the same "
+                             "images: switch off augmentation, mixup, cutmix and label smoothing for this model.")
+        sets = {"train": train_x, "test": data.test_x}
+        if val_loader is not None:
+            sets["validation"] = data.train_x[held]
+        features = feature_sets(model, sets, data.mean, data.std, emit=_stoppable(callback, control))
+        task = FeatureTask()
+        train_x = features["train"]
+        if val_loader is not None:
+            val_loader = TensorLoader(*features["validation"], data.train_y[held], batch_size=1000, shuffle=False)
+    else:
+        task = ClassificationTask(data.mean, data.std, augment=spec.augment, label_smoothing=spec.label_smoothing,
+                                  mixup_alpha=spec.mixup_alpha, cutmix_alpha=spec.cutmix_alpha,
+                                  channels_last=spec.config.channels_last)
+        train_x = (train_x,)
+    loader = TensorLoader(*train_x, train_y, batch_size=spec.config.batch_size,
+                          drop_last=len(train_y) > spec.config.batch_size, seed=spec.config.seed)
     def on_event(event: Event) -> None:
         if spec.snapshots and out is not None and event.kind == "epoch":
             save_snapshot(out, model, event.epoch)
@@ -92,7 +108,10 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
             callback(event)
 
     result = fit(model, task, loader, val_loader, spec.config, callback=on_event, control=control)
-    test = evaluate_classifier(model, data)
+    if features is not None:
+        test = classification_report(suffix_logits(model, features["test"]), data.test_y, data.class_names)
+    else:
+        test = evaluate_classifier(model, data)
     card = {
         "task": "classification",
         "dataset": data.describe(),
@@ -110,6 +129,21 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
     if out is not None:
         save_checkpoint(out, model, card)
     return TrainOutcome(model=model, result=result, test=test, card=card, params=card["params"])
+
+
+class StoppedWhilePreparing(Exception):
+    """The user stopped a run before its first step (while its features were being extracted)."""
+
+
+def _stoppable(callback: Callable[[Event], None] | None, control: RunControl | None) -> Callable[[Event], None]:
+    """Forward preparation events, and end the preparation once the user asks the run to stop."""
+    def emit(event: Event) -> None:
+        if callback is not None:
+            callback(event)
+        if control is not None and control.stop_requested:
+            raise StoppedWhilePreparing(f"Stopped while extracting features ({event.done:,} of {event.total:,} "
+                                        "images); nothing was trained. Sets finished before the stop stay cached.")
+    return emit
 
 
 RECIPES = {"fast_mnist": ("mnist", FAST_MNIST_RECIPE)}
@@ -230,6 +264,8 @@ def main(argv=None) -> int:
             bar.update(1)
             bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
                             img_s=f"{event.images_per_s:.0f}")
+        elif event.kind == "prepare" and (event.done == event.total or event.done % 1024 < 64):
+            bar.write(f"{event.done:,}/{event.total:,}: {event.message}")
         elif event.kind == "epoch":
             val = f", val loss {event.val['loss']:.4f} acc {event.val['accuracy']:.4f}" if event.val else ""
             bar.write(f"epoch {event.epoch}: train loss {event.train['loss']:.4f} acc "
@@ -243,7 +279,7 @@ def main(argv=None) -> int:
         return _cross_validate_cli(spec, on_event, control, args.out, command)
     try:
         outcome = train_classifier(spec, on_event, control, out=args.out, command=command)
-    except (DataError, ValueError, KeyError, TypeError) as exc:
+    except (DataError, ValueError, KeyError, TypeError, StoppedWhilePreparing, RuntimeError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1

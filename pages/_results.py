@@ -1,15 +1,21 @@
-"""End-of-run views too big for the trainer page: a k-fold run's folds, and a grouped recipe's comparison."""
+"""End-of-run views too big for the trainer page: a k-fold run's folds, a grouped recipe's comparison, and the
+transfer-learning benchmark's data-efficiency chart."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.evaluate import most_confused
-from core.plots import accuracy_time_figure, compare_figure, confusion_figure
+from core import paths
+from core.plots import accuracy_time_figure, compare_figure, confusion_figure, efficiency_figure
 from core.runs import read_events, read_group, read_spec, read_status, summarize
 from pages._common import cached_checkpoint, cached_report
+
+# this machine's own `python -m bench.transfer` run if there is one, else the measurement shipped with the project
+TRANSFER_BENCH = [paths.PROJECT_ROOT / "bench" / folder / "transfer.json" for folder in ("results", "reference")]
 
 
 def cv_results(status: dict) -> None:
@@ -96,3 +102,20 @@ def open_elsewhere(run_dir: Path) -> None:
                 st.switch_page(page)
             except st.errors.StreamlitAPIException:  # the page runs on its own, without the app's navigation
                 st.info(f"Open {page.split('/')[-1][:-3].title()} from the navigation: {label} is chosen there.")
+
+
+def transfer_evidence(model: str) -> None:
+    """For the pretrained model, why transfer learning exists: the benchmark's data-efficiency chart on CIFAR-10."""
+    if model != "efficientnet_lite0":
+        return
+    try:
+        bench = json.loads(next(p for p in TRANSFER_BENCH if p.is_file()).read_text())
+    except (StopIteration, OSError, ValueError):
+        st.caption("Run `python -m bench.transfer` to see the data-efficiency comparison here.")
+        return
+    with st.expander("Why transfer learning: test accuracy against training images per class (CIFAR-10)",
+                     expanded=True, icon=":material/trending_up:"):
+        st.plotly_chart(efficiency_figure(bench["efficiency"]), width="stretch", key="trainer_efficiency")
+        st.caption(f"From `python -m bench.transfer` ({bench['threads']} CPU threads, images resized to "
+                   f"{bench['resolution']} px). With few images per class the pretrained features win by far; the "
+                   "from-scratch runs had a CPU time budget each, so the 'all' point is below what long training reaches.")

@@ -15,7 +15,7 @@ from core.runs import (active_run, list_runs, read_events, read_group, read_stat
                        start_run, start_runs, uploaded_datasets)
 from core.viz import augmented_grid
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge, zip_uploader
-from pages._results import cv_results, group_results, open_elsewhere
+from pages._results import cv_results, group_results, open_elsewhere, transfer_evidence
 
 st.title("Train a CNN")
 name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
@@ -70,19 +70,18 @@ with st.expander("Settings", expanded=True):
 spec = dataclasses.replace(
     base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
     val_split=val_split, augment=augment, folds=int(folds) if folds != 1 else 0,
+    model_options=base.model_options if model == base.model else {},  # e.g. the transfer recipe's fine_tune
     framework=framework if keras_ok else "torch",
     config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
                                schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
                                threads=int(threads), device=device,
                                eval_every_steps=steps_per_epoch // checks if val_split and checks > 1 else 0))
+transfer_evidence(model)
 busy = active_run()
 if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:
-        if grouped:
-            st.session_state["trainer_run"] = str(start_runs([dataclasses.replace(spec, model=m) for m in grouped],
-                                                             group=name)[0])
-        else:
-            st.session_state["trainer_run"] = str(start_run(spec))
+        st.session_state["trainer_run"] = str(start_runs([dataclasses.replace(spec, model=m) for m in grouped],
+                                                         group=name)[0] if grouped else start_run(spec))
         st.session_state["trainer_watch"] = Path(st.session_state["trainer_run"]).name  # watch the new run
     except RuntimeError as exc:
         st.error(str(exc))
@@ -112,8 +111,9 @@ def live(run_dir: Path) -> None:
         st.progress(min(s["progress"], 1.0), text=f"{state}: epoch {s['epoch']}, step {s['step']}, loss "
                     f"{s['loss']:.4f}, lr {s['lr']:.2e}, {speed:,.0f} images/s" +
                     (f", about {eta:.0f} s left" if state == "running" else ""))
-    else:
-        st.progress(0.0, text=f"{state}: preparing the data...")
+    else:  # before the first step: loading the data, or extracting a pretrained model's features
+        prep = (events.get("prepare") or [{"done": 0, "total": 1, "message": "preparing the data..."}])[-1]
+        st.progress(prep["done"] / max(prep["total"], 1), text=f"{state}: {prep['message']}")
     st.plotly_chart(training_figure(events), width="stretch", key="trainer_chart")
     if state == "running":
         left, mid, right = st.columns([2, 2, 1])
@@ -130,8 +130,9 @@ def live(run_dir: Path) -> None:
 
 status = read_status(watched)  # only a run in progress refreshes itself, every second, without rerunning the page
 st.fragment(live, run_every=1.0 if status.get("state") in ("starting", "running", "queued") else None)(watched)
-if status.get("state") in ("failed", "diverged", "interrupted"):
-    st.error(status.get("message", "The run failed."))
+if status.get("state") in ("failed", "diverged", "interrupted") or (
+        status.get("state") == "stopped" and not (watched / "card.json").is_file()):  # stopped before training
+    (st.warning if status["state"] == "stopped" else st.error)(status.get("message", "The run failed."))
 if status.get("cv"):
     cv_results(status)
 if status.get("state") in ("finished", "stopped", "diverged") and (watched / "card.json").is_file():
