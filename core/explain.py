@@ -27,7 +27,11 @@ def class_target(index: int) -> Target:
 
 
 def inspectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Named layers worth showing, in forward order: leaves plus residual blocks, minus containers."""
+    """Named layers worth showing, in forward order: leaves plus residual blocks, minus containers; a model
+    with a `layer_names` list (a pretrained network of hundreds of parts) shows those layers instead."""
+    if isinstance(getattr(model, "layer_names", None), list):
+        modules = dict(model.named_modules())
+        return [(name, modules[name]) for name in model.layer_names]
     found = []
     for name, module in model.named_modules():
         if not name:

@@ -153,6 +153,16 @@ def strokes_to_fabric(strokes: list[list[tuple[float, float]]], *, width: int, c
     return {"version": "4.4.0", "objects": objects}
 
 
+SAMPLE_PHOTOS = {"cat (Chelsea)": "chelsea", "coffee": "coffee", "astronaut": "astronaut", "rocket": "rocket"}
+
+
+def sample_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photos (H, W, 3) uint8, by its label in SAMPLE_PHOTOS."""
+    from skimage import data  # imported on use: only the photo pages need scikit-image
+
+    return np.asarray(getattr(data, SAMPLE_PHOTOS[name])(), dtype=np.uint8)
+
+
 def example_digit(size: int = 28) -> np.ndarray:
     """The example drawing (a crossed 7), preprocessed: the default input before the user draws."""
     return preprocess_digit(render_strokes(EXAMPLE_STROKES, size=280, width=20), size=size).image

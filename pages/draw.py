@@ -6,10 +6,11 @@ import numpy as np
 import streamlit as st
 
 from core.inference import input_spec, is_digit_model, predict_proba
-from core.preprocess import (EXAMPLE_STROKES, has_dark_background, preprocess_digit, preprocess_photo, read_image,
-                             render_strokes, strokes_to_fabric)
+from core.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit, preprocess_photo,
+                             read_image, render_strokes, sample_photo, strokes_to_fabric)
 from core.plots import probability_chart
 from pages._common import SHARED_INPUT, enlarge
+from pages._inputs import IMAGE_TYPES, has_test_set
 from pages._models import choose_checkpoint
 
 CANVAS = 280
@@ -68,20 +69,28 @@ if is_digit_model(card):
 else:
     channels, size = input_spec(card)
     st.caption(f"This model reads {size}x{size} {'grey' if channels == 1 else 'colour'} images of "
-               f"{card['dataset']['name']}: upload a picture or use the camera; it is centre-cropped and resized.")
-    source = st.radio("Input", ["Upload", "Camera"], horizontal=True, key="draw_source")
-    file = (st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="draw_upload")
-            if source == "Upload" else st.camera_input("Camera", key="draw_camera"))
-    if file is None:
-        st.info("Choose an image to classify.")
-        st.stop()
-    try:
-        raw = read_image(file.getvalue())
-    except ValueError as exc:
-        st.error(f"Cannot use this file: {exc}.")
-        st.stop()
+               f"{card['dataset']['name']}: upload a picture, use the camera"
+               f"{' or take a sample photo' if channels == 3 else ''}; it is centre-cropped and resized.")
+    sources = ["Upload", "Camera"] + (["Sample photo"] if channels == 3 else [])
+    if not has_test_set(card):  # a pretrained ImageNet model opens on a real photo
+        sources.insert(0, sources.pop())
+    source = st.radio("Input", sources, horizontal=True, key="draw_source")
+    if source == "Sample photo":
+        name = st.selectbox("Photo (bundled with scikit-image)", list(SAMPLE_PHOTOS), key="draw_photo")
+        raw, origin = sample_photo(name), name
+    else:
+        file = (st.file_uploader("Image", type=IMAGE_TYPES, key="draw_upload")
+                if source == "Upload" else st.camera_input("Camera", key="draw_camera"))
+        if file is None:
+            st.info("Choose an image to classify.")
+            st.stop()
+        try:
+            raw, origin = read_image(file.getvalue()), getattr(file, "name", "camera")
+        except ValueError as exc:
+            st.error(f"Cannot use this file: {exc}.")
+            st.stop()
     image = preprocess_photo(raw, size=size, channels=channels, dark_background=has_dark_background(card))
-    st.session_state[SHARED_INPUT] = {"image": raw, "source": file.name if hasattr(file, "name") else "camera"}
+    st.session_state[SHARED_INPUT] = {"image": raw, "source": origin}
     left, right = st.columns(2)
     left.image(raw, caption="your image", width=240)
     left.image(enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 240), caption=f"model input {size}x{size}")

@@ -14,7 +14,8 @@ st.markdown("Train convolutional networks on real image data, watch them learn, 
 
 cards = shipped_cards()
 HEADLINE = {"test_accuracy": "accuracy", "test_both_digits_accuracy": "both digits right",
-            "test_exact_match_4_5": "exact match, 4-5 digit strings"}
+            "test_exact_match_4_5": "exact match, 4-5 digit strings",
+            "imagenet_top1_reported": "ImageNet top-1, as reported by its authors"}
 
 
 def headline(card: dict) -> tuple[float | None, str]:

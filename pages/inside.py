@@ -4,49 +4,21 @@ import pandas as pd
 import streamlit as st
 
 from core.checkpoint import list_snapshots
-from core.data import DataError
 from core.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
                           layer_table, occlusion, saliency)
-from core.inference import input_spec, is_digit_model, predict_proba, to_batch
-from core.preprocess import example_digit, has_dark_background, preprocess_photo, read_image
+from core.inference import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
 from core.viz import filter_montage, montage, overlay
-from pages._common import SHARED_INPUT, cached_dataset, cached_snapshot, enlarge
+from pages._common import cached_snapshot, enlarge
+from pages._inputs import choose_input
 from pages._models import choose_checkpoint
 
 st.title("Inside the network")
 folder, model, card = choose_checkpoint("inside_model")
 label = folder.rsplit("/", 1)[-1]
 channels, size = input_spec(card)
-classes, photo = card["dataset"]["class_names"], {"channels": channels, "dark_background": has_dark_background(card)}
-
-shared = st.session_state.get(SHARED_INPUT)
-sources = (["Drawing from the Draw page"] if shared is not None else []) + ["Test image", "Upload"]
-source = st.radio("Input", sources, horizontal=True, key="inside_source")
-image = None
-if source == "Drawing from the Draw page":
-    raw = shared["image"]
-    image = raw if raw.shape == (size, size) and channels == 1 else preprocess_photo(raw, size=size, **photo)
-elif source == "Test image":
-    try:
-        data = cached_dataset(card["dataset"]["name"])
-        left, right = st.columns(2)
-        wanted = left.selectbox("Class", range(len(classes)), format_func=lambda i: str(classes[i]), key="inside_class")
-        pool = np.nonzero(data.test_y.numpy() == wanted)[0]
-        index = right.number_input(f"Index among {len(pool)} test images", 0, len(pool) - 1, 0, key="inside_index")
-        image = data.test_x[pool[index]].numpy()
-    except DataError as exc:
-        st.warning(f"The test set is not available here ({exc}) Showing the example drawing instead.")
-else:
-    file = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="inside_upload")
-    if file is not None:
-        try:
-            image = preprocess_photo(read_image(file.getvalue()), size=size, **photo)
-        except ValueError as exc:
-            st.error(f"Cannot use this file: {exc}.")
-if image is None:
-    image = example_digit(size) if is_digit_model(card) else np.zeros((channels, size, size), np.uint8)
-image = image if image.ndim == 3 else image[None]
+classes = card["dataset"]["class_names"]
+image = choose_input(card, "inside")
 
 probs = predict_proba(model, card, image)
 top = int(probs.argmax())
@@ -104,9 +76,13 @@ with occ_tab:
                "hides each spot.")
     left, right = st.columns(2)
     patch = left.slider("Square size", 2, max(3, size // 2), max(2, size // 5), key="inside_patch")
-    stride = left.slider("Stride", 1, max(2, size // 4), max(1, size // 14), key="inside_stride")
-    softmax_top = lambda out: out.softmax(1)[:, top]  # noqa: E731
-    drop = occlusion(model, x, softmax_top, patch=patch, stride=stride).clamp_min(0).numpy()
+    stride = left.slider("Stride", 1, max(2, size // 4), max(1, size // 14 if size <= 64 else size // 8),
+                         key="inside_stride")  # a 224 px photo: 7 x 7 positions, one batch, about a second
+    memo = (label, hash(image.tobytes()), top, patch, stride)  # the map only changes with these: reuse it
+    if st.session_state.get("inside_occlusion", (None,))[0] != memo:
+        softmax_top = lambda out: out.softmax(1)[:, top]  # noqa: E731
+        st.session_state["inside_occlusion"] = (memo, occlusion(model, x, softmax_top, patch=patch, stride=stride))
+    drop = st.session_state["inside_occlusion"][1].clamp_min(0).numpy()
     left.image(enlarge(overlay(image, drop / max(drop.max(), 1e-6)), 280), caption="occlusion sensitivity")
     from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
 
