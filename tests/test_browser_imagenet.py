@@ -1,0 +1,64 @@
+"""Real browser, Inside the network with the pretrained ImageNet model: the bundled cat photo with its
+Grad-CAM, then an uploaded photo. Screenshots: imagenet_cat_gradcam.png, imagenet_upload_gradcam.png.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url  # noqa: F401  (fixture: a fresh server)
+
+CAT_NAMES = {"tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
+
+
+@pytest.fixture(scope="module")
+def page(app_url):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser.new_page(viewport={"width": 1400, "height": 1500})
+        browser.close()
+
+
+def prediction(page) -> str:
+    return page.locator("[data-testid='stMetricValue']").first.inner_text().strip()
+
+
+def open_cam_tab(page) -> None:
+    page.get_by_role("tab", name="Grad-CAM & saliency").click()
+    page.get_by_text("Grad-CAM at net._conv_head", exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+
+
+def open_imagenet_model(page, app_url) -> None:  # noqa: F811
+    page.goto(app_url + "/inside")
+    page.locator("[data-testid='stSelectbox']").first.wait_for(timeout=60_000)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="efficientnet_lite0_imagenet", exact=False).click()
+    page.get_by_text("Photo (bundled with scikit-image)").first.wait_for(timeout=60_000)
+
+
+def test_cat_photo_and_its_grad_cam(app_url, page):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    open_imagenet_model(page, app_url)
+    page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")]"
+                           ".some(e => /cat/.test(e.innerText))", timeout=60_000)
+    assert prediction(page) in CAT_NAMES
+    open_cam_tab(page)
+    page.screenshot(path=str(ARTIFACTS / "imagenet_cat_gradcam.png"), full_page=True)
+
+
+def test_uploaded_photo_is_explained(app_url, page, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    from core.preprocess import sample_photo
+
+    Image.fromarray(sample_photo("coffee")).save(tmp_path / "my_coffee.jpg", quality=90)
+    open_imagenet_model(page, app_url)
+    page.locator("[data-testid='stRadioOption']").filter(has_text="Upload").click()
+    page.locator(".st-key-inside_upload input[type=file]").set_input_files(str(tmp_path / "my_coffee.jpg"))
+    page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")]"
+                           ".some(e => e.innerText.trim() === 'espresso')", timeout=60_000)
+    open_cam_tab(page)
+    page.screenshot(path=str(ARTIFACTS / "imagenet_upload_gradcam.png"), full_page=True)
+    assert prediction(page) == "espresso"
