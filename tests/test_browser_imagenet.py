@@ -62,3 +62,31 @@ def test_uploaded_photo_is_explained(app_url, page, tmp_path):  # noqa: F811
     open_cam_tab(page)
     page.screenshot(path=str(ARTIFACTS / "imagenet_upload_gradcam.png"), full_page=True)
     assert prediction(page) == "espresso"
+
+
+def pick(page, label: str, option: str) -> None:
+    page.wait_for_function("(l) => document.querySelectorAll(`input[aria-label='${l}']`).length === 1", arg=label,
+                           timeout=30_000)  # a rerun that changed the recipe has replaced the old widgets
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_timeout(800)
+
+
+def test_transfer_recipe_trains_live_in_the_browser(app_url, page):  # noqa: F811
+    """The transfer recipe on the small `digits` set: features extracted with a progress bar, the linear head
+    trained with the live charts, the data-efficiency chart beside it."""
+    page.set_viewport_size({"width": 1400, "height": 3000})  # the whole page, charts and results, in one shot
+    page.goto(app_url + "/trainer")
+    pick(page, "Recipe", "Transfer: pretrained features + linear head (CIFAR-10)")
+    page.get_by_text("Why transfer learning", exact=False).first.wait_for(timeout=60_000)
+    pick(page, "Data set", "digits")
+    field = page.get_by_label("Epochs", exact=True)
+    field.fill("8")
+    field.press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("finished: epoch 8", exact=False).first.wait_for(timeout=180_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(ARTIFACTS / "trainer_transfer_done.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Test accuracy" in body
