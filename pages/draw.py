@@ -69,8 +69,8 @@ if is_digit_model(card):
 else:
     channels, size = input_spec(card)
     st.caption(f"This model reads {size}x{size} {'grey' if channels == 1 else 'colour'} images of "
-               f"{card['dataset']['name']}: upload a picture, use the camera"
-               f"{' or take a sample photo' if channels == 3 else ''}; it is centre-cropped and resized.")
+               f"{card['dataset']['name']}: upload a picture{', take a sample photo' if channels == 3 else ''} "
+               "or use the camera; it is centre-cropped and resized.")
     sources = ["Upload", "Camera"] + (["Sample photo"] if channels == 3 else [])
     if not has_test_set(card):  # a pretrained ImageNet model opens on a real photo
         sources.insert(0, sources.pop())

@@ -88,7 +88,8 @@ def test_feature_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     assert cached_prefix(model, x, data.mean, data.std, cache=tmp_path)[0][0].shape == (len(x), 1904)
 
 
-def test_transfer_training_through_the_engine_and_its_checkpoint(tmp_path):
+def test_transfer_training_through_the_engine_and_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # an empty feature cache: the first run fills it
     spec = TrainSpec(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 48}, val_split=0.1,
                      config=TrainConfig(epochs=4, batch_size=64, lr=3e-3))
     events = []
