@@ -9,7 +9,7 @@ images per class (10, 100, 1000, all) for the linear head on the pretrained feat
 from-scratch CNN (`resnet_small`, shifts + flips, one-cycle Adam) under the same subsets; the from-scratch
 runs get a CPU time budget each (see --scratch-budget), which the table reports.
 
-    python -m bench.transfer [--resolution 160] [--json PATH]
+    python -m bench.transfer [--resolution 160] [--fine-tune 1] [--json PATH]
 """
 from __future__ import annotations
 
@@ -24,11 +24,10 @@ import torch
 
 from core.data import AugmentConfig, load_dataset
 from core.engine import TensorLoader, TrainConfig, fit
-from core.evaluate import classification_report
+from core.evaluate import classification_report, evaluate_classifier
 from core.models import build_model
 from core.tasks import ClassificationTask
 from core.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
-from core.evaluate import evaluate_classifier
 
 SUBSETS = (10, 100, 1000, 0)  # images per class; 0 = all
 

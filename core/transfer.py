@@ -5,9 +5,10 @@
 Owns the feature cache: the frozen part of a `LiteClassifier` (`prefix`) runs once per image set and its
 output is stored under the user cache (`features/`), keyed by a hash of the images' bytes, their
 normalisation and the network's cut, so a second run on the same data (or the benchmark's subsets)
-reads it instead of recomputing. `feature_batches` turns a data set into cached tensors for the engine,
-`FeatureTask` trains the trainable part (`suffix`) on them. Also owns the 1000 ImageNet class names (from
-`core/data/imagenet_classes.txt`) and the card of the ImageNet classifier the explorer pages offer.
+reads it instead of recomputing. `feature_sets` turns image sets into cached tensors for the engine (with
+progress events), `FeatureTask` trains the trainable part (`suffix`) on them. Also owns the 1000 ImageNet
+class names (from `core/data/imagenet_classes.txt`) and the card of the ImageNet classifier the explorer
+pages offer.
 """
 from __future__ import annotations
 
