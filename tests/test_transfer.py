@@ -134,12 +134,18 @@ def test_per_class_subset_takes_n_of_each_class():
     assert torch.bincount(labels[idx]).tolist() == [10, 5, 10] and torch.equal(idx, idx.unique())
 
 
-def test_inside_page_explains_a_sample_photo_with_the_imagenet_model():
-    at = AppTest.from_file(str(ROOT / "pages" / "inside.py"), default_timeout=120)
+def page_on_imagenet(page: str, key: str) -> AppTest:
+    """AppTest of pages/`page` with its model chooser `key` set to the shipped ImageNet model."""
+    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120)
     at.run()
-    label = next(o for o in at.selectbox(key="inside_model").options if o.startswith("efficientnet_lite0_imagenet"))
-    at.selectbox(key="inside_model").set_value(label).run()
+    label = next(o for o in at.selectbox(key=key).options if o.startswith("efficientnet_lite0_imagenet"))
+    at.selectbox(key=key).set_value(label).run()
     assert not at.exception
+    return at
+
+
+def test_inside_page_explains_a_sample_photo_with_the_imagenet_model():
+    at = page_on_imagenet("inside.py", "inside_model")
     assert at.radio(key="inside_source").value == "Sample photo", "a pretrained model opens on a real photo"
     assert at.metric[0].value in {"tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
     layers = at.dataframe[0].value
@@ -151,11 +157,7 @@ def test_inside_page_explains_a_sample_photo_with_the_imagenet_model():
 
 
 def test_draw_page_classifies_a_sample_photo_with_the_imagenet_model():
-    at = AppTest.from_file(str(ROOT / "pages" / "draw.py"), default_timeout=120)
-    at.run()
-    label = next(o for o in at.selectbox(key="draw_model").options if o.startswith("efficientnet_lite0_imagenet"))
-    at.selectbox(key="draw_model").set_value(label).run()
-    assert not at.exception
+    at = page_on_imagenet("draw.py", "draw_model")
     assert at.radio(key="draw_source").value == "Sample photo"
     at.selectbox(key="draw_photo").set_value("coffee").run()
     assert at.metric[0].value == "espresso"
