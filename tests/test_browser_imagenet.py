@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url  # noqa: F401  (fixture: a fresh server)
+from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url, choose_model  # noqa: F401  (fixture: a fresh server)
 
 CAT_NAMES = {"tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 
@@ -31,19 +31,9 @@ def open_cam_tab(page) -> None:
 
 
 def open_imagenet_model(page, app_url) -> None:  # noqa: F811
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     page.goto(app_url + "/inside")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)  # the page has run once on its default model
-    option = page.get_by_role("option", name="efficientnet_lite0_imagenet", exact=False)
-    for attempt in range(3):  # a rerun still drawing the page can close the list as it opens: open it again
-        page.locator("[data-testid='stSelectbox']").first.click()
-        try:
-            option.wait_for(timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    option.click()
+    choose_model(page, "efficientnet_lite0_imagenet")
     page.get_by_text("Photo (bundled with scikit-image)").first.wait_for(timeout=60_000)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, app_url, page  # noqa: F401  (fixtures: a fresh server, a browser)
+from tests.test_browser import ARTIFACTS, app_url, choose_model, page  # noqa: F401  (fixtures: a fresh server, a browser)
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +64,7 @@ def test_vae_interpolation_and_samples(app_url, page):  # noqa: F811
     page.set_viewport_size({"width": 1400, "height": 1300})
     page.goto(app_url + "/latent")
     page.get_by_text("its code, decoded").first.wait_for(timeout=90_000)
-    page.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="fashion_vae", exact=False).click()
+    choose_model(page, "fashion_vae")
     page.get_by_role("tab", name="Sample").wait_for(timeout=90_000)
     page.get_by_role("tab", name="Interpolate").click()
     page.get_by_text("(spherical)", exact=False).first.wait_for(timeout=30_000)

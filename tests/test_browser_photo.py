@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url  # noqa: F401  (fixture: a fresh server)
+from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url, choose_model  # noqa: F401  (fixture: a fresh server)
 
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
@@ -23,9 +23,8 @@ def page(app_url):  # noqa: F811
 
 def choose_fashion_model(page, app_url):  # noqa: F811
     page.goto(app_url + "/draw")
-    page.locator("[data-testid='stSelectbox']").first.wait_for(timeout=60_000)
-    page.locator("[data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name="fashion_fast_cnn", exact=False).click()
+    page.get_by_text("Prediction").first.wait_for(timeout=60_000)  # the page has run on its default model
+    choose_model(page, "fashion_fast_cnn")
     page.get_by_text("upload a picture or use the camera", exact=False).first.wait_for(timeout=30_000)
 
 
