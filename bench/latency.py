@@ -60,7 +60,7 @@ def decode_latency(folder: str, n: int) -> dict[str, dict]:
     from core.data import load_dataset
 
     model, card = load_checkpoint(folder)
-    data = load_dataset(card["dataset"]["name"])
+    data = load_dataset(card.dataset.name)
     lmap = latent_map(model, data.test_x, data.test_y, n=500)
     rng = np.random.default_rng(1)
     times = {"decode": [], "render": [], "total": []}
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
         for key, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
             times[key].append(seconds * 1000)
     rows = {k: stats(v) for k, v in times.items()}
-    print_table(f"Draw-page latency, {args.n} drawings, {card['model']['name']} ({torch.get_num_threads()} threads)",
+    print_table(f"Draw-page latency, {args.n} drawings, {card.model.name} ({torch.get_num_threads()} threads)",
                 rows)
     result = {"checkpoint": args.checkpoint, "n": args.n, "stages": rows}
     if Path(args.autoencoder).is_dir():

@@ -8,7 +8,6 @@ CLI:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import CARD, invoking_command, load_checkpoint, save_checkpoint
+from core.checkpoint import DatasetInfo, ModelCard, invoking_command, load_checkpoint, save_checkpoint, spec_of, update_card
 from core.data import AugmentConfig, load_dataset
 from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
 from core.models import build_model, count_parameters
@@ -214,12 +213,12 @@ def add_noise(x_uint8: np.ndarray, strength: float, seed: int = 0) -> np.ndarray
 def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs: int = 8, latent_dim: int = 64,
                       kl_weight: float = 0.0, lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
                       max_train: int = 0, data_dir: str | None = None, widths=(32, 64, 128),
-                      noise: float = 0.0, translate: int = 0, log=print) -> dict:
+                      noise: float = 0.0, translate: int = 0, log=print) -> ModelCard:
     """Train through the common engine, measure on the test set, save checkpoint + card; returns the card."""
     ds = load_dataset(dataset, data_dir)
     train_x = ds.train_x[:max_train] if max_train else ds.train_x
     model = build_model(model_name, in_channels=ds.channels, image_size=ds.image_size, latent_dim=latent_dim,
-                        widths=list(widths))
+                        widths=list(widths), seed=seed)
     task = ReconstructionTask(kl_weight=kl_weight, noise=noise, augment=AugmentConfig(translate=translate))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
                          schedule="onecycle", seed=seed, channels_last=True, keep_best=False)
@@ -233,22 +232,21 @@ def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs:
     started = time.perf_counter()
     result = fit(model, task, loader, None, config, callback=report)
     metrics = reconstruction_report(model, ds.test_x)
-    card = {"task": "reconstruction",
-            "dataset": {"name": ds.name, "class_names": ds.class_names, "channels": ds.channels,
-                        "image_size": ds.image_size, "train_size": len(train_x), "test_size": len(ds.test_x),
-                        "mean": [0.0] * ds.channels, "std": [1.0] * ds.channels},
-            "metrics": {f"test_{k}": round(v, 6) for k, v in metrics.items()},
-            "training": {"epochs": result.epochs, "stop_reason": result.reason, "kl_weight": kl_weight,
-                         "input_noise": noise, "translate": translate,
-                         "train_seconds": round(result.train_seconds, 1),
-                         "wall_seconds": round(time.perf_counter() - started, 1),
-                         "config": {"lr": lr, "batch_size": batch_size, "optimizer": "adamw", "schedule": "onecycle",
-                                    "seed": seed},
-                         "history": result.history},
-            "params": count_parameters(model),
-            "command": invoking_command("core.autoencode")}
+    card = ModelCard(
+        task="reconstruction", model=spec_of(model),
+        dataset=DatasetInfo(name=ds.name, class_names=ds.class_names, channels=ds.channels, image_size=ds.image_size,
+                            train_size=len(train_x), test_size=len(ds.test_x), mean=[0.0] * ds.channels,
+                            std=[1.0] * ds.channels),
+        metrics={f"test_{k}": round(v, 6) for k, v in metrics.items()},
+        training={"epochs": result.epochs, "stop_reason": result.reason, "kl_weight": kl_weight,
+                  "input_noise": noise, "translate": translate, "train_seconds": round(result.train_seconds, 1),
+                  "wall_seconds": round(time.perf_counter() - started, 1),
+                  "config": {"lr": lr, "batch_size": batch_size, "optimizer": "adamw", "schedule": "onecycle",
+                             "seed": seed},
+                  "history": result.history},
+        params=count_parameters(model), command=invoking_command("core.autoencode"))
     save_checkpoint(out, model, card)
-    return json.loads((Path(out) / CARD).read_text())
+    return card
 
 
 def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> list[dict]:
@@ -262,8 +260,8 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
     pca = PCA(64, random_state=0).fit(raw_train)
     features = {"raw pixels": (raw_train, raw_test), "PCA-64": (pca.transform(raw_train), pca.transform(raw_test))}
     for folder, (model, card) in zip(folders, models):
-        label = f"{card['model']['name']} latents ({Path(folder).name})"
-        if card["model"]["name"] == "conv_vae":
+        label = f"{card.model.name} latents ({Path(folder).name})"
+        if card.model.name == "conv_vae":
             label = f"conv_vae means ({Path(folder).name})"
         features[label] = (encode_all(model, ds.train_x), encode_all(model, ds.test_x))
     rows = probe(features, y_train, y_test)
@@ -272,11 +270,8 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
             f"{5}-NN {row['knn']:.4f}")
     pca_mse = float(((np.clip(pca.inverse_transform(features['PCA-64'][1]), 0, 1) - raw_test) ** 2).mean())
     for folder in folders:
-        path = Path(folder) / CARD
-        card = json.loads(path.read_text())
-        card["probe"] = {"rows": rows, "pca64_test_mse": round(pca_mse, 6),
-                         "command": "python -m core.autoencode probe " + " ".join(folders)}
-        path.write_text(json.dumps(card, indent=2))
+        update_card(folder, probe={"rows": rows, "pca64_test_mse": round(pca_mse, 6),
+                                   "command": "python -m core.autoencode probe " + " ".join(folders)})
     return rows
 
 
@@ -311,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                                      max_train=args.max_train, data_dir=args.data_dir, noise=args.noise,
                                      translate=args.translate,
                                      widths=tuple(int(w) for w in args.widths.split(",")))
-            m = card["metrics"]
+            m = card.metrics
             print(f"test MSE {m['test_mse']:.5f}  PSNR {m['test_psnr']:.2f} dB  SSIM {m['test_ssim']:.4f} -> {args.out}")
         else:
             run_probe(args.folders, args.data_dir)

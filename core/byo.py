@@ -11,6 +11,7 @@ whole model, `.pkl`) are refused with advice, never unpickled.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import CARD, FORMAT, WEIGHTS, CheckpointError, load_checkpoint
+from core.checkpoint import CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, load_checkpoint
 
 MAX_BYTES = 300 * 2**20
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -41,7 +42,7 @@ class ModelFileError(ValueError):
     """The upload is not a model we can load safely; the message says why and what to do."""
 
 
-def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, dict]:
+def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
     """(eval-mode model, model card) for an uploaded file's bytes; raises ModelFileError with advice."""
     if not data:
         raise ModelFileError("the file is empty.")
@@ -83,41 +84,44 @@ def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, dict]:
                          ".keras file, or a TorchScript file.")
 
 
-def _card(kind: str, filename: str, channels: int, size: int, num_classes: int, layers: list[str]) -> dict:
+def _card(kind: str, filename: str, channels: int, size: int, num_classes: int, layers: list[str]) -> ModelCard:
     if (channels, size, num_classes) == (1, 28, 10):
         dataset, names = "mnist", [str(i) for i in range(10)]
     elif (channels, size, num_classes) == (3, 32, 10):
         dataset, names = "cifar10", list(CIFAR10)
     else:
         dataset, names = "uploaded", [f"class {i}" for i in range(num_classes)]
-    card = {"format": FORMAT, "task": "classification",
-            "model": {"name": kind, "kwargs": {"in_channels": channels, "image_size": size, "num_classes": num_classes}},
-            "dataset": {"name": dataset, "class_names": names, "channels": channels, "image_size": size},
-            "source": {"file": filename, "format": kind, "layers": layers, "class_names_guessed": True}}
+    card = ModelCard(
+        task="classification",
+        model=ModelSpec(name=kind, kwargs={"in_channels": channels, "image_size": size, "num_classes": num_classes}),
+        dataset=DatasetInfo(name=dataset, class_names=names, channels=channels, image_size=size,
+                            mean=[0.0] * channels, std=[1.0] * channels),
+        upload={"file": filename, "format": kind, "layers": layers, "class_names_guessed": True})
     return with_normalisation(card, "[0, 1] (pixels / 255)")
 
 
-def with_normalisation(card: dict, name: str) -> dict:
+def with_normalisation(card: ModelCard, name: str) -> ModelCard:
     """A copy of an uploaded model's card whose input normalisation is NORMALISATIONS[name]."""
     mean, std = NORMALISATIONS[name]
-    channels = card["dataset"]["channels"]
+    channels = card.dataset.channels
     as_list = lambda v: list(v) if isinstance(v, list) else [v] * channels  # noqa: E731
     if len(as_list(mean)) != channels:
         raise ValueError(f"{name} needs 3 input channels; the model has {channels}.")
-    return {**card, "dataset": {**card["dataset"], "mean": as_list(mean), "std": as_list(std), "normalisation": name}}
+    dataset = dataclasses.replace(card.dataset, mean=as_list(mean), std=as_list(std), normalisation=name)
+    return dataclasses.replace(card, dataset=dataset)
 
 
-def with_class_names(card: dict, names: list[str]) -> dict:
+def with_class_names(card: ModelCard, names: list[str]) -> ModelCard:
     """A copy of the card with the user's class names (one per model output)."""
-    if len(names) != len(card["dataset"]["class_names"]):
-        raise ValueError(f"the model has {len(card['dataset']['class_names'])} outputs; {len(names)} names given.")
-    return {**card, "dataset": {**card["dataset"], "class_names": list(names)},
-            "source": {**card.get("source", {}), "class_names_guessed": False}}
+    if len(names) != len(card.dataset.class_names):
+        raise ValueError(f"the model has {len(card.dataset.class_names)} outputs; {len(names)} names given.")
+    return dataclasses.replace(card, dataset=dataclasses.replace(card.dataset, class_names=list(names)),
+                               upload={**(card.upload or {}), "class_names_guessed": False})
 
 
 # --- CNN Studio checkpoint zip ----------------------------------------------------------------------------
 
-def _load_checkpoint_zip(archive: zipfile.ZipFile, card_name: str) -> tuple[nn.Module, dict]:
+def _load_checkpoint_zip(archive: zipfile.ZipFile, card_name: str) -> tuple[nn.Module, ModelCard]:
     prefix = card_name[: -len(CARD)]
     folder = Path(tempfile.mkdtemp(prefix="cnn_studio_upload_"))
     for name in archive.namelist():
@@ -130,7 +134,8 @@ def _load_checkpoint_zip(archive: zipfile.ZipFile, card_name: str) -> tuple[nn.M
         model, card = load_checkpoint(folder)
     except CheckpointError as exc:
         raise ModelFileError(str(exc).replace(str(folder) + os.sep, "")) from None
-    card = {**card, "source": {"file": "checkpoint zip", "format": "CNN Studio checkpoint", "folder": str(folder)}}
+    card = dataclasses.replace(card, upload={"file": "checkpoint zip", "format": "CNN Studio checkpoint",
+                                             "folder": str(folder)})
     return model.eval(), card
 
 
@@ -185,7 +190,7 @@ class StagedModel(nn.Module):
         return x
 
 
-def _load_torchscript(data: bytes, filename: str) -> tuple[nn.Module, dict]:
+def _load_torchscript(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
     try:
         scripted = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except Exception as exc:  # noqa: BLE001 - any loader failure is a bad file
@@ -223,7 +228,7 @@ def _load_torchscript(data: bytes, filename: str) -> tuple[nn.Module, dict]:
                 continue
     layers = [f"{n}: {m.kind}" for n, m in model.named_children()] if model is not whole else []
     card = _card("TorchScript", filename, channels, size, int(want.shape[1]), layers)
-    card["source"]["layers_visible"] = model is not whole
+    card.upload["layers_visible"] = model is not whole
     return model, card
 
 
@@ -257,7 +262,7 @@ _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": 
                 "leaky_relu": nn.LeakyReLU, "hard_sigmoid": nn.Hardsigmoid, "hard_swish": nn.Hardswish}
 
 
-def _load_keras(data: bytes, suffix: str, filename: str) -> tuple[nn.Module, dict]:
+def _load_keras(data: bytes, suffix: str, filename: str) -> tuple[nn.Module, ModelCard]:
     os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 needs no TensorFlow to read the file
     try:
         import keras
@@ -427,11 +432,11 @@ def _check_same(kmodel, model: nn.Module, channels: int, size: int) -> None:
                              f"{np.abs(want - got).max():.2g}); its layers are probably not one simple chain.")
 
 
-def describe(card: dict) -> str:
+def describe(card: ModelCard) -> str:
     """One line about an uploaded model for the page."""
-    ds, src = card["dataset"], card.get("source", {})
-    kw = card["model"]["kwargs"]
-    return (f"{src.get('format', card['model']['name'])} from {src.get('file', '?')}: input "
+    ds, src = card.dataset, (card.upload or {})
+    kw = card.model.kwargs
+    return (f"{src.get('format', card.model.name)} from {src.get('file', '?')}: input "
             f"{kw['in_channels']}x{kw['image_size']}x{kw['image_size']}, {kw['num_classes']} classes, "
-            f"normalisation {ds.get('normalisation', 'from its card')}")
+            f"normalisation {ds.normalisation or 'from its card'}")
 

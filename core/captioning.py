@@ -323,7 +323,7 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
                     batch_size: int = 64, seed: int = 0, data_dir: str | None = None, eval_n: int = 1000,
                     max_steps: int = 0, log=print, **model_options) -> dict:
     """Train on freshly composed scenes every epoch (one random reference caption per scene)."""
-    from core.checkpoint import invoking_command, save_checkpoint
+    from core.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
     from core.data.scenes import held_out_pairs
     from core.models import build_model, count_parameters
 
@@ -336,18 +336,20 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
         rng = np.random.default_rng(s)
         return scenes.images, vocab.pad([c[rng.integers(len(c))] for c in scenes.captions], MAX_TOKENS)
 
-    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), **model_options)
+    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), seed=seed,
+                        **model_options)
     started = time.perf_counter()
     result = _fit_captioner(model, make, n_train, make(1000, 10_000 + seed), epochs=epochs, lr=lr,
                             batch_size=batch_size, seed=seed, max_steps=max_steps, log=log)
     model.eval()
     metrics = {"greedy": evaluate_scenes(model, vocab, test_maker, held, n=eval_n),
                "beam5": evaluate_scenes(model, vocab, test_maker, held, n=min(eval_n, 300), beam=5)}
-    card = {"task": "captioning", "vocabulary": vocab.words, "held_out_pairs": sorted(held),
-            "dataset": {"name": "scenes", "sources": ["mnist", "fashion_mnist", "cifar10"], "channels": 3,
-                        "image_size": 64, "mean": list(MEAN), "std": list(STD), "class_names": []},
-            "metrics": metrics, "params": count_parameters(model), "command": invoking_command("core.captioning"),
-            "training": _training_card(result, started, n_train=n_train, lr=lr, batch_size=batch_size, seed=seed)}
+    card = ModelCard(
+        task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=sorted(held),
+        dataset=DatasetInfo(name="scenes", sources=["mnist", "fashion_mnist", "cifar10"], channels=3, image_size=64,
+                            mean=list(MEAN), std=list(STD)),
+        metrics=metrics, params=count_parameters(model), command=invoking_command("core.captioning"),
+        training=_training_card(result, started, n_train=n_train, lr=lr, batch_size=batch_size, seed=seed))
     if out:
         save_checkpoint(out, model, card)
     return card
@@ -379,7 +381,7 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
                       max_steps: int = 0, log=print, **model_options) -> dict:
     """The same captioner on a Flickr8k-layout folder: images split (seeded) into train and test, a
     vocabulary of the train captions' words seen at least `min_count` times, BLEU on the test images."""
-    from core.checkpoint import invoking_command, save_checkpoint
+    from core.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
     from core.models import build_model, count_parameters
 
     images, captions, problems = load_flickr8k(folder, log=log)
@@ -393,7 +395,8 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
         pick = rng.permutation(train)[:n]
         return images[pick], vocab.pad([captions[i][rng.integers(len(captions[i]))] for i in pick], MAX_TOKENS)
 
-    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), **model_options)
+    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), seed=seed,
+                        **model_options)
     started = time.perf_counter()
     shown = test if len(test) else train[:1]
     val = (images[shown], vocab.pad([captions[i][0] for i in shown], MAX_TOKENS))
@@ -402,13 +405,14 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
     model.eval()
     hyps = [vocab.decode(d.tokens) for d in caption_all(model, images[shown])]
     refs = [captions[i] for i in shown]
-    card = {"task": "captioning", "vocabulary": vocab.words, "held_out_pairs": [],
-            "dataset": {"name": f"flickr8k:{folder}", "channels": 3, "image_size": 64, "mean": list(MEAN),
-                        "std": list(STD), "class_names": [], "images": len(images), "test_images": len(shown),
-                        "skipped": problems[:100]},
-            "metrics": {"greedy": {"test": {**bleu(refs, hyps), "exact_match": exact_match(refs, hyps), "n": len(refs)}}},
-            "params": count_parameters(model), "command": invoking_command("core.captioning"),
-            "training": _training_card(result, started, lr=lr, batch_size=batch_size, seed=seed)}
+    card = ModelCard(
+        task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=[],
+        dataset=DatasetInfo(name=f"flickr8k:{folder}", channels=3, image_size=64, mean=list(MEAN), std=list(STD),
+                            train_size=len(train), test_size=len(shown),
+                            extra={"images": len(images), "skipped": problems[:100]}),
+        metrics={"greedy": {"test": {**bleu(refs, hyps), "exact_match": exact_match(refs, hyps), "n": len(refs)}}},
+        params=count_parameters(model), command=invoking_command("core.captioning"),
+        training=_training_card(result, started, lr=lr, batch_size=batch_size, seed=seed))
     if out:
         save_checkpoint(out, model, card)
     return card
@@ -416,8 +420,8 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
 
 # --- one image at a time (the caption page) ---------------------------------------------------------------
 
-def vocabulary_of(card: dict) -> Vocabulary:
-    return Vocabulary(card["vocabulary"][len(SPECIALS):])
+def vocabulary_of(card) -> Vocabulary:
+    return Vocabulary(card.vocabulary[len(SPECIALS):])
 
 
 def caption_image(model, image: np.ndarray, *, beam: int = 1, prefix: list[int] = ()) -> list[Decoded]:
@@ -466,16 +470,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train" and args.flickr8k:
             card = train_on_flickr8k(args.flickr8k, args.out, epochs=args.epochs, lr=args.lr,
                                      batch_size=args.batch_size, seed=args.seed)
-            print(json.dumps(card["metrics"], indent=2))
+            print(json.dumps(card.metrics, indent=2))
         elif args.command == "train":
             card = train_captioner(args.out, epochs=args.epochs, n_train=args.n_train, lr=args.lr,
                                    batch_size=args.batch_size, seed=args.seed, data_dir=args.data_dir)
-            print(json.dumps(card["metrics"], indent=2))
+            print(json.dumps(card.metrics, indent=2))
         else:
             model, card = load_checkpoint(args.folder)
             _, test_maker = scene_makers(args.data_dir)
-            held = {tuple(p) for p in card["held_out_pairs"]}
-            print(json.dumps(evaluate_scenes(model, Vocabulary(card["vocabulary"][len(SPECIALS):]), test_maker, held,
+            held = {tuple(p) for p in card.held_out_pairs}
+            print(json.dumps(evaluate_scenes(model, Vocabulary(card.vocabulary[len(SPECIALS):]), test_maker, held,
                                              n=args.n, beam=args.beam), indent=2))
     except (DataError, CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,7 +53,7 @@ def cross_validate(spec, folds: int, callback: Callable[[Event], None] | None = 
         if control.stop_requested:
             break
         model = build_model(spec.model, in_channels=data.channels, image_size=data.image_size,
-                            num_classes=data.num_classes, **spec.model_options)
+                            num_classes=data.num_classes, seed=config.seed + i, **spec.model_options)
         task = ClassificationTask(data.mean, data.std, augment=spec.augment, label_smoothing=spec.label_smoothing,
                                   mixup_alpha=spec.mixup_alpha, cutmix_alpha=spec.cutmix_alpha,
                                   channels_last=config.channels_last)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from core.optim import Schedule, current_lr, make_optimizer, set_lr
+from core.resume import TrainState, capture, restore
 
 
 @dataclass
@@ -245,8 +246,13 @@ NAN_ADVICE = ("The loss became {value} at epoch {epoch}, step {step}: training d
 
 def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None = None,
         config: TrainConfig | None = None, callback: Callable[[Event], None] | None = None,
-        control: RunControl | None = None) -> FitResult:
-    """Train `model` in place; see the module docstring. Returns a `FitResult` with the history."""
+        control: RunControl | None = None, resume: TrainState | None = None,
+        on_epoch_end: Callable[[TrainState], None] | None = None) -> FitResult:
+    """Train `model` in place; see the module docstring. Returns a `FitResult` with the history.
+
+    `on_epoch_end` receives the complete state after every finished epoch (the run folder saves it);
+    `resume` is such a state: training goes on from the epoch after it, as if it had never stopped.
+    """
     cfg = config or TrainConfig()
     emit = callback or (lambda event: None)
     control = control or RunControl()
@@ -275,9 +281,15 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
     result = FitResult(reason="completed", message="", epochs=0, steps=0, train_seconds=0.0, wall_seconds=0.0)
     best_state, best_value, stale = None, None, 0
+    if resume is not None:
+        best_state = restore(resume, model=model, optimizer=optimizer, schedule=schedule, loader=train_loader,
+                             average=average)
+        result.epochs, result.steps, result.train_seconds = resume.epoch, resume.steps, resume.train_seconds
+        result.history, result.best_epoch = [dict(h) for h in resume.history], resume.best_epoch
+        best_value, stale = resume.best_value, resume.stale
     wall_start = time.perf_counter()
     model.train()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(result.epochs + 1, cfg.epochs + 1):
         epoch_start = time.perf_counter()
         loss_sum, metric_sums, n_batches = 0.0, {}, 0
         tick = time.perf_counter()  # step time includes fetching the batch, excludes evaluation
@@ -358,6 +370,11 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                         seconds=time.perf_counter() - epoch_start, improved=improved))
         if result.reason != "completed":
             break
+        if on_epoch_end is not None:
+            on_epoch_end(capture(model=model, optimizer=optimizer, schedule=schedule, loader=train_loader,
+                                 average=average, best_state=best_state, epoch=epoch, steps=result.steps,
+                                 train_seconds=result.train_seconds, history=result.history,
+                                 best_epoch=result.best_epoch, best_value=best_value, stale=stale))
         if cfg.early_stopping and stale >= cfg.early_stopping:
             result.reason = "early_stopping"
             result.message = f"No improvement in {monitor} for {stale} epochs; best was epoch {result.best_epoch}."

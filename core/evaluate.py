@@ -1,21 +1,15 @@
-"""Test-set evaluation of a classifier checkpoint: accuracy, per-class accuracy, confusion matrix.
+"""Test-set evaluation of a classifier: accuracy, per-class accuracy, confusion matrix.
 
-    python -m core.evaluate CKPT [--data-dir DIR] [--json]
-
-Owns classifier metrics on a data set's test split and the CLI that prints them. The data set and
-normalisation come from the checkpoint's model card, so a checkpoint evaluates the way it was trained.
+Owns classifier metrics on a data set's test split and batched prediction for any model
+(`predict_logits`). `python -m core evaluate CKPT` (see `core.cli`) prints them for a checkpoint, with
+the data set and normalisation from its model card, so a checkpoint evaluates the way it was trained.
 """
 from __future__ import annotations
-
-import argparse
-import json
-import sys
 
 import torch
 from torch import nn
 
-from core.checkpoint import CheckpointError, load_checkpoint
-from core.data import DataError, Dataset, load_dataset
+from core.data import Dataset
 from core.tasks import normalize
 
 
@@ -57,38 +51,3 @@ def most_confused(confusion: list[list[int]], top: int = 5) -> list[tuple[int, i
     """The largest off-diagonal cells as (true, predicted, count), biggest first."""
     cells = [(i, j, n) for i, row in enumerate(confusion) for j, n in enumerate(row) if i != j and n]
     return sorted(cells, key=lambda c: -c[2])[:top]
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate a CNN Studio classifier checkpoint on its test set.")
-    parser.add_argument("checkpoint", help="checkpoint folder (with model.safetensors and card.json)")
-    parser.add_argument("--data-dir", default=None, help="data directory (default: $CNN_STUDIO_DATA or the cache)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    try:
-        model, card = load_checkpoint(args.checkpoint)
-        data = load_dataset(card["dataset"]["name"], args.data_dir)
-    except (CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    report = evaluate_classifier(model, data, card["dataset"]["mean"], card["dataset"]["std"])
-    report.pop("probs")
-    report.update({"checkpoint": str(args.checkpoint), "dataset": data.name, "model": card["model"]["name"]})
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"{card['model']['name']} on {data.name} test ({report['n']} images): accuracy {report['accuracy']:.4%}")
-    print("per-class accuracy:")
-    for name, acc in report["per_class"].items():
-        print(f"  {name:>14}: {acc:.2%}")
-    width = max(5, max(len(str(v)) for row in report["confusion"] for v in row) + 1)
-    print("confusion matrix (rows: true, columns: predicted):")
-    print(" " * 15 + "".join(f"{i:>{width}}" for i in range(len(data.class_names))))
-    for i, row in enumerate(report["confusion"]):
-        name = data.class_names[i] if data.class_names[i] != str(i) else ""
-        print(f"{i:>2} {name[:11]:>11} " + "".join(f"{v:>{width}}" for v in row))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from core.tasks import normalize
 
 def input_spec(card: dict) -> tuple[int, int]:
     """(channels, image size) the checkpoint's model expects."""
-    kwargs = card["model"]["kwargs"]
+    kwargs = card.model.kwargs
     return int(kwargs["in_channels"]), int(kwargs["image_size"])
 
 
@@ -27,8 +27,8 @@ def to_batch(image: np.ndarray, card: dict) -> torch.Tensor:
     channels, size = input_spec(card)
     if arr.shape != (channels, size, size):
         raise ValueError(f"the model expects a {channels}x{size}x{size} image, got {tuple(arr.shape)}")
-    ds = card["dataset"]
-    return normalize(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.uint8))[None], ds["mean"], ds["std"])
+    ds = card.dataset
+    return normalize(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.uint8))[None], ds.mean, ds.std)
 
 
 def predict_proba(model: nn.Module, card: dict, image: np.ndarray) -> np.ndarray:
@@ -40,4 +40,4 @@ def predict_proba(model: nn.Module, card: dict, image: np.ndarray) -> np.ndarray
 
 def is_digit_model(card: dict) -> bool:
     """Whether the model reads 28x28 grey digits, so a drawing on the canvas is a valid input."""
-    return input_spec(card) == (1, 28) and card["dataset"]["name"] in ("mnist", "emnist", "kmnist")
+    return input_spec(card) == (1, 28) and card.dataset.name in ("mnist", "emnist", "kmnist")

@@ -108,7 +108,7 @@ def _batches(keras, x: torch.Tensor, y: torch.Tensor, spec, shuffle: bool):
 
 def train_keras(spec, callback=None, control: RunControl | None = None, out=None, command: str = ""):
     """Train `spec` (a core.train.TrainSpec with framework 'keras'); returns a core.train.TrainOutcome."""
-    from core.checkpoint import CARD, FORMAT
+    from core.checkpoint import DatasetInfo, ModelCard, ModelSpec, write_card
     from core.evaluate import classification_report
     from core.train import TrainOutcome
 
@@ -211,24 +211,24 @@ def train_keras(spec, callback=None, control: RunControl | None = None, out=None
     logits = model.predict(test_x, batch_size=1000, verbose=0)
     probs = torch.softmax(torch.from_numpy(np.asarray(logits)).float(), dim=1)
     test = classification_report(probs, data.test_y, data.class_names)
-    card = {"format": FORMAT, "framework": "keras", "task": "classification",
-            "model": {"name": spec.model, "kwargs": {"in_channels": data.channels, "image_size": data.image_size,
-                                                     "num_classes": data.num_classes, **spec.model_options}},
-            "backend": f"keras {keras.__version__} / tensorflow {tf.__version__}",
-            "dataset": data.describe(),
-            "metrics": {"test_accuracy": round(test["accuracy"], 5), "test_per_class": test["per_class"],
-                        "best_epoch": result.best_epoch},
-            "training": {"epochs": result.epochs, "steps": result.steps, "stop_reason": result.reason,
-                         "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(result.wall_seconds, 2),
-                         "config": cfg.to_dict(), "augment": spec.augment.to_dict(), "val_split": spec.val_split,
-                         "history": result.history},
-            "params": int(model.count_params()), "command": command}
+    card = ModelCard(
+        framework="keras", task="classification",
+        model=ModelSpec(name=spec.model, kwargs={"in_channels": data.channels, "image_size": data.image_size,
+                                                 "num_classes": data.num_classes, **spec.model_options}),
+        dataset=DatasetInfo(**data.describe()),
+        metrics={"test_accuracy": round(test["accuracy"], 5), "test_per_class": test["per_class"],
+                 "best_epoch": result.best_epoch},
+        training={"epochs": result.epochs, "steps": result.steps, "stop_reason": result.reason,
+                  "backend": f"keras {keras.__version__} / tensorflow {tf.__version__}",
+                  "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(result.wall_seconds, 2),
+                  "config": cfg.to_dict(), "augment": spec.augment.to_dict(), "val_split": spec.val_split,
+                  "history": result.history},
+        params=int(model.count_params()), command=command)
     if out is not None:
-        import json
         from pathlib import Path
 
         Path(out).mkdir(parents=True, exist_ok=True)
         model.save(Path(out) / KERAS_FILE)
-        card["weights_bytes"] = (Path(out) / KERAS_FILE).stat().st_size
-        (Path(out) / CARD).write_text(json.dumps(card, indent=2) + "\n")
-    return TrainOutcome(model=model, result=result, test=test, card=card, params=card["params"])
+        card.weights_bytes = (Path(out) / KERAS_FILE).stat().st_size
+        write_card(out, card)
+    return TrainOutcome(model=model, result=result, test=test, card=card, params=card.params)

@@ -17,13 +17,13 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from core.checkpoint import CARD, CheckpointError, invoking_command, load_checkpoint, save_checkpoint
+from core.checkpoint import (CheckpointError, DatasetInfo, ModelCard, invoking_command, load_checkpoint,
+                             save_checkpoint, spec_of, update_card)
 from core.ctc import beam_decode, greedy_batch, to_digits
 from core.data import DataError, load_dataset
 from core.data.multimnist import compose_pairs, compose_strings
@@ -71,12 +71,12 @@ def string_maker(images, labels, generator: dict) -> Callable[[int, int], tuple]
 
 def model_outputs(model, card: dict, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """The model's raw outputs for uint8 images, normalised as its card says (see `predict_logits`)."""
-    return predict_logits(model, images, card["dataset"]["mean"], card["dataset"]["std"], batch_size)
+    return predict_logits(model, images, card.dataset.mean, card.dataset.std, batch_size)
 
 
 def evaluate_pairs(model, card: dict, digits, labels, n: int = 10_000, seed: int = TEST_SEED) -> dict:
     """Both-digits accuracy, per-digit accuracy and x-centre MAE (pixels) on freshly composed images."""
-    p = compose_pairs(digits, labels, n, seed=seed, **card["generator"])
+    p = compose_pairs(digits, labels, n, seed=seed, **card.generator)
     logits, x = split_pair_output(model_outputs(model, card, p.images))
     right = logits.argmax(2) == p.classes
     err = (x - p.x).abs()
@@ -89,7 +89,7 @@ def evaluate_strings(model, card: dict, digits, labels, n: int = 10_000, seed: i
                      beam_n: int = 2000, beam_width: int = 8) -> dict:
     """Exact match of greedy decoding on 4-5 digit strings (the target), on each length 1..6, and of beam
     search on the first `beam_n` 4-5 digit strings."""
-    gen = dict(card["generator"])
+    gen = dict(card.generator)
     out = {}
     for name, lo, hi in [("4-5", 4, 5)] + [(str(k), k, k) for k in range(1, gen.get("max_len", 6) + 1)]:
         s = compose_strings(digits, labels, n if name == "4-5" else n // 5, seed=seed + lo * 10 + hi,
@@ -110,11 +110,11 @@ def evaluate_strings(model, card: dict, digits, labels, n: int = 10_000, seed: i
 def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 10_000, seed: int = TEST_SEED) -> dict:
     model, card = load_checkpoint(folder)
     ds = load_dataset("mnist", data_dir)
-    if card.get("task") == "multi_digit":
+    if card.task == "multi_digit":
         return evaluate_pairs(model, card, ds.test_x, ds.test_y, n, seed)
-    if card.get("task") == "digit_string":
+    if card.task == "digit_string":
         return evaluate_strings(model, card, ds.test_x, ds.test_y, n, seed)
-    raise CheckpointError(f"{folder}: task {card.get('task')!r} is not a Multi-MNIST model")
+    raise CheckpointError(f"{folder}: task {card.task!r} is not a Multi-MNIST model")
 
 
 # --- one image at a time (the composer page) ----------------------------------------------------------------
@@ -132,8 +132,8 @@ def _head_targets(digits: tuple[int, int]) -> dict:
 
 
 def _batch(card: dict, image: np.ndarray) -> torch.Tensor:
-    ds = card["dataset"]
-    return normalize(torch.from_numpy(np.asarray(image))[None, None], ds["mean"], ds["std"])
+    ds = card.dataset
+    return normalize(torch.from_numpy(np.asarray(image))[None, None], ds.mean, ds.std)
 
 
 def head_cams(model, card: dict, image: np.ndarray, digits: tuple[int, int], hires: bool = True) -> dict[str, np.ndarray]:
@@ -191,12 +191,14 @@ def _fit(model, task, make_train, make_val, *, n_train: int, epochs: int, lr: fl
     return fit(model, task, loader, TensorLoader(*val, batch_size=500, shuffle=False), config, callback=report)
 
 
-def _card(task: str, ds, model, generator: dict, result, started: float, metrics: dict, extra: dict) -> dict:
-    return {"task": task, "dataset": {**ds.describe(), "name": "mnist"}, "generator": generator,
-            "metrics": metrics, "params": count_parameters(model), "command": invoking_command("core.multidigit"),
-            "training": {"epochs": result.epochs, "stop_reason": result.reason, "best_epoch": result.best_epoch,
-                         "train_seconds": round(result.train_seconds, 1),
-                         "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra}}
+def _card(task: str, ds, model, generator: dict, result, started: float, metrics: dict, extra: dict) -> ModelCard:
+    return ModelCard(
+        task=task, model=spec_of(model), dataset=DatasetInfo(**{**ds.describe(), "name": "mnist"}),
+        generator=generator, metrics=metrics, params=count_parameters(model),
+        command=invoking_command("core.multidigit"),
+        training={"epochs": result.epochs, "stop_reason": result.reason, "best_epoch": result.best_epoch,
+                  "train_seconds": round(result.train_seconds, 1),
+                  "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra})
 
 
 def train_pair(out: str | None, *, epochs: int = 6, x_weight: float = 10.0, n_train: int = 60_000, width: int = 64,
@@ -205,7 +207,7 @@ def train_pair(out: str | None, *, epochs: int = 6, x_weight: float = 10.0, n_tr
     """Train the multi-task CNN; evaluate on fresh test compositions; save it with its card if `out`."""
     ds = load_dataset("mnist", data_dir)
     generator = {"width": width, "max_overlap": max_overlap, "noise": noise}
-    model = build_model("pair_cnn", in_channels=1, image_size=28, width=width, **model_options)
+    model = build_model("pair_cnn", in_channels=1, image_size=28, width=width, seed=seed, **model_options)
     task = PairTask(ds.mean, ds.std, x_weight=x_weight)
     started = time.perf_counter()
     result = _fit(model, task, pair_maker(ds.train_x[:TRAIN_DIGITS], ds.train_y[:TRAIN_DIGITS], generator),
@@ -213,7 +215,7 @@ def train_pair(out: str | None, *, epochs: int = 6, x_weight: float = 10.0, n_tr
                   epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, log=log, max_steps=max_steps)
     card = _card("multi_digit", ds, model, generator, result, started, {}, {"lambda": x_weight, "n_train": n_train,
                  "lr": lr, "batch_size": batch_size, "seed": seed})
-    card["metrics"] = {f"test_{k}": v for k, v in evaluate_pairs(model.eval(), card, ds.test_x, ds.test_y,
+    card.metrics = {f"test_{k}": v for k, v in evaluate_pairs(model.eval(), card, ds.test_x, ds.test_y,
                                                                    eval_n).items()}
     if out:
         save_checkpoint(out, model, card)
@@ -227,7 +229,7 @@ def train_crnn(out: str | None, *, epochs: int = 8, n_train: int = 50_000, width
     """Train the CRNN with CTC; evaluate exact match on fresh test strings; save it with its card if `out`."""
     ds = load_dataset("mnist", data_dir)
     generator = {"width": width, "max_len": max_len, "gap": list(gap), "noise": noise}
-    model = build_model("crnn", in_channels=1, image_size=28, width=width, **model_options)
+    model = build_model("crnn", in_channels=1, image_size=28, width=width, seed=seed, **model_options)
     task = CTCTask(ds.mean, ds.std)
     started = time.perf_counter()
     result = _fit(model, task, string_maker(ds.train_x[:TRAIN_DIGITS], ds.train_y[:TRAIN_DIGITS], generator),
@@ -236,7 +238,7 @@ def train_crnn(out: str | None, *, epochs: int = 8, n_train: int = 50_000, width
     card = _card("digit_string", ds, model, generator, result, started, {}, {"n_train": n_train, "lr": lr,
                  "batch_size": batch_size, "seed": seed})
     ev = evaluate_strings(model.eval(), card, ds.test_x, ds.test_y, eval_n)
-    card["metrics"] = {"test_exact_match_4_5": ev["exact_match_4_5"],
+    card.metrics = {"test_exact_match_4_5": ev["exact_match_4_5"],
                        "test_exact_match_4_5_beam": ev["by_length"]["4-5"]["exact_beam"], "test_by_length": ev["by_length"]}
     if out:
         save_checkpoint(out, model, card)
@@ -250,16 +252,13 @@ def sweep(lambdas: list[float], *, epochs: int, n_train: int, into: str | None =
     for lam in lambdas:
         card = train_pair(None, epochs=epochs, x_weight=lam, n_train=n_train, data_dir=data_dir, eval_n=5000,
                           log=lambda s: None, **options)
-        m = card["metrics"]
+        m = card.metrics
         rows.append({"lambda": lam, "both_digits_accuracy": round(m["test_both_digits_accuracy"], 4),
-                     "x_mae_px": round(m["test_x_mae_px"], 3), "train_seconds": card["training"]["train_seconds"]})
+                     "x_mae_px": round(m["test_x_mae_px"], 3), "train_seconds": card.training["train_seconds"]})
         log(f"lambda {lam:<8g} both digits {m['test_both_digits_accuracy']:.4f}  x MAE {m['test_x_mae_px']:.3f} px")
     if into:
-        path = Path(into) / CARD
-        card = json.loads(path.read_text())
-        card["lambda_sweep"] = {"rows": rows, "epochs": epochs, "n_train": n_train,
-                                "command": invoking_command("core.multidigit")}
-        path.write_text(json.dumps(card, indent=2) + "\n")
+        update_card(into, lambda_sweep={"rows": rows, "epochs": epochs, "n_train": n_train,
+                                        "command": invoking_command("core.multidigit")})
     return rows
 
 
@@ -297,11 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             card = train_pair(args.out, epochs=args.epochs, x_weight=args.x_weight, n_train=args.n_train,
                               width=args.width, max_overlap=args.max_overlap, lr=args.lr, seed=args.seed,
                               data_dir=args.data_dir)
-            print(json.dumps(card["metrics"], indent=2))
+            print(json.dumps(card.metrics, indent=2))
         elif args.command == "train-crnn":
             card = train_crnn(args.out, epochs=args.epochs, n_train=args.n_train, width=args.width, lr=args.lr,
                               seed=args.seed, data_dir=args.data_dir, hidden=args.hidden)
-            print(json.dumps(card["metrics"], indent=2))
+            print(json.dumps(card.metrics, indent=2))
         elif args.command == "sweep":
             sweep([float(v) for v in args.lambdas.split(",")], epochs=args.epochs, n_train=args.n_train, into=args.into,
                   data_dir=args.data_dir, width=args.width, max_overlap=args.max_overlap, lr=args.lr, seed=args.seed)

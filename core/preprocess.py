@@ -111,8 +111,8 @@ def needs_inversion(grey: np.ndarray) -> bool:
 
 def has_dark_background(card: dict) -> bool:
     """A grey data set of light objects on black (its mean pixel is darker than mid-grey): MNIST, Fashion-MNIST."""
-    ds = card["dataset"]
-    return ds.get("channels", 1) == 1 and float(ds.get("mean", [0.5])[0]) < 0.4
+    ds = card.dataset
+    return ds.channels == 1 and float(ds.mean[0]) < 0.4
 
 
 def read_image(data: bytes) -> np.ndarray:

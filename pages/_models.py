@@ -37,7 +37,7 @@ def upload_panel(select_key: str) -> None:
                 st.error(f"**{file.name}** cannot be used: {reason}")
                 st.session_state[f"{select_key}_byo_error"] = f"**{file.name}** cannot be used: {reason}"
             else:
-                label = f"{file.name} (uploaded {card['model']['name']})"
+                label = f"{file.name} (uploaded {card.model.name})"
                 models[label] = (model, card)
                 st.session_state[select_key] = label
                 st.session_state.pop(f"{select_key}_byo_error", None)
@@ -51,22 +51,22 @@ def upload_panel(select_key: str) -> None:
 def _settings(label: str, models: dict) -> None:
     model, card = models[label]
     st.success(describe(card))
-    if card.get("source", {}).get("layers_visible") is False:
+    if (card.upload or {}).get("layers_visible") is False:
         st.warning("This TorchScript model's children do not chain into its output, so its layers cannot be "
                    "shown one by one: prediction works, feature maps and Grad-CAM do not.")
-    if "normalisation" not in card["dataset"]:
+    if not card.dataset.normalisation:
         return  # a CNN Studio checkpoint: its card already says everything
     left, right = st.columns(2)
-    options = [n for n in NORMALISATIONS if card["dataset"]["channels"] == 3 or "ImageNet" not in n]
-    norm = left.selectbox("Input normalisation", options, index=options.index(card["dataset"]["normalisation"]),
+    options = [n for n in NORMALISATIONS if card.dataset.channels == 3 or "ImageNet" not in n]
+    norm = left.selectbox("Input normalisation", options, index=options.index(card.dataset.normalisation),
                           key=f"byo_norm_{label}", help="How the model's training data was scaled. Seed 001 "
                           "divides pixels by 255: [0, 1].")
-    names = right.text_input("Class names (comma separated)", ", ".join(card["dataset"]["class_names"]),
+    names = right.text_input("Class names (comma separated)", ", ".join(card.dataset.class_names),
                              key=f"byo_names_{label}")
     new = with_normalisation(card, norm)
     parsed = [n.strip() for n in names.split(",")]
     try:
-        new = with_class_names(new, parsed) if parsed != card["dataset"]["class_names"] else new
+        new = with_class_names(new, parsed) if parsed != card.dataset.class_names else new
     except ValueError as exc:
         st.warning(f"Class names not changed: {exc}")
     models[label] = (model, new)
@@ -90,7 +90,7 @@ def choose_checkpoint(key: str):
     label = select_slot.selectbox("Model", [*choices, *uploads], key=key)
     if label in uploads:
         model, card = uploads[label]
-        return card.get("source", {}).get("folder", f"uploaded:{label}"), model, card
+        return (card.upload or {}).get("folder", f"uploaded:{label}"), model, card
     try:
         return (choices[label], *cached_checkpoint(choices[label]))
     except CheckpointError as exc:

@@ -76,7 +76,7 @@ def group_results(run_dirs: list[str] | None) -> None:
     right.plotly_chart(accuracy_time_figure(rows), width="stretch", key="group_time")
     for col, row, d in zip(st.columns(len(done)), rows, done):
         _, card = cached_checkpoint(str(d))
-        classes = [str(c) for c in card["dataset"]["class_names"]]
+        classes = [str(c) for c in card.dataset.class_names]
         report = cached_report(str(d))
         col.markdown(f"**{row['model']}**: most common confusions")
         col.caption(", ".join(f"{classes[t]} read as {classes[p]} ({n}x)" for t, p, n in

@@ -11,7 +11,7 @@ def _makers():
 
 def cached_scenes(card: dict, mode: str, n: int = 200):
     """`n` fresh test scenes ('seen' or 'held_out' combinations of the checkpoint's split), fixed seed."""
-    return _scenes(tuple(tuple(p) for p in card["held_out_pairs"]), mode, n)
+    return _scenes(tuple(tuple(p) for p in card.held_out_pairs), mode, n)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -24,7 +24,7 @@ def string_mode(mnist) -> None:
         return
     folder = models[st.selectbox("CRNN model", list(models), key="composer_crnn")]
     model, card = cached_checkpoint(folder)
-    gen = card["generator"]
+    gen = card.generator
     width, max_len = gen["width"], gen["max_len"]
     st.caption(f"Conv features -> bidirectional GRU over {width // 8} columns of 8 px -> 11 classes per column "
                f"(blank + 10 digits), trained with CTC on strings of 1 to {max_len} digits {gen['gap'][0]} to "
@@ -67,7 +67,7 @@ def string_mode(mnist) -> None:
                  column_config={"probability": st.column_config.NumberColumn(format="%.4f"),
                                 "log p": st.column_config.NumberColumn(format="%.2f")})
     with st.expander("Accuracy of this checkpoint (from its model card)"):
-        by_len = card["metrics"].get("test_by_length", {})
+        by_len = card.metrics.get("test_by_length", {})
         st.dataframe(pd.DataFrame([{"digits": k, "exact match (greedy)": v["exact_greedy"], "strings": v["n"]}
                                    for k, v in by_len.items()]), hide_index=True, width="content")
         st.caption(f"Fresh test strings from MNIST's test digits: `python -m core.multidigit evaluate {folder}`")

@@ -110,6 +110,6 @@ for i, w in enumerate(words[:12]):
                   caption=w)
 with st.expander("Accuracy of this checkpoint (from its model card)"):
     rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
-            for dec, res in card["metrics"].items() for split, m in res.items()]
+            for dec, res in card.metrics.items() for split, m in res.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(f"`python -m core.captioning evaluate {folder}`")

@@ -32,9 +32,9 @@ if not models:
              "checkpoints/mnist_pair_cnn`.")
     st.stop()
 model, card = cached_checkpoint(models[st.selectbox("Multi-task model", list(models), key="composer_model")])
-width = card["generator"]["width"]
+width = card.generator["width"]
 st.caption(f"Shared conv backbone with two heads: both digits (2 x 10 classes) and both x-centres (pixels), "
-           f"trained with CE + {card['training']['lambda']:g} x MSE on composed {DIGIT}x{width} images.")
+           f"trained with CE + {card.training['lambda']:g} x MSE on composed {DIGIT}x{width} images.")
 
 
 def digit_slot(side: str, default_class: int, default_x: int):
@@ -76,7 +76,7 @@ with right_col:
 with settings:
     noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
     overlap = max(0, DIGIT - abs(right[2] - left[2]))
-    st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card['generator']['max_overlap']} px.")
+    st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card.generator['max_overlap']} px.")
     method = st.radio("Attribution", ["HiResCAM", "Grad-CAM", "Saliency"], key="composer_method", horizontal=True,
                       help="HiResCAM: gradient x activation per position (faithful for these heads); Grad-CAM: "
                            "channel-averaged gradients; saliency: |d output / d pixel|.")
@@ -116,7 +116,7 @@ side = 2 * max(image.shape)
 for (name, heat), col in zip(maps.items(), st.columns(4)):
     col.image(enlarge(overlay(image, heat), side, square=False), caption=f"{method}: {name}", width="stretch")
 
-sweep = card.get("lambda_sweep")
+sweep = card.lambda_sweep
 if sweep:
     st.subheader("What lambda does")
     st.caption(f"loss = CE + lambda x MSE(x / 28). One run per lambda, same data and seed, {sweep['epochs']} epoch(s) of "

@@ -17,8 +17,8 @@ CANVAS = 280
 
 title = st.empty()
 _, model, card = choose_checkpoint("draw_model")
-title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({card['dataset']['name']})")
-classes = card["dataset"]["class_names"]
+title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({card.dataset.name})")
+classes = card.dataset.class_names
 
 
 def show_prediction(image: np.ndarray) -> None:
@@ -69,7 +69,7 @@ if is_digit_model(card):
 else:
     channels, size = input_spec(card)
     st.caption(f"This model reads {size}x{size} {'grey' if channels == 1 else 'colour'} images of "
-               f"{card['dataset']['name']}: upload a picture{', take a sample photo' if channels == 3 else ''} "
+               f"{card.dataset.name}: upload a picture{', take a sample photo' if channels == 3 else ''} "
                "or use the camera; it is centre-cropped and resized.")
     sources = ["Upload", "Camera"] + (["Sample photo"] if channels == 3 else [])
     if not has_test_set(card):  # a pretrained ImageNet model opens on a real photo

@@ -17,7 +17,7 @@ st.title("Inside the network")
 folder, model, card = choose_checkpoint("inside_model")
 label = folder.rsplit("/", 1)[-1]
 channels, size = input_spec(card)
-classes = card["dataset"]["class_names"]
+classes = card.dataset.class_names
 image = choose_input(card, "inside")
 
 probs = predict_proba(model, card, image)
@@ -87,7 +87,7 @@ with occ_tab:
     from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
 
     scale = 280 / size
-    grey = [round(m * 255) for m in card["dataset"]["mean"]]  # the same grey the map's squares use
+    grey = [round(m * 255) for m in card.dataset.mean]  # the same grey the map's squares use
     rgb = grey * 3 if len(grey) == 1 else grey
     start = {"type": "rect", "left": (size - patch) / 2 * scale, "top": (size - patch) / 2 * scale,
              "width": patch * scale, "height": patch * scale, "fill": f"rgb({rgb[0]},{rgb[1]},{rgb[2]})",

@@ -20,17 +20,17 @@ if not choices:
 label = st.selectbox("Model", list(choices), key="latent_model")
 folder = choices[label]
 model, card = cached_checkpoint(folder)
-is_vae = card["model"]["name"] == "conv_vae"
-classes = card["dataset"]["class_names"]
+is_vae = card.model.name == "conv_vae"
+classes = card.dataset.class_names
 try:
-    data = cached_dataset(card["dataset"]["name"])
+    data = cached_dataset(card.dataset.name)
     lmap = cached_map(folder)
 except DataError as exc:
-    st.error(f"The explorer needs the {card['dataset']['name']} test set: {exc}")
+    st.error(f"The explorer needs the {card.dataset.name} test set: {exc}")
     st.stop()
-metrics = card["metrics"]
-st.caption(f"{card['model']['name']}, {card['model']['kwargs']['latent_dim']}-d code, trained on "
-           f"{card['dataset']['name']}: test MSE {metrics['test_mse']:.4f}, PSNR {metrics['test_psnr']:.1f} dB, "
+metrics = card.metrics
+st.caption(f"{card.model.name}, {card.model.kwargs['latent_dim']}-d code, trained on "
+           f"{card.dataset.name}: test MSE {metrics['test_mse']:.4f}, PSNR {metrics['test_psnr']:.1f} dB, "
            f"SSIM {metrics['test_ssim']:.3f}. The map shows {len(lmap.z):,} test images.")
 
 
@@ -133,7 +133,7 @@ with tabs[5]:
                                                  (cleaned, f"reconstructed from noisy (MSE {err(cleaned):.4f})"))):
         show(img, name, 220, col)
 with tabs[6]:
-    table = card.get("probe")
+    table = card.probe
     if not table:
         st.info(f"No probe table in this card yet: run `python -m core.autoencode probe {folder}`.")
     else:

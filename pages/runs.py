@@ -33,8 +33,8 @@ st.subheader("One run's mistakes")
 run_dir = Path(runs[names.index(st.selectbox("Run", finished, key="runs_detail"))][0])
 model, card = cached_checkpoint(str(run_dir))
 report = cached_report(str(run_dir))
-classes = [str(c) for c in card["dataset"]["class_names"]]
-data = cached_dataset(card["dataset"]["name"])
+classes = [str(c) for c in card.dataset.class_names]
+data = cached_dataset(card.dataset.name)
 confusions = most_confused(report["confusion"])
 st.caption("Most common confusions: " + (", ".join(f"{classes[t]} read as {classes[p]} ({n}x)"
                                                    for t, p, n in confusions) or "none"))

@@ -142,9 +142,9 @@ if status.get("state") in ("finished", "stopped", "diverged") and (watched / "ca
     open_elsewhere(watched)
     report = cached_report(str(watched))
     left, right = st.columns([3, 2])
-    left.plotly_chart(confusion_figure(report["confusion"], card["dataset"]["class_names"]), width="stretch",
+    left.plotly_chart(confusion_figure(report["confusion"], card.dataset.class_names), width="stretch",
                       key="trainer_confusion")
     right.dataframe({"class": list(report["per_class"]), "test accuracy": list(report["per_class"].values())},
                     hide_index=True, width="stretch")
-    right.code(card["command"], language="bash", wrap_lines=True)
+    right.code(card.command, language="bash", wrap_lines=True)
 group_results([str(watched.parent / n) for n in read_group(watched).get("runs", [])])

@@ -16,8 +16,12 @@ def test_home_lists_shipped_models_from_cards():
     assert not at.exception
     table = at.dataframe[0].value
     row = table[table["checkpoint"] == "mnist_fast_cnn"].iloc[0]
-    assert row["model"] == "fast_cnn" and row["data set"] == "mnist" and row["test score (%)"] >= 99.5
-    assert row["parameters"] > 100_000 and row["size (KB)"] > 100
+    assert row["model"] == "fast_cnn" and row["data set"] == "mnist" and row["headline (test)"] == "test accuracy 99.60%"
+    assert row["parameters"] == "654,954" and row["size"].endswith(" KB")
+    assert not table.isin(["None", "nan"]).any().any()  # every cell says something
+    imagenet = table[table["checkpoint"] == "efficientnet_lite0_imagenet"].iloc[0]
+    assert imagenet["size"].endswith("+ weights from its package") and imagenet["epochs"] == "pretrained"
+    assert table[table["checkpoint"] == "fashion_ae"].iloc[0]["headline (test)"].startswith("test MSE (pixels in [0, 1]) 0.00466")
     summary = " ".join(m.value for m in at.markdown)
     assert "fast_cnn" in summary and "test accuracy" in summary
     assert any("python -m core.train" in c.value for c in at.code)

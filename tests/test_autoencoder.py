@@ -100,10 +100,10 @@ def test_latent_map_walk_nearest_and_helpers():
 def test_train_cli_function_writes_a_card(tmp_path):
     card = train_autoencoder("conv_ae", "digits", tmp_path / "ae", epochs=1, latent_dim=8, widths=(8, 16, 32),
                              log=lambda *_: None)
-    assert card["task"] == "reconstruction" and set(card["metrics"]) == {"test_mse", "test_psnr", "test_ssim"}
+    assert card.task == "reconstruction" and set(card.metrics) == {"test_mse", "test_psnr", "test_ssim"}
     model, loaded = load_checkpoint(tmp_path / "ae")
     from core.data import load_dataset
 
     again = reconstruction_report(model, load_dataset("digits").test_x)
-    assert again["mse"] == pytest.approx(card["metrics"]["test_mse"], abs=1e-6)
+    assert again["mse"] == pytest.approx(card.metrics["test_mse"], abs=1e-6)
     assert encode_all(model, load_dataset("digits").test_x[:5]).shape == (5, 8)

@@ -53,8 +53,8 @@ def saved(model, tmp_path, name) -> bytes:
 def test_keras_model_converts_and_matches(tmp_path, suffix):
     kmodel = seed001_keras()
     model, card = load_model_file(saved(kmodel, tmp_path, "mnist_cnn_best" + suffix), "mnist_cnn_best" + suffix)
-    assert card["model"]["kwargs"] == {"in_channels": 1, "image_size": 28, "num_classes": 10}
-    assert card["dataset"]["class_names"] == [str(i) for i in range(10)] and card["dataset"]["mean"] == [0.0]
+    assert card.model.kwargs == {"in_channels": 1, "image_size": 28, "num_classes": 10}
+    assert card.dataset.class_names == [str(i) for i in range(10)] and card.dataset.mean == [0.0]
     image = np.random.default_rng(0).integers(0, 256, (1, 28, 28), dtype=np.uint8)
     want = kmodel.predict(image.transpose(1, 2, 0)[None].astype("float32") / 255, verbose=0)[0]
     np.testing.assert_allclose(predict_proba(model, card, image), want, atol=1e-5)
@@ -70,7 +70,7 @@ def test_keras_model_converts_and_matches(tmp_path, suffix):
 def test_keras_flatten_order_rescaling_and_logits(tmp_path):
     kmodel = flatten_keras()
     model, card = load_model_file(saved(kmodel, tmp_path, "m.keras"), "m.keras")
-    assert card["model"]["kwargs"]["num_classes"] == 3 and card["dataset"]["name"] == "uploaded"
+    assert card.model.kwargs["num_classes"] == 3 and card.dataset.name == "uploaded"
     card = with_normalisation(card, "0-255 (raw pixels)")  # the model rescales by itself
     image = np.random.default_rng(2).integers(0, 256, (3, 32, 32), dtype=np.uint8)
     logits = kmodel(image.transpose(1, 2, 0)[None].astype("float32")).detach().numpy()
@@ -113,8 +113,8 @@ def test_torchscript_of_a_studio_model_shows_every_layer():
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.script(original), buffer)
     model, card = load_model_file(buffer.getvalue(), "seed004.pt")
-    assert card["model"]["kwargs"] == {"in_channels": 1, "image_size": 28, "num_classes": 10}
-    assert card["source"]["layers_visible"] and len(conv_layer_names(model)) == len(conv_layer_names(original))
+    assert card.model.kwargs == {"in_channels": 1, "image_size": 28, "num_classes": 10}
+    assert card.upload["layers_visible"] and len(conv_layer_names(model)) == len(conv_layer_names(original))
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(model(x), original(x))
     last_conv = conv_layer_names(model)[-1]
@@ -137,8 +137,8 @@ def test_torchscript_that_does_not_chain_still_predicts():
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.script(Skip().eval()), buffer)
     model, card = load_model_file(buffer.getvalue(), "skip.pt")
-    assert card["model"]["kwargs"] == {"in_channels": 3, "image_size": 32, "num_classes": 5}
-    assert card["source"]["layers_visible"] is False and conv_layer_names(model) == []
+    assert card.model.kwargs == {"in_channels": 3, "image_size": 32, "num_classes": 5}
+    assert card.upload["layers_visible"] is False and conv_layer_names(model) == []
     probs = predict_proba(model, card, np.zeros((3, 32, 32), np.uint8))
     assert probs.shape == (5,) and probs.sum() == pytest.approx(1, abs=1e-5)
     _, acts = activations(model, torch.rand(1, 3, 32, 32))  # hooks attach to the wrapper, not the script
@@ -174,7 +174,7 @@ def test_checkpoint_zip_loads_and_ignores_other_paths(tmp_path):
             z.write(f, f"mnist_fast_cnn/{f.name}")
         z.writestr("mnist_fast_cnn/../../escape.txt", "x")
     model, card = load_model_file(buffer.getvalue(), "mnist_fast_cnn.zip")
-    assert card["model"]["name"] == "fast_cnn" and card["dataset"]["name"] == "mnist"
+    assert card.model.name == "fast_cnn" and card.dataset.name == "mnist"
     assert not (tmp_path.parent / "escape.txt").exists()
     from core.checkpoint import load_checkpoint
     reference, _ = load_checkpoint(folder)
@@ -190,11 +190,16 @@ def test_junk_files_get_a_message(data, match):
 
 
 def test_card_helpers_validate():
-    card = {"dataset": {"channels": 1, "class_names": ["a", "b"]}, "source": {}}
-    assert with_normalisation(card, "[-1, 1]")["dataset"]["std"] == [0.5]
+    from core.checkpoint import DatasetInfo, ModelCard, ModelSpec
+
+    card = ModelCard(task="classification", model=ModelSpec("TorchScript", {"num_classes": 2}), upload={},
+                     dataset=DatasetInfo(name="uploaded", channels=1, image_size=8, mean=[0.0], std=[1.0],
+                                         class_names=["a", "b"]))
+    assert with_normalisation(card, "[-1, 1]").dataset.std == [0.5]
     with pytest.raises(ValueError):
         with_normalisation(card, "ImageNet mean/std")
-    assert with_class_names(card, ["cat", "dog"])["dataset"]["class_names"] == ["cat", "dog"]
+    named = with_class_names(card, ["cat", "dog"])
+    assert named.dataset.class_names == ["cat", "dog"] and named.upload["class_names_guessed"] is False
     with pytest.raises(ValueError):
         with_class_names(card, ["one"])
 

@@ -197,9 +197,9 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     (tmp_path / "captions.txt").write_text("\n".join(lines) + "\n")
     card = train_on_flickr8k(tmp_path, tmp_path / "ckpt", epochs=1, min_count=1, log=lambda *_: None,
                              channels=(8, 8, 16, 16), hidden=32, attention=16, embed=16)
-    assert card["dataset"]["images"] == 6 and card["dataset"]["test_images"] == 1
-    assert any("broken.jpg" in p for p in card["dataset"]["skipped"])
-    assert {"bleu1", "bleu4", "exact_match"} <= set(card["metrics"]["greedy"]["test"])
+    assert card.dataset.extra["images"] == 6 and card.dataset.test_size == 1
+    assert any("broken.jpg" in p for p in card.dataset.extra["skipped"])
+    assert {"bleu1", "bleu4", "exact_match"} <= set(card.metrics["greedy"]["test"])
     model, loaded = load_checkpoint(tmp_path / "ckpt")
-    assert "red" in loaded["vocabulary"] and model.embed.num_embeddings == len(loaded["vocabulary"])
+    assert "red" in loaded.vocabulary and model.embed.num_embeddings == len(loaded.vocabulary)
     assert main(["train", "--flickr8k", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2

@@ -7,7 +7,8 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoint import CARD, WEIGHTS, CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from core.checkpoint import (CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, list_checkpoints,
+                             load_checkpoint, save_checkpoint)
 from core.models import build_model
 
 
@@ -18,8 +19,15 @@ def saved(tmp_path):
     model.train()
     model(torch.randn(4, 1, 8, 8))  # move BatchNorm running stats away from their defaults
     model.eval()
-    folder = save_checkpoint(tmp_path / "ckpt", model, {"dataset": {"name": "digits"}, "command": "pytest"})
+    folder = save_checkpoint(tmp_path / "ckpt", model, digits_card(command="pytest"))
     return model, folder
+
+
+def digits_card(**fields) -> ModelCard:
+    """A card for a 10-class 8x8 grey classifier (the model spec is stamped in by save_checkpoint)."""
+    return ModelCard(task="classification", model=ModelSpec("?", {}),
+                     dataset=DatasetInfo(name="digits", channels=1, image_size=8, mean=[0.5], std=[0.25],
+                                         class_names=[str(i) for i in range(10)]), **fields)
 
 
 def test_round_trip_gives_identical_outputs(saved):
@@ -28,15 +36,17 @@ def test_round_trip_gives_identical_outputs(saved):
     x = torch.randn(5, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    assert card["model"]["name"] == "seed001_cnn" and card["torch_version"] == torch.__version__
-    assert card["command"] == "pytest" and card["weights_bytes"] == (folder / WEIGHTS).stat().st_size
+    assert card.model.name == "seed001_cnn" and card.torch_version == torch.__version__
+    assert card.command == "pytest" and card.weights_bytes == (folder / WEIGHTS).stat().st_size
     assert not loaded.training
     assert [f.name for f, _ in list_checkpoints(folder.parent)] == ["ckpt"]
 
 
 def test_channels_last_model_saves(tmp_path):
     model = build_model("fast_cnn", in_channels=1, image_size=28, num_classes=10).to(memory_format=torch.channels_last)
-    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "cl", model, {}))
+    card = digits_card()
+    card.dataset.image_size = 28
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "cl", model, card))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 
 
@@ -66,14 +76,14 @@ def test_pickle_disguised_as_weights_is_not_executed(saved, tmp_path):
 def test_mismatched_weights_are_reported(saved):
     _, folder = saved
     card = json.loads((folder / CARD).read_text())
-    card["model"]["kwargs"]["num_classes"] = 3
+    card["model"]["kwargs"]["dense"] = 64
     (folder / CARD).write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="do not match"):
         load_checkpoint(folder)
 
 
-@pytest.mark.parametrize("text,match", [("{not json", "not valid JSON"), ('{"format": "other"}', "not a CNN Studio"),
-                                        ('{"format": "cnn-studio-checkpoint/1"}', "'model' section")])
+@pytest.mark.parametrize("text,match", [("{not json", "not valid JSON"), ('["a list"]', "not a CNN Studio"),
+                                        ('{"format": "cnn-studio-checkpoint/1"}', "'task' is missing")])
 def test_bad_cards_are_reported(saved, text, match):
     _, folder = saved
     (folder / CARD).write_text(text)

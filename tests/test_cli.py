@@ -21,41 +21,45 @@ def run(*args, env_extra=None, check=True):
 
 def test_train_then_evaluate(tmp_path):
     out = tmp_path / "run"
-    proc = run("core.train", "--dataset", "digits", "--model", "fast_cnn", "--epochs", "3", "--lr", "0.05",
+    proc = run("core", "train", "--dataset", "digits", "--model", "fast_cnn", "--epochs", "3", "--lr", "0.05",
                "--optimizer", "sgd", "--schedule", "onecycle", "--val-split", "0.1", "--out", str(out))
     assert "test accuracy" in proc.stdout
     card = read_card(out)
-    assert card["command"].startswith("python -m core.train --dataset digits")
-    assert card["training"]["epochs"] == 3 and card["dataset"]["name"] == "digits"
-    assert card["metrics"]["test_accuracy"] > 0.8 and "val_accuracy" in card["training"]["history"][-1]
-    report = json.loads(run("core.evaluate", str(out), "--json").stdout)
-    assert {"accuracy", "per_class", "confusion"} <= set(report)
-    assert report["accuracy"] == pytest.approx(card["metrics"]["test_accuracy"], abs=1e-4)
-    assert sum(map(sum, report["confusion"])) == report["n"] == 450
-    text = run("core.evaluate", str(out)).stdout
-    assert "confusion matrix" in text and "per-class accuracy" in text
+    assert card.command.startswith("python -m core train --dataset digits")
+    assert card.training["epochs"] == 3 and card.dataset.name == "digits" and card.run["state"] == "complete"
+    assert card.metrics["test_accuracy"] > 0.8 and "val_accuracy" in card.training["history"][-1]
+    report = json.loads(run("core", "evaluate", str(out), "--json").stdout)
+    assert report["task"] == "classification" and report["headline"]["name"] == "test_accuracy"
+    assert report["headline"]["value"] == pytest.approx(card.metrics["test_accuracy"], abs=1e-4)
+    metrics = report["metrics"]
+    assert sum(map(sum, metrics["confusion"])) == metrics["test_n"] == 450 and len(metrics["test_per_class"]) == 10
+    text = run("core", "evaluate", str(out)).stdout
+    assert "confusion matrix" in text and "per-class accuracy" in text and "test accuracy" in text
+    replay = card.command.split()[3:]  # the recorded command replays to the same model (seeded, deterministic)
+    run("core", *replay[:replay.index("--out")], "--out", str(tmp_path / "again"))
+    assert read_card(tmp_path / "again").metrics["test_accuracy"] == card.metrics["test_accuracy"]
 
 
 def test_cli_reports_missing_data_clearly(tmp_path):
-    proc = run("core.train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "x"),
+    proc = run("core", "train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "x"),
                check=False)
     assert proc.returncode == 1 and "train-images-idx3-ubyte.gz" in proc.stderr and str(tmp_path) in proc.stderr
-    proc = run("core.evaluate", str(tmp_path / "missing"), check=False)
+    proc = run("core", "evaluate", str(tmp_path / "missing"), check=False)
     assert proc.returncode == 1 and "no such checkpoint" in proc.stderr
 
 
 def test_shipped_checkpoint_card():
     card = read_card(paths.SHIPPED_CHECKPOINTS / "mnist_fast_cnn")
-    assert card["dataset"]["name"] == "mnist" and card["model"]["name"] == "fast_cnn"
-    assert card["metrics"]["test_accuracy"] >= 0.995
-    assert card["command"].startswith("python -m core.train") and card["training"]["epochs"] >= 1
-    assert card["training"]["train_seconds"] > 0
+    assert card.dataset.name == "mnist" and card.model.name == "fast_cnn"
+    assert card.metrics["test_accuracy"] >= 0.995
+    assert card.command.startswith("python -m core.train") and card.training["epochs"] >= 1
+    assert card.training["train_seconds"] > 0
 
 
 def test_shipped_checkpoint_accuracy_on_real_mnist(real_data):
-    report = json.loads(run("core.evaluate", "checkpoints/mnist_fast_cnn", "--data-dir", str(real_data),
+    report = json.loads(run("core", "evaluate", "checkpoints/mnist_fast_cnn", "--data-dir", str(real_data),
                             "--json").stdout)
-    assert report["accuracy"] >= 0.995 and report["n"] == 10000
+    assert report["headline"]["value"] >= 0.995 and report["metrics"]["test_n"] == 10000
 
 
 def test_model_options_are_parsed_as_json():
@@ -80,5 +84,5 @@ def test_recorded_command_rebuilds_the_same_run(name):
     from core.presets import preset
     from core.train import build_parser, command_for, spec_from_args
     spec = preset(name)
-    argv = shlex.split(command_for(spec, "runs/x"))[3:]  # drop "python -m core.train"
+    argv = shlex.split(command_for(spec, "runs/x"))[4:]  # drop "python -m core train"
     assert spec_from_args(build_parser().parse_args(argv)) == spec

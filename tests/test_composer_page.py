@@ -1,8 +1,7 @@
 """AppTest for the Multi-MNIST composer on small pair and CRNN models trained here on real MNIST digits."""
-import json
-
 import pytest
 
+from core.checkpoint import update_card
 from core.multidigit import train_crnn, train_pair
 from tests.conftest import open_page_on_run
 
@@ -16,9 +15,8 @@ def runs(tmp_path_factory, real_data_module):
     train_pair(folder / "tiny_pair", epochs=1, n_train=512, **SMALL, **quiet)
     train_crnn(folder / "tiny_crnn", epochs=1, n_train=256, channels=(8, 16, 16, 16), hidden=16, **quiet)
     rows = [{"lambda": 0.0, "both_digits_accuracy": 0.5, "x_mae_px": 9.0, "train_seconds": 1.0}]
-    card = json.loads((folder / "tiny_pair" / "card.json").read_text())
-    card["lambda_sweep"] = {"rows": rows, "epochs": 1, "n_train": 512, "command": "python -m core.multidigit sweep"}
-    (folder / "tiny_pair" / "card.json").write_text(json.dumps(card))
+    update_card(folder / "tiny_pair", lambda_sweep={"rows": rows, "epochs": 1, "n_train": 512,
+                                                    "command": "python -m core.multidigit sweep"})
     return folder
 
 

@@ -53,7 +53,7 @@ def test_badly_drawn_test_digits_still_classify(real_data):
     rng = np.random.default_rng(0)
     idx = rng.choice(len(data.test_x), 500, replace=False)
     images = np.stack([preprocess_digit(_badly_drawn(data.test_x[i, 0].numpy(), rng)).image for i in idx])
-    logits = predict_logits(model, torch.from_numpy(images)[:, None], card["dataset"]["mean"], card["dataset"]["std"])
+    logits = predict_logits(model, torch.from_numpy(images)[:, None], card.dataset.mean, card.dataset.std)
     accuracy = float((logits.argmax(1) == data.test_y[idx]).float().mean())
     print(f"badly drawn MNIST test digits after preprocessing: {accuracy:.2%} correct")
     assert accuracy >= 0.98
@@ -102,5 +102,8 @@ def test_photos_on_light_backgrounds_are_inverted_for_dark_background_models():
     assert preprocess_photo(photo, size=28, channels=1)[0][0].mean() > 200  # unchanged when not asked
     assert not needs_inversion(grey) and needs_inversion(255 - grey)
     assert preprocess_photo(photo, size=32, channels=3, dark_background=True)[:, 0, 0].tolist() == [240] * 3
-    assert has_dark_background({"dataset": {"channels": 1, "mean": [0.286]}})
-    assert not has_dark_background({"dataset": {"channels": 3, "mean": [0.49, 0.48, 0.45]}})
+    from core import paths
+    from core.checkpoint import read_card
+
+    assert has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "fashion_fast_cnn"))  # grey, mean 0.286
+    assert not has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"))

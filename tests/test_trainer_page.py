@@ -27,7 +27,7 @@ def test_background_run_records_events_and_becomes_a_checkpoint(tmp_path):
     assert len(events["epoch"]) == 3 and events["end"][0]["reason"] == "completed"
     assert events["step"][-1]["progress"] == pytest.approx(1.0)
     _, card = load_checkpoint(run_dir)
-    assert card["command"].startswith("python -m core.train --dataset digits --model fast_cnn --epochs 3")
+    assert card.command.startswith("python -m core train --dataset digits --model fast_cnn --epochs 3")
 
 
 def test_stop_and_learning_rate_orders_reach_the_worker():
@@ -195,4 +195,4 @@ def test_keras_tensorflow_run_has_the_same_live_events_and_results():
     assert runs.summarize(run_dir, runs.read_spec(run_dir), status)["framework"] == "keras"
     from core.checkpoint import load_checkpoint
     _, card = load_checkpoint(run_dir)  # the Draw and Inside pages read it as PyTorch layers
-    assert card["framework"] == "keras" and card["metrics"]["test_accuracy"] == pytest.approx(status["test_accuracy"], abs=1e-4)
+    assert card.framework == "keras" and card.metrics["test_accuracy"] == pytest.approx(status["test_accuracy"], abs=1e-4)

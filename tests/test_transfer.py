@@ -42,10 +42,10 @@ def test_imagenet_names_are_readable_and_in_model_order():
 
 def test_pretrained_model_loads_offline_and_knows_the_bundled_photos(imagenet):
     model, card = imagenet
-    assert card["dataset"]["class_names"] == imagenet_class_names()
+    assert card.dataset.class_names == imagenet_class_names()
     assert (IMAGENET / "model.safetensors").stat().st_size < 1000, "the weights come from the package, not the repo"
     assert top(model, card, "cat (Chelsea)") in CATS
-    assert card["dataset"]["class_names"][top(model, card, "coffee")] == "espresso"
+    assert card.dataset.class_names[top(model, card, "coffee")] == "espresso"
 
 
 def digits_batch(n=24):

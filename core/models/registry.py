@@ -48,10 +48,12 @@ def list_models(kind: str = "classifier") -> dict[str, str]:
 
 
 def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int | None = None,
-                stats: tuple | None = None, **options) -> nn.Module:
+                stats: tuple | None = None, seed: int | None = None, **options) -> nn.Module:
     """Build a registered model; `model.spec` holds {"name", "kwargs"} to rebuild it exactly.
 
     `stats` = (mean, std) of the training data, passed on only to models registered with input_stats.
+    `seed` makes the initial weights a function of the seed alone (the global RNG is left as it was), so
+    two runs with the same seed start from the same weights.
     """
     if name not in _MODELS:
         raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(sorted(_MODELS))}.")
@@ -63,7 +65,12 @@ def build_model(name: str, *, in_channels: int, image_size: int, num_classes: in
         if num_classes is None:
             raise TypeError(f"model {name!r} needs num_classes")
         kwargs["num_classes"] = num_classes
-    model = entry.builder(**kwargs)
+    if seed is None:
+        model = entry.builder(**kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = entry.builder(**kwargs)
     model.spec = {"name": name, "kwargs": _jsonable(kwargs)}
     return model
 

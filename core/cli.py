@@ -1,0 +1,143 @@
+"""The one command line: `python -m core VERB ...` (`python -m core --help` lists the verbs).
+
+    python -m core train --dataset digits --epochs 3 --out runs/demo        # a classifier (any recipe)
+    python -m core train --dataset digits --epochs 3 --out runs/demo --resume   # go on after a crash
+    python -m core train-autoencoder | train-pair | train-crnn | train-captioner ...
+    python -m core evaluate CKPT [--json] [--n N]                            # any checkpoint kind
+    python -m core probe AE [AE ...]     python -m core sweep-lambda ...     python -m core imagenet-card
+    python -m core card CKPT [--migrate]                                     # show / rewrite a model card
+
+Owns the verb table and `evaluate_checkpoint`, which measures any checkpoint by its task and reports
+the task's one headline metric beside all the others. The verbs that train hand their arguments to the
+feature's own parser (`core.train`, `core.autoencode`, `core.multidigit`, `core.captioning`), so every
+flag documented there works here unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core.checkpoint import CheckpointError, headline_of, load_checkpoint, read_card, resolve, write_card
+from core.data import DataError, load_dataset
+
+# verb -> (module, the verb that module's own parser expects first, or None, help)
+DELEGATED = {
+    "train": ("core.train", None, "train a classifier: any data set, model and recipe (see --help)"),
+    "train-autoencoder": ("core.autoencode", "train", "train a convolutional autoencoder or VAE"),
+    "probe": ("core.autoencode", "probe", "the latent-probe table of autoencoder checkpoints"),
+    "train-pair": ("core.multidigit", "train-pair", "train the two-digit multi-task CNN"),
+    "train-crnn": ("core.multidigit", "train-crnn", "train the CRNN digit-string reader (CTC)"),
+    "sweep-lambda": ("core.multidigit", "sweep", "one short pair-CNN run per lambda"),
+    "train-captioner": ("core.captioning", "train", "train the attention captioner (scenes or Flickr8k)"),
+    "imagenet-card": ("core.transfer", "imagenet-card", "write the pretrained ImageNet model's card"),
+}
+
+
+def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) -> dict:
+    """{task, headline: {name, value, label}, metrics, ...} of any checkpoint on its own test data.
+
+    `n` caps how many test images are composed for the Multi-MNIST and caption models (0: their
+    defaults, 10,000 and 1,000); classifiers and autoencoders use their whole test split.
+    """
+    model, card = load_checkpoint(folder)
+    out = {"checkpoint": str(folder), "task": card.task, "model": card.model.name, "dataset": card.dataset.name}
+    if card.task == "classification" and card.dataset.name == "imagenet":
+        metrics, measured = dict(card.metrics), False  # ImageNet is never on this machine: the reported figure
+    elif card.task == "classification":
+        from core.evaluate import evaluate_classifier
+
+        report = evaluate_classifier(model, load_dataset(card.dataset.name, data_dir), card.dataset.mean,
+                                     card.dataset.std)
+        metrics, measured = {"test_accuracy": report["accuracy"], "test_per_class": report["per_class"],
+                             "test_n": report["n"], "confusion": report["confusion"]}, True
+    elif card.task == "reconstruction":
+        from core.autoencode import reconstruction_report
+
+        data = load_dataset(card.dataset.name, data_dir)
+        metrics, measured = {f"test_{k}": v for k, v in reconstruction_report(model, data.test_x).items()}, True
+        metrics["test_n"] = len(data.test_x)
+    elif card.task in ("multi_digit", "digit_string"):
+        from core import multidigit
+
+        result = multidigit.evaluate_checkpoint(folder, data_dir, n or 10_000)
+        metrics, measured = {f"test_{k}": v for k, v in result.items()}, True
+    else:
+        from core.captioning import SPECIALS, Vocabulary, evaluate_scenes, scene_makers
+
+        _, test_maker = scene_makers(data_dir)
+        held = {tuple(p) for p in card.held_out_pairs or []}
+        metrics = {"greedy": evaluate_scenes(model, Vocabulary(card.vocabulary[len(SPECIALS):]), test_maker, held,
+                                             n=n or 1000)}
+        measured = True
+    card.metrics = metrics
+    headline = headline_of(card)
+    out.update(measured=measured, metrics=metrics,
+               headline={"name": headline.name, "value": headline.value, "label": headline.label,
+                         "higher_is_better": headline.higher_is_better} if headline else None)
+    return out
+
+
+def _print_report(report: dict) -> None:
+    head = report["headline"]
+    words = f"{head['label']}: {head['value']:.4%}" if head and head["higher_is_better"] and "bleu" not in head["name"] \
+        else f"{head['label']}: {head['value']:.4f}" if head else "no headline metric"
+    print(f"{report['checkpoint']} ({report['model']} on {report['dataset']}, {report['task']}): {words}"
+          + ("" if report["measured"] else " (as reported by its authors; not measured here)"))
+    for key, value in report["metrics"].items():
+        if isinstance(value, (int, float)):
+            print(f"  {key}: {value:.6g}")
+    if "confusion" in report["metrics"]:
+        confusion, names = report["metrics"]["confusion"], list(report["metrics"]["test_per_class"])
+        print("per-class accuracy:\n" + "\n".join(f"  {name:>14}: {acc:.2%}" for name, acc in
+                                                 report["metrics"]["test_per_class"].items()))
+        width = max(5, max(len(str(v)) for row in confusion for v in row) + 1)
+        print("confusion matrix (rows: true, columns: predicted):")
+        print(" " * 15 + "".join(f"{i:>{width}}" for i in range(len(confusion))))
+        for i, row in enumerate(confusion):
+            name = names[i] if names[i] != str(i) else ""
+            print(f"{i:>2} {name[:11]:>11} " + "".join(f"{v:>{width}}" for v in row))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        module_name, verb, _ = DELEGATED[argv[0]]
+        module = __import__(module_name, fromlist=["main"])
+        return module.main(([verb] if verb else []) + argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m core", description="CNN Studio's command line.",
+                                     epilog="verbs that train: " + "; ".join(f"{k}: {v[2]}" for k, v in DELEGATED.items()))
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (_, _, text) in DELEGATED.items():
+        sub.add_parser(verb, help=text, add_help=False)
+    ev = sub.add_parser("evaluate", help="measure checkpoints of any kind on their test data")
+    ev.add_argument("checkpoints", nargs="+")
+    ev.add_argument("--json", action="store_true", help="print one JSON object per checkpoint (a list if several)")
+    ev.add_argument("--n", type=int, default=0, help="composed test images for Multi-MNIST / caption models")
+    ev.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
+    cd = sub.add_parser("card", help="print a checkpoint's validated model card (JSON)")
+    cd.add_argument("checkpoint")
+    cd.add_argument("--migrate", action="store_true", help="rewrite card.json in the current schema (weights untouched)")
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.verb == "card":
+            card = read_card(args.checkpoint)
+            if args.migrate:
+                write_card(resolve(args.checkpoint), card)
+            print(json.dumps(card.to_dict(), indent=2))
+            return 0
+        if args.n < 0:
+            raise ValueError("--n must be 0 (the default) or a positive number of test images")
+        reports = [evaluate_checkpoint(folder, args.data_dir, args.n) for folder in args.checkpoints]
+    except (CheckpointError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+    else:
+        for report in reports:
+            _print_report(report)
+    return 0

@@ -1,0 +1,98 @@
+"""The one pipeline: `python -m core evaluate --json` on every shipped checkpoint, identical metrics from
+two seeded runs, and a run killed with SIGKILL mid-training that is listed, then resumed to the same result."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from core import paths
+from core.checkpoint import CARD, list_checkpoints, load_checkpoint, read_card
+from core.data import AugmentConfig
+from core.engine import TrainConfig
+from core.train import TrainSpec, train_classifier
+from tests.conftest import ROOT
+
+SHIPPED = sorted(p.name for p in paths.SHIPPED_CHECKPOINTS.iterdir() if (p / CARD).is_file())
+# headline each shipped checkpoint must reach again when re-measured (composed sets: 300 fresh images)
+FLOOR = {"mnist_fast_cnn": 0.995, "mnist_seed004": 0.985, "mnist_seed004_mlp": 0.97, "fashion_fast_cnn": 0.92,
+         "mnist_pair_cnn": 0.96, "mnist_crnn": 0.93, "scenes_captioner": 0.85, "efficientnet_lite0_imagenet": 0.75}
+
+
+def test_evaluate_json_on_every_shipped_checkpoint(real_data):
+    proc = subprocess.run([sys.executable, "-m", "core", "evaluate", "--json", "--n", "300", "--data-dir",
+                           str(real_data), *[f"checkpoints/{n}" for n in SHIPPED]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "CNN_STUDIO_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    reports = {os.path.basename(r["checkpoint"]): r for r in json.loads(proc.stdout)}
+    assert set(reports) == set(SHIPPED)
+    for name, report in reports.items():
+        card = read_card(paths.SHIPPED_CHECKPOINTS / name)
+        head = report["headline"]
+        assert report["task"] == card.task and head["name"] == card.headline.name and report["metrics"], name
+        if card.task in ("classification", "reconstruction"):  # whole test split: the card's figure exactly
+            assert head["value"] == pytest.approx(card.headline.value, abs=2e-4), name
+        if name in FLOOR:
+            assert head["value"] >= FLOOR[name], (name, head)
+    assert reports["fashion_ae"]["headline"]["value"] < 0.0055 and reports["fashion_vae"]["metrics"]["test_ssim"] > 0.75
+    assert reports["efficientnet_lite0_imagenet"]["measured"] is False  # ImageNet is not here: the reported figure
+
+
+SPEC = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, augment=AugmentConfig(translate=1),
+                 mixup_alpha=0.2, config=TrainConfig(epochs=3, batch_size=64, optimizer="adam", lr=3e-3,
+                                                     schedule="onecycle", threads=1))
+
+
+def test_two_seeded_runs_give_identical_metrics(tmp_path):
+    a = train_classifier(SPEC, out=tmp_path / "a")
+    b = train_classifier(SPEC, out=tmp_path / "b")
+    assert a.result.history and [
+        {k: v for k, v in h.items() if k != "seconds"} for h in a.result.history] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in b.result.history]
+    assert a.test["accuracy"] == b.test["accuracy"] and a.test["confusion"] == b.test["confusion"]
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    other = train_classifier(TrainSpec(**{**SPEC.__dict__, "config": TrainConfig(**{**SPEC.config.__dict__, "seed": 1})}))
+    assert other.result.history[0]["train_loss"] != a.result.history[0]["train_loss"]  # the seed matters
+
+
+def test_a_killed_run_is_listed_and_resumes_to_the_same_result(tmp_path, monkeypatch):
+    from core import runs
+
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path))
+    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1,
+                     config=TrainConfig(epochs=6, batch_size=8, optimizer="adam", lr=1e-3, schedule="cosine",
+                                        warmup_epochs=1, threads=1, ema_decay=0.9))
+    run_dir = runs.start_run(spec, root=tmp_path)
+    worker = runs._workers[str(run_dir)]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # wait for the second epoch's checkpoint, then kill the worker outright
+        card = json.loads((run_dir / CARD).read_text()) if (run_dir / CARD).is_file() else {}
+        if card.get("run", {}).get("epoch", 0) >= 2 or worker.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert worker.poll() is None, "the run ended before it could be killed"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(30)
+    status = runs.read_status(run_dir)
+    epoch = status["epoch"]
+    assert status["state"] == "interrupted" and 2 <= epoch < 6 and f"Interrupted at epoch {epoch}" in status["message"]
+    model, card = load_checkpoint(run_dir)  # a complete, loadable model of that epoch, listed for the other pages
+    assert card.run == {"state": "in_progress", "epoch": epoch} and len(card.training["history"]) == epoch
+    assert run_dir in [folder for folder, _ in list_checkpoints(tmp_path)]
+    assert runs.can_resume(run_dir)
+    runs.resume_run(run_dir)
+    final = runs.wait(run_dir, timeout=300)
+    assert final["state"] == "finished", final
+    resumed = read_card(run_dir)
+    assert resumed.run == {"state": "complete", "epoch": 6} and resumed.training["resumed_from_epoch"] == epoch
+    assert not runs.can_resume(run_dir) and not (run_dir / "resume.safetensors").exists()
+    straight = train_classifier(spec, out=tmp_path / "straight")  # the same run, never interrupted
+    assert resumed.metrics["test_accuracy"] == straight.card.metrics["test_accuracy"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed.training["history"]) == strip(straight.result.history)
