@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
-from core.checkpoint import list_checkpoints, load_checkpoint, load_snapshot
+from core.checkpoint import CARD, list_checkpoints, load_checkpoint, load_snapshot
 from core.data import load_dataset
 
 
@@ -75,7 +75,8 @@ def tagged_checkpoints(task: str):
     """(folder, card, "shipped" | "my run") of every checkpoint of `task`, the shipped ones first (in the
     order of `shipped_cards`), then the saved runs."""
     found = [(Path(f), c, "shipped") for f, c in shipped_cards()]
-    found += [(f, c, "my run") for f, c in list_checkpoints(paths.runs_dir())]
+    found += [(f, c, "my run" if c.run.get("state") != "in_progress" else f"my run, epoch {c.run['epoch']} so far")
+              for f, c in list_checkpoints(paths.runs_dir())]
     return [(f, c, tag) for f, c, tag in found if c.task == task]
 
 
@@ -128,23 +129,13 @@ def cached_snapshot(folder: str, epoch: int):
     return load_snapshot(Path(folder), epoch)
 
 
-@st.cache_resource(show_spinner=False)
 def cached_checkpoint(folder: str):
-    """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it."""
+    """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it. Loaded
+    again when its card changes: a run in progress saves a new checkpoint after every epoch."""
+    card = Path(folder) / CARD
+    return _loaded_checkpoint(folder, card.stat().st_mtime_ns if card.is_file() else 0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _loaded_checkpoint(folder: str, card_stamp: int):
     return load_checkpoint(Path(folder))
-
-
-def zip_uploader(select_key: str) -> None:
-    """Upload an image-folder .zip as a data set; a good one becomes the value of the `select_key` selectbox."""
-    from core.data import DataError
-    from core.data.folder import store_uploaded_zip
-    from core.runs import uploads_dir
-
-    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
-                              "or just <class>/*)", type=["zip"], key="trainer_zip")
-    if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
-        st.session_state.trainer_zip_done = zipped.file_id
-        try:
-            st.session_state[select_key] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
-        except DataError as exc:
-            st.error(f"{zipped.name} cannot be used: {exc}")

@@ -1,4 +1,5 @@
-"""Choosing a model: the shipped checkpoints, the user's runs, and models uploaded in this session.
+"""Choosing a model (the shipped checkpoints, the user's runs, models uploaded in this session) and uploading
+a data set.
 
 Uploaded models live in this browser session only (`st.session_state[UPLOADED]`), never in the shared
 caches, and every page that calls `choose_checkpoint` lists them beside the checkpoints.
@@ -96,3 +97,19 @@ def choose_checkpoint(key: str):
     except CheckpointError as exc:
         st.error(f"This checkpoint cannot be loaded: {exc}")
         st.stop()
+
+
+def zip_uploader(select_key: str) -> None:
+    """Upload an image-folder .zip as a data set; a good one becomes the value of the `select_key` selectbox."""
+    from core.data import DataError
+    from core.data.folder import store_uploaded_zip
+    from core.runs import uploads_dir
+
+    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
+                              "or just <class>/*)", type=["zip"], key="trainer_zip")
+    if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
+        st.session_state.trainer_zip_done = zipped.file_id
+        try:
+            st.session_state[select_key] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
+        except DataError as exc:
+            st.error(f"{zipped.name} cannot be used: {exc}")

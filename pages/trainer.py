@@ -1,6 +1,5 @@
 """Trainer: configure a run (or pick a seed's recipe), watch it learn live, and inspect the result."""
 import dataclasses
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -9,13 +8,14 @@ from core.data import AugmentConfig, DataError, list_datasets
 from core.keras_train import KERAS_MODELS
 from core.models import list_models
 from core.optim import OPTIMIZERS, SCHEDULES
-from core.plots import confusion_figure, training_figure
+from core.plots import confusion_figure
 from core.presets import GROUPS, PRESETS, preset
-from core.runs import (active_run, list_runs, read_events, read_group, read_status, request_stop, set_learning_rate,
-                       start_run, start_runs, uploaded_datasets)
+from core.runs import (active_run, can_resume, list_runs, read_group, read_status, resume_run, start_run, start_runs,
+                       uploaded_datasets)
 from core.viz import augmented_grid
-from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge, zip_uploader
-from pages._results import cv_results, group_results, open_elsewhere, transfer_evidence
+from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
+from pages._models import zip_uploader
+from pages._results import cv_results, group_results, live_run, open_elsewhere, transfer_evidence
 
 st.title("Train a CNN")
 name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
@@ -100,39 +100,15 @@ watched = runs[names.index(st.selectbox("Watch run", names, index=names.index(cu
                                         key="trainer_watch"))][0]
 
 
-def live(run_dir: Path) -> None:
-    status, events = read_status(run_dir), read_events(run_dir)
-    steps, state = events["step"], status.get("state", "?")
-    if steps:
-        s = steps[-1]
-        elapsed = time.time() - status.get("started", time.time())
-        eta = elapsed * (1 - s["progress"]) / max(s["progress"], 1e-9)
-        speed = sum(x["images_per_s"] for x in steps[-20:]) / len(steps[-20:])
-        st.progress(min(s["progress"], 1.0), text=f"{state}: epoch {s['epoch']}, step {s['step']}, loss "
-                    f"{s['loss']:.4f}, lr {s['lr']:.2e}, {speed:,.0f} images/s" +
-                    (f", about {eta:.0f} s left" if state == "running" else ""))
-    else:  # before the first step: loading the data, or extracting a pretrained model's features
-        prep = (events.get("prepare") or [{"done": 0, "total": 1, "message": "preparing the data..."}])[-1]
-        st.progress(prep["done"] / max(prep["total"], 1), text=f"{state}: {prep['message']}")
-    st.plotly_chart(training_figure(events), width="stretch", key="trainer_chart")
-    if state == "running":
-        left, mid, right = st.columns([2, 2, 1])
-        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, steps[-1]["lr"] if steps else 1e-3,
-                                   format="%.6f", key="trainer_new_lr")
-        if mid.button("Apply learning rate", key="trainer_apply_lr"):
-            set_learning_rate(run_dir, new_lr)
-        if right.button("Stop", icon=":material/stop:", key="trainer_stop"):
-            request_stop(run_dir)
-    elif st.session_state.get("trainer_shown") != (run_dir.name, state):
-        st.session_state["trainer_shown"] = (run_dir.name, state)
-        st.rerun(scope="app")  # the run ended: draw the results below once
-
-
 status = read_status(watched)  # only a run in progress refreshes itself, every second, without rerunning the page
-st.fragment(live, run_every=1.0 if status.get("state") in ("starting", "running", "queued") else None)(watched)
+st.fragment(live_run, run_every=1.0 if status.get("state") in ("starting", "running", "queued") else None)(watched)
 if status.get("state") in ("failed", "diverged", "interrupted") or (
         status.get("state") == "stopped" and not (watched / "card.json").is_file()):  # stopped before training
-    (st.warning if status["state"] == "stopped" else st.error)(status.get("message", "The run failed."))
+    (st.warning if status["state"] in ("stopped", "interrupted") else st.error)(status.get("message", "The run failed."))
+if busy is None and can_resume(watched) and st.button("Resume the run", icon=":material/play_arrow:",
+                                                      key="trainer_resume"):
+    resume_run(watched)
+    st.rerun()
 if status.get("cv"):
     cv_results(status)
 if status.get("state") in ("finished", "stopped", "diverged") and (watched / "card.json").is_file():

@@ -196,3 +196,34 @@ def test_keras_tensorflow_run_has_the_same_live_events_and_results():
     from core.checkpoint import load_checkpoint
     _, card = load_checkpoint(run_dir)  # the Draw and Inside pages read it as PyTorch layers
     assert card.framework == "keras" and card.metrics["test_accuracy"] == pytest.approx(status["test_accuracy"], abs=1e-4)
+
+
+def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
+    """A worker that died after epoch 2 (simulated: the epoch-3 steps raise, status still says running)."""
+    from core.checkpoint import read_card
+    from core.train import train_classifier
+
+    spec = TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=4, lr=3e-3, threads=1))
+    run_dir = tmp_path / "runs" / "20261201-000000_digits_fast_cnn"
+    run_dir.mkdir(parents=True)
+    runs._write_json(run_dir / runs.SPEC, runs.spec_to_dict(spec))
+    runs._write_json(run_dir / runs.STATUS, {"state": "running", "started": time.time(), "pid": 2**22 + 7})
+
+    def die_in_epoch_3(event):
+        if event.kind == "step" and event.epoch == 3:
+            raise KeyboardInterrupt  # as abrupt as it gets inside one process
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(spec, die_in_epoch_3, out=run_dir)
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120)
+    at.session_state["trainer_watch"] = run_dir.name
+    at.run()
+    assert not at.exception
+    assert any("Interrupted at epoch 2" in w.value for w in at.warning)
+    at.button(key="trainer_resume").click().run()
+    assert not at.exception
+    assert runs.wait(run_dir)["state"] == "finished"
+    card = read_card(run_dir)
+    assert card.run == {"state": "complete", "epoch": 4} and card.training["resumed_from_epoch"] == 2
+    at.run()
+    assert any("Test accuracy" in s.value for s in at.success) and not any(b.key == "trainer_resume" for b in at.button)
