@@ -107,10 +107,10 @@ def _batches(keras, x: torch.Tensor, y: torch.Tensor, spec, shuffle: bool):
 
 
 def train_keras(spec, callback=None, control: RunControl | None = None, out=None, command: str = ""):
-    """Train `spec` (a core.train.TrainSpec with framework 'keras'); returns a core.train.TrainOutcome."""
+    """Train `spec` (a core.train.TrainSpec with framework 'keras'); returns (keras model, FitResult, test
+    report, ModelCard), which `core.train.train_classifier` hands on as its TrainOutcome."""
     from core.checkpoint import DatasetInfo, ModelCard, ModelSpec, write_card
     from core.evaluate import classification_report
-    from core.train import TrainOutcome
 
     keras = import_keras()
     import tensorflow as tf
@@ -231,4 +231,4 @@ def train_keras(spec, callback=None, control: RunControl | None = None, out=None
         model.save(Path(out) / KERAS_FILE)
         card.weights_bytes = (Path(out) / KERAS_FILE).stat().st_size
         write_card(out, card)
-    return TrainOutcome(model=model, result=result, test=test, card=card, params=card.params)
+    return model, result, test, card

@@ -78,7 +78,8 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
             raise ValueError("Keras runs cannot be resumed; start the run again.")
         from core.keras_train import train_keras
 
-        return train_keras(spec, callback, control, out=out, command=command)
+        model, result, test, card = train_keras(spec, callback, control, out=out, command=command)
+        return TrainOutcome(model=model, result=result, test=test, card=card, params=card.params)
     if resume and (out is None or spec.folds > 1):
         raise ValueError("only a single run with an output folder can be resumed")
     if out is not None:

@@ -130,11 +130,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     folder = resolve(path)
     card = read_card(folder)
     if card.framework == "keras":  # a Keras run: read model.keras in safe mode, as PyTorch layers
-        from core.byo import ModelFileError, load_model_file
+        from core.models.keras_import import ModelFileError, load_keras
 
         keras_file = folder / "model.keras"
         try:
-            model, _ = load_model_file(keras_file.read_bytes(), keras_file.name)
+            model = load_keras(keras_file.read_bytes(), ".keras")[0]
         except (OSError, ModelFileError) as exc:
             raise CheckpointError(f"{keras_file}: {exc}") from None
         check_finite(model, str(keras_file))

@@ -101,6 +101,12 @@ def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[tuple
 
 Loader = Callable[[Path], Dataset]
 _LOADERS: dict[str, Loader] = {}
+_PREFIX_LOADERS: dict[str, Callable[[str], "Dataset"]] = {}  # "folder:" -> reads "folder:PATH" (see data/folder.py)
+
+
+def register_prefix(prefix: str, loader: Callable[[str], "Dataset"]) -> None:
+    """Data sets named `prefix` + a location (e.g. folder:PATH) are read by `loader(location)`."""
+    _PREFIX_LOADERS[prefix] = loader
 _DESCRIPTIONS: dict[str, str] = {}
 
 
@@ -171,10 +177,9 @@ def _load_cached(name: str, data_dir: str) -> Dataset:
     base, spec = split_subset(name)
     if spec is not None:
         return class_subset(_load_cached(base, data_dir), spec)
-    if name.startswith("folder:"):
-        from core.data.folder import load_image_folder
-
-        return load_image_folder(name[len("folder:"):])
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix + ":" in _PREFIX_LOADERS:
+        return _PREFIX_LOADERS[prefix + ":"](rest)
     if name not in _LOADERS:
         known = ", ".join(sorted(_LOADERS)) + ", folder:PATH"
         raise DataError(f"Unknown data set {name!r}. Known data sets: {known}.")

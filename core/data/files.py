@@ -7,12 +7,14 @@ to put there. Does not parse any format.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,8 +108,6 @@ def verify(remote: RemoteFile, path: Path, payload: bytes | None = None) -> None
     """Raise CorruptDataError unless `path` (or its already decompressed `payload`) has the official MD5."""
     if remote.md5_of == "gunzipped":
         if payload is None:
-            from core.data.idx import gunzip
-
             payload = gunzip(path)
         actual = md5_of_bytes(payload)
     else:
@@ -118,3 +118,15 @@ def verify(remote: RemoteFile, path: Path, payload: bytes | None = None) -> None
             f"It is truncated, corrupt or a different version: delete it so it is downloaded again, "
             f"or replace it with the official file."
         )
+
+
+def gunzip(path: Path) -> bytes:
+    """Decompress a .gz file (or return a plain file's bytes), reporting truncation as corruption."""
+    raw = Path(path).read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise CorruptDataError(f"{path} is truncated or not a valid gzip file ({exc}). "
+                               f"Delete it so it is downloaded again, or replace it with the official file.")

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from core import paths
-from core.data.base import DataError, Dataset, MissingDataError, channel_stats, stratified_split
+from core.data.base import DataError, Dataset, MissingDataError, channel_stats, register_prefix, stratified_split
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MAX_PIXELS = 40_000_000  # larger images are refused rather than decoded (decompression bombs)
@@ -164,3 +164,6 @@ def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
         path.unlink(missing_ok=True)
         raise DataError(str(exc).replace(str(path), filename)) from None
     return f"folder:{path}"
+
+
+register_prefix("folder:", load_image_folder)

@@ -9,14 +9,13 @@ while a user's own files in the same format still load.
 from __future__ import annotations
 
 import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.data.base import CorruptDataError, Dataset, as_uint8_nchw, register_dataset
-from core.data.files import RemoteFile, find_or_download
+from core.data.files import RemoteFile, find_or_download, gunzip
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -31,18 +30,6 @@ FASHION_MD5 = ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174
                "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def gunzip(path: Path) -> bytes:
-    """Decompress a .gz file (or return a plain file's bytes), reporting truncation as corruption."""
-    raw = Path(path).read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise CorruptDataError(f"{path} is truncated or not a valid gzip file ({exc}). "
-                               f"Delete it so it is downloaded again, or replace it with the official file.")
 
 
 def parse_idx(payload: bytes, source: str = "<bytes>") -> np.ndarray:
