@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from core import paths
-from core.checkpoint import load_checkpoint
-from core.ctc import align, beam_decode
+from core.engine.checkpoint import load_checkpoint
+from core.composer.ctc import align, beam_decode
 from core.data import load_dataset
 from core.data.multimnist import compose, compose_pairs, compose_strings
-from core.multidigit import head_cams, pair_prediction, pick_tiles, string_log_probs, string_offsets
+from core.composer.multidigit import head_cams, pair_prediction, pick_tiles, string_log_probs, string_offsets
 
 
 def _median_seconds(fn, runs: int = 3) -> float:

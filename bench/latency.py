@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from core import paths
-from core.checkpoint import load_checkpoint
-from core.explain import activations
-from core.inference import predict_proba, to_batch
-from core.preprocess import preprocess_digit, render_strokes
+from core.engine.checkpoint import load_checkpoint
+from core.inside.explain import activations
+from core.engine.predict import predict_proba, to_batch
+from core.draw.preprocess import preprocess_digit, render_strokes
 
 
 def random_drawing(rng: np.random.Generator) -> np.ndarray:
@@ -56,7 +56,7 @@ def decode_latency(folder: str, n: int) -> dict[str, dict]:
 
     from PIL import Image
 
-    from core.autoencode import decode, latent_map
+    from core.latent.autoencode import decode, latent_map
     from core.data import load_dataset
 
     model, card = load_checkpoint(folder)

@@ -21,8 +21,8 @@ import torch
 from core.data import AugmentConfig, load_dataset
 from core.engine import RunControl, TensorLoader, TrainConfig, evaluate, fit
 from core.models import build_model, count_parameters
-from core.tasks import ClassificationTask
-from core.train import FAST_MNIST_RECIPE
+from core.engine.tasks import ClassificationTask
+from core.trainer.classify import FAST_MNIST_RECIPE
 
 TARGET = 0.99
 BUDGET_S = 20.0

@@ -24,10 +24,10 @@ import torch
 
 from core.data import AugmentConfig, load_dataset
 from core.engine import TensorLoader, TrainConfig, fit
-from core.evaluate import classification_report, evaluate_classifier
+from core.trainer.evaluate import classification_report, evaluate_classifier
 from core.models import build_model
-from core.tasks import ClassificationTask
-from core.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
+from core.engine.tasks import ClassificationTask
+from core.trainer.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
 
 SUBSETS = (10, 100, 1000, 0)  # images per class; 0 = all
 

@@ -5,7 +5,7 @@ Accepted: a zipped CNN Studio checkpoint (card.json + model.safetensors), a Torc
 checkpoints are safetensors + JSON, TorchScript archives are read by TorchScript's own loader (which only
 rebuilds tensors and TorchScript code, never Python objects), and Keras files load with `safe_mode=True`
 (a Lambda layer's pickled function is refused) and are then converted layer by layer to torch modules, so
-the hooks of `core.explain` (feature maps, Grad-CAM, saliency) work on them as on our own models. Every
+the hooks of `core.inside.explain` (feature maps, Grad-CAM, saliency) work on them as on our own models. Every
 conversion is checked against the original's output before it is used. Python pickles (`torch.save` of a
 whole model, `.pkl`) are refused with advice, never unpickled.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.checkpoint import CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, load_checkpoint
+from core.engine.checkpoint import CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, load_checkpoint
 from core.models.keras_import import ModelFileError, load_keras
 
 MAX_BYTES = 300 * 2**20

@@ -9,7 +9,7 @@
 
 Owns the verb table and `evaluate_checkpoint`, which measures any checkpoint by its task and reports
 the task's one headline metric beside all the others. The verbs that train hand their arguments to the
-feature's own parser (`core.train`, `core.autoencode`, `core.multidigit`, `core.captioning`), so every
+feature's own parser (`core.trainer.classify`, `core.latent.autoencode`, `core.composer.multidigit`, `core.captions.captioning`), so every
 flag documented there works here unchanged.
 """
 from __future__ import annotations
@@ -18,19 +18,19 @@ import argparse
 import json
 import sys
 
-from core.checkpoint import CheckpointError, headline_of, load_checkpoint, read_card, resolve, write_card
+from core.engine.checkpoint import CheckpointError, headline_of, load_checkpoint, read_card, resolve, write_card
 from core.data import DataError, load_dataset
 
 # verb -> (module, the verb that module's own parser expects first, or None, help)
 DELEGATED = {
-    "train": ("core.train", None, "train a classifier: any data set, model and recipe (see --help)"),
-    "train-autoencoder": ("core.autoencode", "train", "train a convolutional autoencoder or VAE"),
-    "probe": ("core.autoencode", "probe", "the latent-probe table of autoencoder checkpoints"),
-    "train-pair": ("core.multidigit", "train-pair", "train the two-digit multi-task CNN"),
-    "train-crnn": ("core.multidigit", "train-crnn", "train the CRNN digit-string reader (CTC)"),
-    "sweep-lambda": ("core.multidigit", "sweep", "one short pair-CNN run per lambda"),
-    "train-captioner": ("core.captioning", "train", "train the attention captioner (scenes or Flickr8k)"),
-    "imagenet-card": ("core.transfer", "imagenet-card", "write the pretrained ImageNet model's card"),
+    "train": ("core.trainer.classify", None, "train a classifier: any data set, model and recipe (see --help)"),
+    "train-autoencoder": ("core.latent.autoencode", "train", "train a convolutional autoencoder or VAE"),
+    "probe": ("core.latent.autoencode", "probe", "the latent-probe table of autoencoder checkpoints"),
+    "train-pair": ("core.composer.multidigit", "train-pair", "train the two-digit multi-task CNN"),
+    "train-crnn": ("core.composer.multidigit", "train-crnn", "train the CRNN digit-string reader (CTC)"),
+    "sweep-lambda": ("core.composer.multidigit", "sweep", "one short pair-CNN run per lambda"),
+    "train-captioner": ("core.captions.captioning", "train", "train the attention captioner (scenes or Flickr8k)"),
+    "imagenet-card": ("core.trainer.transfer", "imagenet-card", "write the pretrained ImageNet model's card"),
 }
 
 
@@ -45,25 +45,25 @@ def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) ->
     if card.task == "classification" and card.dataset.name == "imagenet":
         metrics, measured = dict(card.metrics), False  # ImageNet is never on this machine: the reported figure
     elif card.task == "classification":
-        from core.evaluate import evaluate_classifier
+        from core.trainer.evaluate import evaluate_classifier
 
         report = evaluate_classifier(model, load_dataset(card.dataset.name, data_dir), card.dataset.mean,
                                      card.dataset.std)
         metrics, measured = {"test_accuracy": report["accuracy"], "test_per_class": report["per_class"],
                              "test_n": report["n"], "confusion": report["confusion"]}, True
     elif card.task == "reconstruction":
-        from core.autoencode import reconstruction_report
+        from core.latent.autoencode import reconstruction_report
 
         data = load_dataset(card.dataset.name, data_dir)
         metrics, measured = {f"test_{k}": v for k, v in reconstruction_report(model, data.test_x).items()}, True
         metrics["test_n"] = len(data.test_x)
     elif card.task in ("multi_digit", "digit_string"):
-        from core import multidigit
+        from core.composer import multidigit
 
         result = multidigit.evaluate_checkpoint(folder, data_dir, n or 10_000)
         metrics, measured = {f"test_{k}": v for k, v in result.items()}, True
     else:
-        from core.captioning import SPECIALS, Vocabulary, evaluate_scenes, scene_makers
+        from core.captions.captioning import SPECIALS, Vocabulary, evaluate_scenes, scene_makers
 
         _, test_maker = scene_makers(data_dir)
         held = {tuple(p) for p in card.held_out_pairs or []}

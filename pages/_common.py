@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
-from core.checkpoint import CARD, list_checkpoints, load_checkpoint, load_snapshot
+from core.engine.checkpoint import CARD, list_checkpoints, load_checkpoint, load_snapshot
 from core.data import load_dataset
 
 
@@ -109,7 +109,7 @@ def enlarge(image, side: int, square: bool = True):
 @st.cache_data(show_spinner="Evaluating on the test set...")
 def cached_report(folder: str) -> dict:
     """Test-set report (accuracy, per_class, confusion) of a saved classifier checkpoint."""
-    from core.evaluate import evaluate_classifier
+    from core.trainer.evaluate import evaluate_classifier
 
     model, card = cached_checkpoint(folder)
     ds = card.dataset

@@ -6,8 +6,8 @@ import numpy as np
 import streamlit as st
 
 from core.data import DataError
-from core.inference import input_spec, is_digit_model
-from core.preprocess import SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, read_image, sample_photo
+from core.engine.predict import input_spec, is_digit_model
+from core.draw.preprocess import SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, read_image, sample_photo
 from pages._common import SHARED_INPUT, cached_dataset
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]

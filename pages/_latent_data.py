@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.autoencode import latent_map, tsne_layout
+from core.latent.autoencode import latent_map, tsne_layout
 from pages._common import cached_checkpoint, cached_dataset, tagged_checkpoints
 
 MAP_SIZE = 2000  # test images on the map

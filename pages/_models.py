@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
-from core.checkpoint import CheckpointError
+from core.engine.checkpoint import CheckpointError
 from pages._common import cached_checkpoint, checkpoint_choices
 
 UPLOADED = "uploaded_models"  # session key: label -> (model, card)
@@ -83,7 +83,7 @@ def choose_checkpoint(key: str):
     upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
     choices, uploads = checkpoint_choices(), uploaded_models()
     if not choices and not uploads:
-        st.error("No checkpoints found. Train one with `python -m core.train --recipe fast_mnist --out runs/mnist`, "
+        st.error("No checkpoints found. Train one with `python -m core.trainer.classify --recipe fast_mnist --out runs/mnist`, "
                  "or upload a model above.")
         st.stop()
     if st.session_state.get(key) not in (*uploads, *choices):
@@ -103,7 +103,7 @@ def zip_uploader(select_key: str) -> None:
     """Upload an image-folder .zip as a data set; a good one becomes the value of the `select_key` selectbox."""
     from core.data import DataError
     from core.data.folder import store_uploaded_zip
-    from core.runs import uploads_dir
+    from core.trainer.runs import uploads_dir
 
     zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
                               "or just <class>/*)", type=["zip"], key="trainer_zip")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.evaluate import most_confused
+from core.trainer.evaluate import most_confused
 from core import paths
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure, efficiency_figure, training_figure
-from core.runs import read_events, read_group, read_spec, read_status, request_stop, set_learning_rate, summarize
+from core.trainer.runs import read_events, read_group, read_spec, read_status, request_stop, set_learning_rate, summarize
 from pages._common import cached_checkpoint, cached_report, checkpoint_choices
 
 # this machine's own `python -m bench.transfer` run if there is one, else the measurement shipped with the project

@@ -4,7 +4,7 @@ import streamlit as st
 
 @st.cache_resource(show_spinner="Composing test scenes from MNIST, Fashion-MNIST and CIFAR-10...")
 def _makers():
-    from core.captioning import scene_makers
+    from core.captions.captioning import scene_makers
 
     return scene_makers()
 

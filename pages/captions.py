@@ -1,12 +1,11 @@
 """Caption generator: a CNN + attention LSTM captions a scene; see where it looks for every word, the beam's
 alternatives, and the top-5 words at each step (choose one to force it and decode the rest from there)."""
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.captioning import attention_map, caption_image, exact_match, vocabulary_of
+from core.captions.captioning import attention_map, caption_image, exact_match, vocabulary_of
 from core.data import DataError
-from core.preprocess import preprocess_photo, read_image
+from core.draw.preprocess import preprocess_photo, read_image
 from core.viz import overlay, to_rgb
 from pages._common import SHARED_INPUT, cached_checkpoint, enlarge, task_checkpoints
 from pages._scenes import cached_scenes
@@ -14,7 +13,7 @@ from pages._scenes import cached_scenes
 st.title("Caption generator")
 models = task_checkpoints("captioning")
 if not models:
-    st.error("No captioning checkpoint found. Train one: `python -m core.captioning train --out "
+    st.error("No captioning checkpoint found. Train one: `python -m core.captions.captioning train --out "
              "checkpoints/scenes_captioner`.")
     st.stop()
 folder = models[st.selectbox("Captioning model", list(models), key="caption_model")]
@@ -112,4 +111,4 @@ with st.expander("Accuracy of this checkpoint (from its model card)"):
     rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
             for dec, res in card.metrics.items() for split, m in res.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"`python -m core.captioning evaluate {folder}`")
+    st.caption(f"`python -m core.captions.captioning evaluate {folder}`")

@@ -6,9 +6,9 @@ import streamlit as st
 
 from core.data import DataError
 from core.data.multimnist import DIGIT, compose
-from core.multidigit import head_cams, pair_prediction
+from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
-from core.preprocess import example_digit, preprocess_digit
+from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import overlay
 from pages._common import cached_checkpoint, cached_dataset, enlarge, task_checkpoints
 from pages._strings import string_mode
@@ -28,7 +28,7 @@ if mode == "A digit string":
 
 models = task_checkpoints("multi_digit")
 if not models:
-    st.error("No multi-task checkpoint found. Train one: `python -m core.multidigit train-pair --out "
+    st.error("No multi-task checkpoint found. Train one: `python -m core.composer.multidigit train-pair --out "
              "checkpoints/mnist_pair_cnn`.")
     st.stop()
 model, card = cached_checkpoint(models[st.selectbox("Multi-task model", list(models), key="composer_model")])
@@ -107,7 +107,7 @@ st.caption(f"{method} for each output of the one network: each digit head for it
            "position by position; Grad-CAM averages each channel's gradient over positions, so it often cannot "
            "tell which digit a head used, and HiResCAM (gradient x activation at every position) can.")
 if method == "Saliency":
-    from core.multidigit import head_saliency
+    from core.composer.multidigit import head_saliency
 
     maps = head_saliency(model, card, image, digits)
 else:

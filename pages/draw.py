@@ -5,8 +5,8 @@ Models of photo data sets (Fashion-MNIST, CIFAR-10, ...) take an upload or the c
 import numpy as np
 import streamlit as st
 
-from core.inference import input_spec, is_digit_model, predict_proba
-from core.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit, preprocess_photo,
+from core.engine.predict import input_spec, is_digit_model, predict_proba
+from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit, preprocess_photo,
                              read_image, render_strokes, sample_photo, strokes_to_fabric)
 from core.plots import probability_chart
 from pages._common import SHARED_INPUT, enlarge

@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.checkpoint import list_snapshots
-from core.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
+from core.engine.checkpoint import list_snapshots
+from core.inside.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
                           layer_table, occlusion, saliency)
-from core.inference import input_spec, predict_proba, to_batch
+from core.engine.predict import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
 from core.viz import filter_montage, montage, overlay
 from pages._common import cached_snapshot, enlarge
@@ -110,7 +110,7 @@ with time_tab:
     epochs = list_snapshots(folder)
     if not epochs:
         st.info("This checkpoint kept no per-epoch snapshots. Choose the shipped `mnist_seed004`, or train with "
-                "`python -m core.train ... --snapshots`, to watch filters and Grad-CAM change over training.")
+                "`python -m core.trainer.classify ... --snapshots`, to watch filters and Grad-CAM change over training.")
     elif not convs:
         st.info("This model has no convolution layer: no filters or Grad-CAM to follow over training.")
     else:

@@ -5,17 +5,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.autoencode import add_noise, decode, encode_image, interpolate, sample_images, strip
+from core.latent.autoencode import add_noise, decode, encode_image, interpolate, sample_images, strip
 from core.data import DataError
 from core.plots import latent_map_figure
-from core.preprocess import preprocess_photo, read_image
+from core.draw.preprocess import preprocess_photo, read_image
 from pages._common import SHARED_INPUT, cached_checkpoint, cached_dataset, enlarge
 from pages._latent_data import autoencoder_choices, cached_bank, cached_map, cached_tsne
 
 st.title("Autoencoder latent space")
 choices = autoencoder_choices()
 if not choices:
-    st.error("No autoencoder checkpoints found. Train one with `python -m core.autoencode train --out runs/ae`.")
+    st.error("No autoencoder checkpoints found. Train one with `python -m core.latent.autoencode train --out runs/ae`.")
     st.stop()
 label = st.selectbox("Model", list(choices), key="latent_model")
 folder = choices[label]
@@ -135,7 +135,7 @@ with tabs[5]:
 with tabs[6]:
     table = card.probe
     if not table:
-        st.info(f"No probe table in this card yet: run `python -m core.autoencode probe {folder}`.")
+        st.info(f"No probe table in this card yet: run `python -m core.latent.autoencode probe {folder}`.")
     else:
         st.markdown("Seed 000 claims the latent features improve downstream classification. Fashion-MNIST test "
                     "accuracy of two probes trained on the full training set, on each kind of feature:")

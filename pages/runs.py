@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.evaluate import most_confused
+from core.trainer.evaluate import most_confused
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure
-from core.runs import list_runs, read_events, summarize
+from core.trainer.runs import list_runs, read_events, summarize
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
 
 st.title("Compare runs")

@@ -5,12 +5,12 @@ from pathlib import Path
 import streamlit as st
 
 from core.data import AugmentConfig, DataError, list_datasets
-from core.keras_train import KERAS_MODELS
+from core.trainer.keras import KERAS_MODELS
 from core.models import list_models
-from core.optim import OPTIMIZERS, SCHEDULES
+from core.engine.optim import OPTIMIZERS, SCHEDULES
 from core.plots import confusion_figure
-from core.presets import GROUPS, PRESETS, preset
-from core.runs import (active_run, can_resume, list_runs, read_group, read_status, resume_run, start_run, start_runs,
+from core.trainer.presets import GROUPS, PRESETS, preset
+from core.trainer.runs import (active_run, can_resume, list_runs, read_group, read_status, resume_run, start_run, start_runs,
                        uploaded_datasets)
 from core.viz import augmented_grid
 from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge

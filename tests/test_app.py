@@ -24,6 +24,6 @@ def test_home_lists_shipped_models_from_cards():
     assert table[table["checkpoint"] == "fashion_ae"].iloc[0]["headline (test)"].startswith("test MSE (pixels in [0, 1]) 0.00466")
     summary = " ".join(m.value for m in at.markdown)
     assert "fast_cnn" in summary and "test accuracy" in summary
-    assert any("python -m core.train" in c.value for c in at.code)
+    assert any("python -m core train" in c.value for c in at.code)
     datasets = at.dataframe[1].value
     assert {"mnist", "fashion_mnist", "cifar10", "cifar100", "digits"} <= set(datasets["name"])

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.autoencode import (add_noise, decode, encode_all, interpolate, latent_map, probe, psnr,
+from core.latent.autoencode import (add_noise, decode, encode_all, interpolate, latent_map, probe, psnr,
                              reconstruction_report, slerp, ssim, strip, train_autoencoder)
-from core.checkpoint import load_checkpoint
+from core.engine.checkpoint import load_checkpoint
 from core.engine import TensorLoader, TrainConfig, evaluate, fit
 from core.models import build_model, list_models
-from core.tasks import ReconstructionTask
+from core.latent.task import ReconstructionTask
 
 
 @pytest.mark.parametrize("name", ["conv_ae", "conv_vae"])

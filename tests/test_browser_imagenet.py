@@ -50,7 +50,7 @@ def test_cat_photo_and_its_grad_cam(app_url, page):  # noqa: F811
 def test_uploaded_photo_is_explained(app_url, page, tmp_path):  # noqa: F811
     from PIL import Image
 
-    from core.preprocess import sample_photo
+    from core.draw.preprocess import sample_photo
 
     Image.fromarray(sample_photo("coffee")).save(tmp_path / "my_coffee.jpg", quality=90)
     open_imagenet_model(page, app_url)

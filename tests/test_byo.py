@@ -14,8 +14,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 from core.byo import ModelFileError, load_model_file, with_class_names, with_normalisation  # noqa: E402
-from core.explain import activations, class_target, conv_layer_names, grad_cam, layer_table, saliency  # noqa: E402
-from core.inference import predict_proba  # noqa: E402
+from core.inside.explain import activations, class_target, conv_layer_names, grad_cam, layer_table, saliency  # noqa: E402
+from core.engine.predict import predict_proba  # noqa: E402
 from core.models import build_model  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
@@ -176,7 +176,7 @@ def test_checkpoint_zip_loads_and_ignores_other_paths(tmp_path):
     model, card = load_model_file(buffer.getvalue(), "mnist_fast_cnn.zip")
     assert card.model.name == "fast_cnn" and card.dataset.name == "mnist"
     assert not (tmp_path.parent / "escape.txt").exists()
-    from core.checkpoint import load_checkpoint
+    from core.engine.checkpoint import load_checkpoint
     reference, _ = load_checkpoint(folder)
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(model(x), reference(x))
@@ -190,7 +190,7 @@ def test_junk_files_get_a_message(data, match):
 
 
 def test_card_helpers_validate():
-    from core.checkpoint import DatasetInfo, ModelCard, ModelSpec
+    from core.engine.checkpoint import DatasetInfo, ModelCard, ModelSpec
 
     card = ModelCard(task="classification", model=ModelSpec("TorchScript", {"num_classes": 2}), upload={},
                      dataset=DatasetInfo(name="uploaded", channels=1, image_size=8, mean=[0.0], std=[1.0],

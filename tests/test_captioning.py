@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.captioning import (Vocabulary, beam_search, bleu, exact_match, grammar_vocabulary, greedy, greedy_batch,
+from core.captions.captioning import (Vocabulary, beam_search, bleu, exact_match, grammar_vocabulary, greedy, greedy_batch,
                              read_flickr8k, tokenize)
 from core.data.base import Dataset
 from core.data.scenes import CELLS, NOUNS, SceneMaker, SceneObject, captions_for, held_out_pairs
@@ -158,7 +158,7 @@ def test_short_training_lowers_the_caption_loss():
     """Coloured squares in one of four cells, captioned by colour and cell; a few epochs lower the loss."""
     from core.engine import TensorLoader, TrainConfig, fit
     from core.models import build_model
-    from core.tasks import CaptionTask
+    from core.captions.task import CaptionTask
 
     rng = np.random.default_rng(0)
     colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
@@ -184,8 +184,8 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     """The training path a Flickr8k owner uses, on a 6-image folder in that layout (one image is corrupt)."""
     from PIL import Image
 
-    from core.captioning import main, train_on_flickr8k
-    from core.checkpoint import load_checkpoint
+    from core.captions.captioning import main, train_on_flickr8k
+    from core.engine.checkpoint import load_checkpoint
 
     (tmp_path / "Images").mkdir()
     lines = ["image,caption"]

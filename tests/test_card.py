@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core import paths
-from core.checkpoint import (CARD, SCHEMA_VERSION, CheckpointError, ModelCard, list_checkpoints, load_checkpoint,
+from core.engine.checkpoint import (CARD, SCHEMA_VERSION, CheckpointError, ModelCard, list_checkpoints, load_checkpoint,
                              read_card, save_checkpoint)
 from tests.test_checkpoint import digits_card
 from core.models import build_model

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoint import (CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, list_checkpoints,
+from core.engine.checkpoint import (CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, list_checkpoints,
                              load_checkpoint, save_checkpoint)
 from core.models import build_model
 
@@ -97,7 +97,7 @@ def test_missing_folder(tmp_path):
 
 
 def test_snapshots_round_trip(saved):
-    from core.checkpoint import list_snapshots, load_snapshot, save_snapshot
+    from core.engine.checkpoint import list_snapshots, load_snapshot, save_snapshot
     model, folder = saved
     assert list_snapshots(folder) == []
     for epoch in (1, 2):

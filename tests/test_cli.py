@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core import paths
-from core.checkpoint import read_card
+from core.engine.checkpoint import read_card
 from tests.conftest import ROOT
 
 
@@ -52,7 +52,7 @@ def test_shipped_checkpoint_card():
     card = read_card(paths.SHIPPED_CHECKPOINTS / "mnist_fast_cnn")
     assert card.dataset.name == "mnist" and card.model.name == "fast_cnn"
     assert card.metrics["test_accuracy"] >= 0.995
-    assert card.command.startswith("python -m core.train") and card.training["epochs"] >= 1
+    assert card.command.startswith("python -m core train") and card.training["epochs"] >= 1
     assert card.training["train_seconds"] > 0
 
 
@@ -63,7 +63,7 @@ def test_shipped_checkpoint_accuracy_on_real_mnist(real_data):
 
 
 def test_model_options_are_parsed_as_json():
-    from core.train import parse_model_options
+    from core.trainer.classify import parse_model_options
     assert parse_model_options(["widths=[8,16,32]", "dropout=0.1", "name=x"]) == {
         "widths": [8, 16, 32], "dropout": 0.1, "name": "x"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
@@ -71,8 +71,8 @@ def test_model_options_are_parsed_as_json():
 
 
 def test_snapshots_flag_keeps_every_epoch(tmp_path):
-    from core.checkpoint import list_snapshots
-    run("core.train", "--dataset", "digits", "--model", "seed004_cnn", "--epochs", "2", "--snapshots",
+    from core.engine.checkpoint import list_snapshots
+    run("core", "train", "--dataset", "digits", "--model", "seed004_cnn", "--epochs", "2", "--snapshots",
         "--out", str(tmp_path / "snap"))
     assert list_snapshots(tmp_path / "snap") == [1, 2]
 
@@ -81,8 +81,8 @@ def test_snapshots_flag_keeps_every_epoch(tmp_path):
                                   "Seed 003 CIFAR-100 (cosine with warm-up)"])
 def test_recorded_command_rebuilds_the_same_run(name):
     import shlex
-    from core.presets import preset
-    from core.train import build_parser, command_for, spec_from_args
+    from core.trainer.presets import preset
+    from core.trainer.classify import build_parser, command_for, spec_from_args
     spec = preset(name)
     argv = shlex.split(command_for(spec, "runs/x"))[4:]  # drop "python -m core train"
     assert spec_from_args(build_parser().parse_args(argv)) == spec

@@ -1,8 +1,8 @@
 """AppTest for the Multi-MNIST composer on small pair and CRNN models trained here on real MNIST digits."""
 import pytest
 
-from core.checkpoint import update_card
-from core.multidigit import train_crnn, train_pair
+from core.engine.checkpoint import update_card
+from core.composer.multidigit import train_crnn, train_pair
 from tests.conftest import open_page_on_run
 
 SMALL = {"channels": (8, 16, 16), "hidden": 32}
@@ -16,7 +16,7 @@ def runs(tmp_path_factory, real_data_module):
     train_crnn(folder / "tiny_crnn", epochs=1, n_train=256, channels=(8, 16, 16, 16), hidden=16, **quiet)
     rows = [{"lambda": 0.0, "both_digits_accuracy": 0.5, "x_mae_px": 9.0, "train_seconds": 1.0}]
     update_card(folder / "tiny_pair", lambda_sweep={"rows": rows, "epochs": 1, "n_train": 512,
-                                                    "command": "python -m core.multidigit sweep"})
+                                                    "command": "python -m core sweep-lambda"})
     return folder
 
 

@@ -10,7 +10,7 @@ import torch
 from core.data import load_dataset
 from core.engine import RunControl, TensorLoader, TrainConfig, fit
 from core.models import build_model
-from core.tasks import ClassificationTask
+from core.engine.tasks import ClassificationTask
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +164,9 @@ def test_weight_average_is_what_the_run_returns(digits):
 
 
 def test_cross_validation_folds_partition_the_training_set():
-    from core.crossval import cross_validate
+    from core.trainer.crossval import cross_validate
     from core.data import load_dataset
-    from core.train import TrainSpec
+    from core.trainer.classify import TrainSpec
 
     spec = TrainSpec(dataset="digits", model="mlp", config=TrainConfig(epochs=2, lr=3e-3, keep_best=True,
                                                                         early_stopping=1))

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.explain import activations, class_target, grad_cam, inspectable_layers, occlusion, recording, saliency
+from core.inside.explain import activations, class_target, grad_cam, inspectable_layers, occlusion, recording, saliency
 
 
 def blob_model():

@@ -29,7 +29,7 @@ def test_opens_with_a_prediction_and_all_tabs(real_data, monkeypatch):
 
 def test_shared_drawing_is_the_default_input():
     import numpy as np
-    from core.preprocess import example_digit
+    from core.draw.preprocess import example_digit
     at = open_page(shared_input={"image": example_digit(), "source": "drawing"})
     assert not at.exception
     assert at.radio(key="inside_source").value == "Drawing from the Draw page"

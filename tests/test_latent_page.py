@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.autoencode import train_autoencoder
+from core.latent.autoencode import train_autoencoder
 from tests.conftest import open_page_on_run
 
 
@@ -45,7 +45,7 @@ def test_slider_changes_the_decoded_image(runs, monkeypatch, real_data_module):
 
 
 def test_vae_samples_and_shared_drawing(runs, monkeypatch, real_data_module):
-    from core.preprocess import example_digit
+    from core.draw.preprocess import example_digit
 
     at = open_page(runs, monkeypatch, real_data_module, model="conv_vae",
                    shared_input={"image": example_digit(), "source": "drawing"})

@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.ctc import align, beam_decode, collapse, greedy_decode
+from core.composer.ctc import align, beam_decode, collapse, greedy_decode
 from core.data.multimnist import DIGIT, compose, compose_pairs, compose_strings, ink_centre
 from core.engine import TrainConfig, fit
 from core.models import build_model
-from core.multidigit import ComposedLoader, pair_maker, string_maker
-from core.tasks import CTCTask, PairTask
+from core.composer.multidigit import pair_maker, string_maker
+from core.composer.tasks import CTCTask, PairTask
+from core.engine import ComposedLoader
 
 
 def coded_tiles():
@@ -173,7 +174,7 @@ def test_alignment_is_the_most_probable_path_for_the_labels():
 
 
 def test_shipped_checkpoints_meet_their_targets(real_data):
-    from core.multidigit import evaluate_checkpoint
+    from core.composer.multidigit import evaluate_checkpoint
     from core.paths import SHIPPED_CHECKPOINTS
 
     pair = evaluate_checkpoint(SHIPPED_CHECKPOINTS / "mnist_pair_cnn", str(real_data), n=2000, seed=7)

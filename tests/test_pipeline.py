@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from core import paths
-from core.checkpoint import CARD, list_checkpoints, load_checkpoint, read_card
+from core.engine.checkpoint import CARD, list_checkpoints, load_checkpoint, read_card
 from core.data import AugmentConfig
 from core.engine import TrainConfig
-from core.train import TrainSpec, train_classifier
+from core.trainer.classify import TrainSpec, train_classifier
 from tests.conftest import ROOT
 
 SHIPPED = sorted(p.name for p in paths.SHIPPED_CHECKPOINTS.iterdir() if (p / CARD).is_file())
@@ -62,7 +62,7 @@ def test_two_seeded_runs_give_identical_metrics(tmp_path):
 
 
 def test_a_killed_run_is_listed_and_resumes_to_the_same_result(tmp_path, monkeypatch):
-    from core import runs
+    from core.trainer import runs
 
     monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path))
     spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1,

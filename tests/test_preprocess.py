@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.preprocess import preprocess_digit, preprocess_photo, to_grey_ink
+from core.draw.preprocess import preprocess_digit, preprocess_photo, to_grey_ink
 
 
 def test_steps_and_geometry():
@@ -43,10 +43,10 @@ def _badly_drawn(digit: np.ndarray, rng) -> np.ndarray:
 
 
 def test_badly_drawn_test_digits_still_classify(real_data):
-    from core.checkpoint import load_checkpoint
+    from core.engine.checkpoint import load_checkpoint
     from core.data import load_dataset
     from core import paths
-    from core.evaluate import predict_logits
+    from core.engine.predict import predict_logits
 
     data = load_dataset("mnist", real_data)
     model, card = load_checkpoint(paths.SHIPPED_CHECKPOINTS / "mnist_fast_cnn")
@@ -67,7 +67,7 @@ def test_uploads_of_any_mode_and_shape_become_model_inputs(mode, size, fmt):
 
     from PIL import Image
 
-    from core.preprocess import preprocess_photo, read_image
+    from core.draw.preprocess import preprocess_photo, read_image
 
     buffer = io.BytesIO()
     Image.new(mode, size, 1 if mode == "1" else 120).save(buffer, format=fmt)
@@ -81,7 +81,7 @@ def test_unreadable_and_oversized_uploads_are_refused_with_a_reason():
 
     from PIL import Image
 
-    from core.preprocess import MAX_UPLOAD_PIXELS, read_image
+    from core.draw.preprocess import MAX_UPLOAD_PIXELS, read_image
 
     with pytest.raises(ValueError, match="not a readable image"):
         read_image(b"GIF89a this is not really a gif")
@@ -93,7 +93,7 @@ def test_unreadable_and_oversized_uploads_are_refused_with_a_reason():
 
 
 def test_photos_on_light_backgrounds_are_inverted_for_dark_background_models():
-    from core.preprocess import has_dark_background, needs_inversion
+    from core.draw.preprocess import has_dark_background, needs_inversion
 
     photo = np.full((120, 90, 3), 240, np.uint8)
     photo[30:90, 35:55] = 20  # a dark object on white paper
@@ -103,7 +103,7 @@ def test_photos_on_light_backgrounds_are_inverted_for_dark_background_models():
     assert not needs_inversion(grey) and needs_inversion(255 - grey)
     assert preprocess_photo(photo, size=32, channels=3, dark_background=True)[:, 0, 0].tolist() == [240] * 3
     from core import paths
-    from core.checkpoint import read_card
+    from core.engine.checkpoint import read_card
 
     assert has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "fashion_fast_cnn"))  # grey, mean 0.286
     assert not has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"))

@@ -4,9 +4,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import runs
+from core.trainer import runs
 from core.engine import TrainConfig
-from core.train import TrainSpec
+from core.trainer.classify import TrainSpec
 from tests.conftest import ROOT
 
 
@@ -16,7 +16,7 @@ def _runs_dir(tmp_path, monkeypatch):
 
 
 def test_background_run_records_events_and_becomes_a_checkpoint(tmp_path):
-    from core.checkpoint import load_checkpoint
+    from core.engine.checkpoint import load_checkpoint
     spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, config=TrainConfig(epochs=3, lr=3e-3))
     run_dir = runs.start_run(spec)
     with pytest.raises(RuntimeError, match="already training"):
@@ -193,15 +193,15 @@ def test_keras_tensorflow_run_has_the_same_live_events_and_results():
     assert any("Test accuracy" in s.value for s in at.success)
     assert len(at.get("plotly_chart")) >= 2  # live curves and the confusion matrix of the converted model
     assert runs.summarize(run_dir, runs.read_spec(run_dir), status)["framework"] == "keras"
-    from core.checkpoint import load_checkpoint
+    from core.engine.checkpoint import load_checkpoint
     _, card = load_checkpoint(run_dir)  # the Draw and Inside pages read it as PyTorch layers
     assert card.framework == "keras" and card.metrics["test_accuracy"] == pytest.approx(status["test_accuracy"], abs=1e-4)
 
 
 def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
     """A worker that died after epoch 2 (simulated: the epoch-3 steps raise, status still says running)."""
-    from core.checkpoint import read_card
-    from core.train import train_classifier
+    from core.engine.checkpoint import read_card
+    from core.trainer.classify import train_classifier
 
     spec = TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=4, lr=3e-3, threads=1))
     run_dir = tmp_path / "runs" / "20261201-000000_digits_fast_cnn"

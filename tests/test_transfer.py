@@ -10,14 +10,14 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core import paths
-from core.checkpoint import load_checkpoint
+from core.engine.checkpoint import load_checkpoint
 from core.data import load_dataset
 from core.engine import TrainConfig
-from core.inference import predict_proba
+from core.engine.predict import predict_proba
 from core.models import build_model
-from core.preprocess import preprocess_photo, sample_photo
-from core.train import TrainSpec, train_classifier
-from core.transfer import cached_prefix, imagenet_class_names, per_class_subset
+from core.draw.preprocess import preprocess_photo, sample_photo
+from core.trainer.classify import TrainSpec, train_classifier
+from core.trainer.transfer import cached_prefix, imagenet_class_names, per_class_subset
 from tests.conftest import ROOT
 
 IMAGENET = paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"
@@ -58,7 +58,7 @@ def test_prefix_then_suffix_is_the_forward_pass_and_only_the_tail_trains(fine_tu
     data, x = digits_batch(4)
     model = build_model("efficientnet_lite0", in_channels=1, image_size=8, num_classes=10, resolution=64,
                         fine_tune=fine_tune, stats=(data.mean, data.std)).eval()
-    from core.tasks import normalize
+    from core.engine.tasks import normalize
 
     batch = normalize(x, data.mean, data.std)
     with torch.no_grad():
@@ -117,7 +117,7 @@ def test_cached_features_refuse_augmentation():
 
 def test_stop_during_feature_extraction_ends_the_run_as_stopped(tmp_path, monkeypatch):
     from core.engine import RunControl
-    from core.train import StoppedWhilePreparing
+    from core.trainer.classify import StoppedWhilePreparing
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing cached: extraction must run
     control = RunControl()

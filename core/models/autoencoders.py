@@ -2,7 +2,7 @@
 
 Both split into `encode(x) -> z` and `decode(z) -> x_hat` with pixels in [0, 1]; `forward` is the
 deterministic round trip (the VAE encodes to its posterior mean), so hooks and pages treat them alike.
-The VAE adds `posterior(x) -> (mu, logvar)` for the reparameterised training loss in `core.tasks`.
+The VAE adds `posterior(x) -> (mu, logvar)` for the reparameterised training loss in `core.engine.tasks`.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ an 8 x 8 grid of feature vectors, plus a learned embedding of each grid position
 decoder attends is part of what it reads). The decoder is an LSTM cell that at every step attends over
 the grid (additive attention, with the paper's gate on the context), and predicts the next word from
 its state, the context and the previous word. `forward` runs teacher forcing; `encode` and `step`
-serve greedy and beam decoding (in `core.captioning`).
+serve greedy and beam decoding (in `core.captions.captioning`).
 """
 from __future__ import annotations
 

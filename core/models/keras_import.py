@@ -3,7 +3,7 @@
 Owns the conversion (Conv2D, Dense, pooling, BatchNorm, Dropout, Flatten in Keras's channel order,
 Rescaling, activations) and its check against Keras's own output. Keras is imported on its torch backend,
 so no TensorFlow is needed to read a file; a Lambda layer's pickled function is refused by safe mode.
-Used by uploads (`core.byo`) and by checkpoints of Keras runs (`core.checkpoint`); builds no model card.
+Used by uploads (`core.byo`) and by checkpoints of Keras runs (`core.engine.checkpoint`); builds no model card.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ never slows the training loop and a crash in training cannot take the server dow
 state to `status.json`, and taking orders (stop, new learning rate) from `control.json`, so a page can
 rerun, switch away, or be watched from a second tab while the run goes on. The run directory becomes
 a normal checkpoint folder (weights + model card) when the run ends. Only one run trains at a time:
-this machine has two cores. Does not own training itself (`core.train`) or any UI.
+this machine has two cores. Does not own training itself (`core.trainer.classify`) or any UI.
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from pathlib import Path
 from core import paths
 from core.data import AugmentConfig
 from core.engine import Event, RunControl, TrainConfig
-from core.resume import RESUME_FILE
-from core.train import StoppedWhilePreparing, TrainSpec, command_for, train_classifier
+from core.engine.resume import RESUME_FILE
+from core.trainer.classify import StoppedWhilePreparing, TrainSpec, command_for, train_classifier
 
 SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
 FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
-_workers: dict[str, subprocess.Popen] = {}  # run dir -> worker process (python -m core.runs RUN_DIR)
+_workers: dict[str, subprocess.Popen] = {}  # run dir -> worker process (python -m core.trainer.runs RUN_DIR)
 
 
 def spec_to_dict(spec: TrainSpec) -> dict:
@@ -106,7 +106,7 @@ def start_runs(specs: list[TrainSpec], root: Path | None = None, names: list[str
 
 def _start_worker(dirs: list[Path], resume: bool = False) -> subprocess.Popen:
     with open(dirs[0] / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
-        worker = subprocess.Popen([sys.executable, "-m", "core.runs", *(["--resume"] if resume else []),
+        worker = subprocess.Popen([sys.executable, "-m", "core.trainer.runs", *(["--resume"] if resume else []),
                                    *map(str, dirs)], cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     for run_dir in dirs:
         _workers[str(run_dir)] = worker
@@ -114,7 +114,7 @@ def _start_worker(dirs: list[Path], resume: bool = False) -> subprocess.Popen:
 
 
 def can_resume(run_dir: Path) -> bool:
-    """Whether an interrupted run left the state to continue from (see `core.resume`)."""
+    """Whether an interrupted run left the state to continue from (see `core.engine.resume`)."""
     return (Path(run_dir) / RESUME_FILE).is_file() and read_status(run_dir).get("state") == "interrupted"
 
 
@@ -168,7 +168,7 @@ def _work(run_dir: Path, spec: TrainSpec, resume: bool = False) -> None:
     _write_json(run_dir / STATUS, {"state": "running", "started": started, "pid": os.getpid()})
     try:
         if spec.folds > 1:
-            from core.crossval import cross_validate
+            from core.trainer.crossval import cross_validate
 
             cv = cross_validate(spec, spec.folds, on_event, control)
             flush()
@@ -210,7 +210,7 @@ def _worker_alive(run_dir: Path, status: dict) -> bool:
         cmdline = Path(f"/proc/{int(status.get('pid', 0))}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    return b"core.runs" in cmdline and str(run_dir).encode() in cmdline
+    return b"core.trainer.runs" in cmdline and str(run_dir).encode() in cmdline
 
 
 def read_status(run_dir: Path) -> dict:
@@ -286,7 +286,7 @@ def wait(run_dir: Path, timeout: float = 600.0) -> dict:
     return read_status(run_dir)
 
 
-if __name__ == "__main__":  # the worker: python -m core.runs [--resume] RUN_DIR [RUN_DIR ...], trained in order
+if __name__ == "__main__":  # the worker: python -m core.trainer.runs [--resume] RUN_DIR [RUN_DIR ...], trained in order
     resuming = sys.argv[1:2] == ["--resume"]
     folders = [Path(a) for a in sys.argv[1 + resuming:]]
     for i, folder in enumerate(folders):

@@ -4,7 +4,7 @@ Owns the loop (optimizer, schedule, epochs, evaluation, early stopping, keep-bes
 cooperative stop, live learning-rate override, seeding, device and thread selection). It never prints:
 it calls `callback(event)` with `StepEvent`, `EvalEvent`, `EpochEvent` and finally `EndEvent`, so the
 CLI draws a progress bar and a page draws a live chart from the same stream. What a batch is and how
-its loss and metrics are computed belongs to the `Task` (see `core.tasks`), so classifiers,
+its loss and metrics are computed belongs to the `Task` (see `core.engine.tasks`), so classifiers,
 autoencoders, multi-task, CTC and captioning models all train here.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.optim import Schedule, current_lr, make_optimizer, set_lr
-from core.resume import TrainState, capture, restore
+from core.engine.optim import Schedule, current_lr, make_optimizer, set_lr
+from core.engine.resume import TrainState, capture, restore
 
 
 @dataclass
@@ -109,7 +109,7 @@ Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent
 
 
 class Task(Protocol):
-    """How one kind of model turns a batch into a loss and metrics (see `core.tasks`)."""
+    """How one kind of model turns a batch into a loss and metrics (see `core.engine.tasks`)."""
 
     def training_loss(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]: ...
 
@@ -141,28 +141,6 @@ class RunControl:
         with self._lock:
             lr, self._lr = self._lr, None
             return lr
-
-
-class TensorLoader:
-    """Mini-batches of in-memory tensors, reshuffled each epoch by a seeded generator."""
-
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, drop_last: bool = False,
-                 seed: int = 0):
-        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
-            raise ValueError("TensorLoader needs tensors of equal length")
-        self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        n = len(self.tensors[0])
-        return n // self.batch_size if self.drop_last and n >= self.batch_size else math.ceil(n / self.batch_size)
-
-    def __iter__(self):
-        n = len(self.tensors[0])
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield tuple(t[idx] for t in self.tensors)
 
 
 class WeightAverage:

@@ -1,7 +1,6 @@
 """Test-set evaluation of a classifier: accuracy, per-class accuracy, confusion matrix.
 
-Owns classifier metrics on a data set's test split and batched prediction for any model
-(`predict_logits`). `python -m core evaluate CKPT` (see `core.cli`) prints them for a checkpoint, with
+Owns classifier metrics on a data set's test split. `python -m core evaluate CKPT` (see `core.cli`) prints them for a checkpoint, with
 the data set and normalisation from its model card, so a checkpoint evaluates the way it was trained.
 """
 from __future__ import annotations
@@ -10,21 +9,7 @@ import torch
 from torch import nn
 
 from core.data import Dataset
-from core.tasks import normalize
-
-
-def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 1000) -> torch.Tensor:
-    """Model outputs (N, ...), logits (N, classes) for a classifier, for uint8 images (N, C, H, W), in eval
-    mode without gradients; the model's training mode is restored afterwards."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            out.append(model(normalize(images[i:i + batch_size].to(device), mean, std)).float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+from core.engine.predict import predict_logits
 
 
 def classification_report(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict:

@@ -1,10 +1,10 @@
 """Multi-MNIST end to end: training the multi-task pair CNN and the CRNN, the lambda sweep, evaluation.
 
 CLI:
-    python -m core.multidigit train-pair --out checkpoints/mnist_pair_cnn      # multi-task CNN
-    python -m core.multidigit train-crnn --out checkpoints/mnist_crnn          # CRNN + CTC
-    python -m core.multidigit sweep --into checkpoints/mnist_pair_cnn           # what lambda does
-    python -m core.multidigit evaluate checkpoints/mnist_pair_cnn checkpoints/mnist_crnn
+    python -m core.composer.multidigit train-pair --out checkpoints/mnist_pair_cnn      # multi-task CNN
+    python -m core.composer.multidigit train-crnn --out checkpoints/mnist_crnn          # CRNN + CTC
+    python -m core.composer.multidigit sweep --into checkpoints/mnist_pair_cnn           # what lambda does
+    python -m core.composer.multidigit evaluate checkpoints/mnist_pair_cnn checkpoints/mnist_crnn
 
 Training composes a fresh set of images from MNIST's first 55,000 train digits every epoch and
 validates on images composed from the last 5,000; evaluation composes fresh images from the test
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from typing import Callable
@@ -22,35 +21,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.checkpoint import (CheckpointError, DatasetInfo, ModelCard, invoking_command, load_checkpoint,
+from core.engine.checkpoint import (CheckpointError, DatasetInfo, ModelCard, invoking_command, load_checkpoint,
                              save_checkpoint, spec_of, update_card)
-from core.ctc import beam_decode, greedy_batch, to_digits
+from core.composer.ctc import beam_decode, greedy_batch, to_digits
 from core.data import DataError, load_dataset
 from core.data.multimnist import compose_pairs, compose_strings
-from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
-from core.evaluate import predict_logits
+from core.engine import ComposedLoader, EpochEvent, TensorLoader, TrainConfig, fit
+from core.engine.predict import predict_logits
 from core.models import build_model, count_parameters
 from core.models.multidigit import split_pair_output
-from core.tasks import CTCTask, PairTask, normalize
+from core.composer.tasks import CTCTask, PairTask
+from core.engine.tasks import normalize
 
 TRAIN_DIGITS = 55_000  # MNIST train digits 0..54,999 compose training images, the rest validation images
 TEST_SEED = 2026
-
-
-class ComposedLoader:
-    """Mini-batches of a freshly composed set every epoch: `make(n, seed)` returns the tensors."""
-
-    def __init__(self, make: Callable[[int, int], tuple], n: int, batch_size: int, seed: int = 0):
-        self.make, self.n, self.batch_size = make, n, batch_size
-        self.generator = torch.Generator().manual_seed(seed)  # the engine reseeds it from the config
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
-
-    def __iter__(self):
-        tensors = self.make(self.n, int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
-        for i in range(len(self)):
-            yield tuple(t[i * self.batch_size:(i + 1) * self.batch_size] for t in tensors)
 
 
 def pair_maker(images, labels, generator: dict) -> Callable[[int, int], tuple]:
@@ -139,8 +123,8 @@ def _batch(card: dict, image: np.ndarray) -> torch.Tensor:
 def head_cams(model, card: dict, image: np.ndarray, digits: tuple[int, int], hires: bool = True) -> dict[str, np.ndarray]:
     """HiResCAM (or plain Grad-CAM) of each output of the multi-task model: the left and right digit heads
     (for the classes in `digits`) and the two x regression outputs, at the backbone's last conv layer:
-    name -> (28, W) in [0, 1]. See `core.explain.grad_cam` for why HiResCAM suits these heads."""
-    from core.explain import grad_cam
+    name -> (28, W) in [0, 1]. See `core.inside.explain.grad_cam` for why HiResCAM suits these heads."""
+    from core.inside.explain import grad_cam
 
     x = _batch(card, image)
     return {name: grad_cam(model, x, target, hires=hires)[0].numpy() for name, target in _head_targets(digits).items()}
@@ -148,7 +132,7 @@ def head_cams(model, card: dict, image: np.ndarray, digits: tuple[int, int], hir
 
 def head_saliency(model, card: dict, image: np.ndarray, digits: tuple[int, int]) -> dict[str, np.ndarray]:
     """Gradient saliency |d output / d pixel| of the same four outputs: name -> (28, W) in [0, 1]."""
-    from core.explain import saliency
+    from core.inside.explain import saliency
 
     x = _batch(card, image)
     return {name: saliency(model, x, target)[0].numpy() for name, target in _head_targets(digits).items()}
@@ -195,7 +179,7 @@ def _card(task: str, ds, model, generator: dict, result, started: float, metrics
     return ModelCard(
         task=task, model=spec_of(model), dataset=DatasetInfo(**{**ds.describe(), "name": "mnist"}),
         generator=generator, metrics=metrics, params=count_parameters(model),
-        command=invoking_command("core.multidigit"),
+        command=invoking_command("core.composer.multidigit"),
         training={"epochs": result.epochs, "stop_reason": result.reason, "best_epoch": result.best_epoch,
                   "train_seconds": round(result.train_seconds, 1),
                   "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra})
@@ -258,12 +242,12 @@ def sweep(lambdas: list[float], *, epochs: int, n_train: int, into: str | None =
         log(f"lambda {lam:<8g} both digits {m['test_both_digits_accuracy']:.4f}  x MAE {m['test_x_mae_px']:.3f} px")
     if into:
         update_card(into, lambda_sweep={"rows": rows, "epochs": epochs, "n_train": n_train,
-                                        "command": invoking_command("core.multidigit")})
+                                        "command": invoking_command("core.composer.multidigit")})
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.multidigit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.composer.multidigit", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     tp = sub.add_parser("train-pair", help="train the multi-task CNN on composed digit pairs")
     tc = sub.add_parser("train-crnn", help="train the CRNN with CTC on composed digit strings")

@@ -2,8 +2,8 @@
 the latent-probe table (seed 000's claim, measured), and the latent-space maths the explorer page uses.
 
 CLI:
-    python -m core.autoencode train --model conv_ae --dataset fashion_mnist --epochs 8 --out checkpoints/fashion_ae
-    python -m core.autoencode probe checkpoints/fashion_ae checkpoints/fashion_vae   # writes the table into the cards
+    python -m core.latent.autoencode train --model conv_ae --dataset fashion_mnist --epochs 8 --out checkpoints/fashion_ae
+    python -m core.latent.autoencode probe checkpoints/fashion_ae checkpoints/fashion_vae   # writes the table into the cards
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import DatasetInfo, ModelCard, invoking_command, load_checkpoint, save_checkpoint, spec_of, update_card
+from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, load_checkpoint, save_checkpoint, spec_of, update_card
 from core.data import AugmentConfig, load_dataset
 from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
 from core.models import build_model, count_parameters
-from core.tasks import ReconstructionTask
+from core.latent.task import ReconstructionTask
 
 
 # --- metrics ----------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs:
                   "config": {"lr": lr, "batch_size": batch_size, "optimizer": "adamw", "schedule": "onecycle",
                              "seed": seed},
                   "history": result.history},
-        params=count_parameters(model), command=invoking_command("core.autoencode"))
+        params=count_parameters(model), command=invoking_command("core.latent.autoencode"))
     save_checkpoint(out, model, card)
     return card
 
@@ -271,12 +271,12 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
     pca_mse = float(((np.clip(pca.inverse_transform(features['PCA-64'][1]), 0, 1) - raw_test) ** 2).mean())
     for folder in folders:
         update_card(folder, probe={"rows": rows, "pca64_test_mse": round(pca_mse, 6),
-                                   "command": "python -m core.autoencode probe " + " ".join(folders)})
+                                   "command": "python -m core.latent.autoencode probe " + " ".join(folders)})
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.autoencode", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.latent.autoencode", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an autoencoder and save a checkpoint with its card")
     t.add_argument("--model", choices=["conv_ae", "conv_vae"], default="conv_ae")

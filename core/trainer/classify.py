@@ -1,7 +1,7 @@
 """Train a classifier from the command line, or from a page, through the one engine.
 
-    python -m core.train --dataset mnist --model fast_cnn --epochs 2 --out DIR
-    python -m core.train --recipe fast_mnist --out checkpoints/mnist_fast_cnn
+    python -m core.trainer.classify --dataset mnist --model fast_cnn --epochs 2 --out DIR
+    python -m core.trainer.classify --recipe fast_mnist --out checkpoints/mnist_fast_cnn
 
 Owns `TrainSpec` (everything a classifier run needs: data set, model, engine config, augmentation,
 loss options), `train_classifier` (data -> model -> fit -> test metrics -> checkpoint) and the CLI
@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.checkpoint import DatasetInfo, ModelCard, save_checkpoint, save_snapshot, spec_of
+from core.engine.checkpoint import DatasetInfo, ModelCard, save_checkpoint, save_snapshot, spec_of
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
 from core.engine import Event, FitResult, RunControl, TensorLoader, TrainConfig, fit
-from core.resume import RESUME_FILE, TrainState, load_state, save_state
-from core.evaluate import classification_report, evaluate_classifier
+from core.engine.resume import RESUME_FILE, TrainState, load_state, save_state
+from core.trainer.evaluate import classification_report, evaluate_classifier
 from core.models import build_model, count_parameters, list_models
-from core.optim import OPTIMIZERS, SCHEDULES
-from core.tasks import ClassificationTask
-from core.transfer import FeatureTask, feature_sets, suffix_logits
+from core.engine.optim import OPTIMIZERS, SCHEDULES
+from core.engine.tasks import ClassificationTask
+from core.trainer.transfer import FeatureTask, feature_sets, suffix_logits
 
 # The benchmark's speed recipe: fast_cnn, Nesterov SGD with a one-cycle schedule over 3 epochs, 1-pixel shifts.
 FAST_MNIST_RECIPE = {
@@ -51,8 +51,8 @@ class TrainSpec:
     val_split: float = 0.0  # stratified share of the training set held out for validation; 0 = none
     data_dir: str | None = None  # None: $CNN_STUDIO_DATA or the user cache
     snapshots: bool = False  # keep every epoch's weights (float16) in the checkpoint, to watch training
-    folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.crossval)
-    framework: str = "torch"  # torch | keras (Keras 3 on TensorFlow, seed models only: core.keras_train)
+    folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.trainer.crossval)
+    framework: str = "torch"  # torch | keras (Keras 3 on TensorFlow, seed models only: core.trainer.keras)
 
 
 @dataclass
@@ -76,7 +76,7 @@ def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None =
     if spec.framework == "keras":
         if resume:
             raise ValueError("Keras runs cannot be resumed; start the run again.")
-        from core.keras_train import train_keras
+        from core.trainer.keras import train_keras
 
         model, result, test, card = train_keras(spec, callback, control, out=out, command=command)
         return TrainOutcome(model=model, result=result, test=test, card=card, params=card.params)
@@ -175,7 +175,7 @@ RECIPES = {"fast_mnist": ("mnist", FAST_MNIST_RECIPE)}
 
 
 def command_for(spec: TrainSpec, out: str | Path) -> str:
-    """The `python -m core.train` command line that reproduces `spec` (recorded in model cards)."""
+    """The `python -m core.trainer.classify` command line that reproduces `spec` (recorded in model cards)."""
     d, c = TrainConfig(), spec.config
     args = ["--dataset", spec.dataset, "--model", spec.model]
     for key, value in spec.model_options.items():
@@ -316,7 +316,7 @@ def main(argv=None) -> int:
 
 
 def _cross_validate_cli(spec: TrainSpec, on_event, control, out: str, command: str) -> int:
-    from core.crossval import cross_validate
+    from core.trainer.crossval import cross_validate
 
     def report(event) -> None:
         if event.kind == "fold":

@@ -18,7 +18,7 @@ import numpy as np
 from core.data import load_dataset
 from core.engine import Event, RunControl, TensorLoader, evaluate, fit
 from core.models import build_model
-from core.tasks import ClassificationTask
+from core.engine.tasks import ClassificationTask
 
 
 @dataclass

@@ -2,8 +2,8 @@
 and evaluation of the Show-Attend-Tell captioner on captioned scenes of real images.
 
 CLI:
-    python -m core.captioning train --out checkpoints/scenes_captioner
-    python -m core.captioning evaluate checkpoints/scenes_captioner      # BLEU-1..4 + exact match, seen and held-out
+    python -m core.captions.captioning train --out checkpoints/scenes_captioner
+    python -m core.captions.captioning evaluate checkpoints/scenes_captioner      # BLEU-1..4 + exact match, seen and held-out
 
 Decoding works on any model with `encode(images) -> (feats, state)`, `att_feat(feats)` and
 `step(feats, keys, tokens, state) -> (logits, attention, state)`, so tests can pass a hand-built decoder.
@@ -250,7 +250,7 @@ MAX_TOKENS = 40  # <start> + words + <end>: the grammar's longest caption has 31
 
 
 def caption_all(model, images: torch.Tensor, *, beam: int = 1, max_len: int = 38) -> list[Decoded]:
-    from core.tasks import normalize
+    from core.engine.tasks import normalize
 
     model.eval()
     x = normalize(images, MEAN, STD)
@@ -298,8 +298,8 @@ def _fit_captioner(model, make, n_train: int, val: tuple, *, epochs: int, lr: fl
                    max_steps: int, log):
     """Train through the common engine on `make(n, seed)` batches (fresh every epoch), validating on `val`."""
     from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
-    from core.multidigit import ComposedLoader
-    from core.tasks import CaptionTask
+    from core.captions.task import CaptionTask
+    from core.engine import ComposedLoader
 
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
                          schedule="onecycle", seed=seed, grad_clip=5.0, keep_best=False, max_steps=max_steps,
@@ -323,7 +323,7 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
                     batch_size: int = 64, seed: int = 0, data_dir: str | None = None, eval_n: int = 1000,
                     max_steps: int = 0, log=print, **model_options) -> dict:
     """Train on freshly composed scenes every epoch (one random reference caption per scene)."""
-    from core.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
+    from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
     from core.data.scenes import held_out_pairs
     from core.models import build_model, count_parameters
 
@@ -348,7 +348,7 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
         task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=sorted(held),
         dataset=DatasetInfo(name="scenes", sources=["mnist", "fashion_mnist", "cifar10"], channels=3, image_size=64,
                             mean=list(MEAN), std=list(STD)),
-        metrics=metrics, params=count_parameters(model), command=invoking_command("core.captioning"),
+        metrics=metrics, params=count_parameters(model), command=invoking_command("core.captions.captioning"),
         training=_training_card(result, started, n_train=n_train, lr=lr, batch_size=batch_size, seed=seed))
     if out:
         save_checkpoint(out, model, card)
@@ -358,7 +358,7 @@ def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000,
 def load_flickr8k(folder: str | Path, size: int = 64, log=print) -> tuple[torch.Tensor, list[list[str]], list[str]]:
     """Images of a Flickr8k-layout folder, centre-cropped and resized to size x size, with their captions,
     and every problem found (malformed caption lines, unreadable images): each is skipped, never fatal."""
-    from core.preprocess import preprocess_photo, read_image
+    from core.draw.preprocess import preprocess_photo, read_image
 
     corpus = read_flickr8k(folder)
     images, captions, problems = [], [], list(corpus.problems)
@@ -381,7 +381,7 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
                       max_steps: int = 0, log=print, **model_options) -> dict:
     """The same captioner on a Flickr8k-layout folder: images split (seeded) into train and test, a
     vocabulary of the train captions' words seen at least `min_count` times, BLEU on the test images."""
-    from core.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
+    from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
     from core.models import build_model, count_parameters
 
     images, captions, problems = load_flickr8k(folder, log=log)
@@ -411,7 +411,7 @@ def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, 
                             train_size=len(train), test_size=len(shown),
                             extra={"images": len(images), "skipped": problems[:100]}),
         metrics={"greedy": {"test": {**bleu(refs, hyps), "exact_match": exact_match(refs, hyps), "n": len(refs)}}},
-        params=count_parameters(model), command=invoking_command("core.captioning"),
+        params=count_parameters(model), command=invoking_command("core.captions.captioning"),
         training=_training_card(result, started, lr=lr, batch_size=batch_size, seed=seed))
     if out:
         save_checkpoint(out, model, card)
@@ -427,7 +427,7 @@ def vocabulary_of(card) -> Vocabulary:
 def caption_image(model, image: np.ndarray, *, beam: int = 1, prefix: list[int] = ()) -> list[Decoded]:
     """Captions of one (3, 64, 64) uint8 image, best first (one for greedy, up to `beam` for beam search);
     `prefix` word ids are forced first and the rest is decoded from there."""
-    from core.tasks import normalize
+    from core.engine.tasks import normalize
 
     model.eval()
     x = normalize(torch.from_numpy(np.asarray(image))[None], MEAN, STD)
@@ -445,7 +445,7 @@ def attention_map(alpha: np.ndarray, size: int = 64) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.captioning", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.captions.captioning", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the captioner on composed scenes and save it with its card")
     t.add_argument("--epochs", type=int, default=12)
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--beam", type=int, default=1)
     e.add_argument("--data-dir")
     args = parser.parse_args(argv)
-    from core.checkpoint import CheckpointError, load_checkpoint
+    from core.engine.checkpoint import CheckpointError, load_checkpoint
     from core.data import DataError
 
     try:

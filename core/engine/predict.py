@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.tasks import normalize
+from core.engine.tasks import normalize
 
 
 def input_spec(card: dict) -> tuple[int, int]:
@@ -41,3 +41,17 @@ def predict_proba(model: nn.Module, card: dict, image: np.ndarray) -> np.ndarray
 def is_digit_model(card: dict) -> bool:
     """Whether the model reads 28x28 grey digits, so a drawing on the canvas is a valid input."""
     return input_spec(card) == (1, 28) and card.dataset.name in ("mnist", "emnist", "kmnist")
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 1000) -> torch.Tensor:
+    """Model outputs (N, ...), logits (N, classes) for a classifier, for uint8 images (N, C, H, W), in eval
+    mode without gradients; the model's training mode is restored afterwards."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            out.append(model(normalize(images[i:i + batch_size].to(device), mean, std)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out)

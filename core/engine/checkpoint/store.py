@@ -1,7 +1,7 @@
 """Checkpoint files: weights as safetensors beside the typed model card, written atomically, read without unpickling.
 
 Owns the on-disk format. A checkpoint is a folder holding `model.safetensors` and `card.json` (a
-`ModelCard`, see `core.checkpoint.card`). Every file is written to a temporary name and renamed into
+`ModelCard`, see `core.engine.checkpoint.card`). Every file is written to a temporary name and renamed into
 place, weights first, so a process killed at any moment leaves the previous complete checkpoint or
 the new one, never half a file. Loading reads JSON and safetensors only, validates the card, rebuilds
 the model from the registry, refuses weights that are not finite, and reports any corrupt, truncated
@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core.checkpoint.card import FORMAT, MAX_CARD_BYTES, CheckpointError, ModelCard, ModelSpec, card_from_dict, headline_of
+from core.engine.checkpoint.card import FORMAT, MAX_CARD_BYTES, CheckpointError, ModelCard, ModelSpec, card_from_dict, headline_of
 from core.models import build_model
 
 WEIGHTS = "model.safetensors"

@@ -4,7 +4,7 @@ Owns `ModelCard` (and its parts `ModelSpec`, `DatasetInfo`, `Headline`), the rul
 (types, one class name per output, one finite numeric mean and positive std per input channel, sizes
 within bounds, bounded nesting), the migration of older cards, and the one headline metric of each
 task. A card that breaks a rule is refused with `CheckpointError` naming the file and the field, so a
-page never meets a card it cannot use. Does not own reading or writing files (`core.checkpoint.store`).
+page never meets a card it cannot use. Does not own reading or writing files (`core.engine.checkpoint.store`).
 """
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ MAX_CLASSES = 100_000  # outputs a classifier may have
 MAX_CARD_BYTES = 32 * 1024 * 1024  # a card.json larger than this is refused before parsing
 
 # What each task is judged by: (metrics key path, words for a reader, higher is better).
+# How the first version's CLIs were spelled, and the `python -m core` verb that replays the same command now.
+LEGACY_COMMANDS = {"python -m core.train ": "python -m core train ",
+                   "python -m core.autoencode train ": "python -m core train-autoencoder ",
+                   "python -m core.autoencode probe ": "python -m core probe ",
+                   "python -m core.multidigit train-pair ": "python -m core train-pair ",
+                   "python -m core.multidigit train-crnn ": "python -m core train-crnn ",
+                   "python -m core.multidigit sweep ": "python -m core sweep-lambda ",
+                   "python -m core.captioning train ": "python -m core train-captioner ",
+                   "python -m core.transfer imagenet-card": "python -m core imagenet-card"}
 HEADLINES: dict[str, tuple[tuple[str, ...], str, bool]] = {
     "classification": (("test_accuracy",), "test accuracy", True),
     "reconstruction": (("test_mse",), "test MSE (pixels in [0, 1])", False),
@@ -169,7 +178,18 @@ def migrate(raw: dict, where: str) -> dict:
         extra = {k: ds.pop(k) for k in list(ds) if k not in known}
         raw["dataset"] = {**ds, "extra": {**ds.get("extra", {}), **extra}} if extra else ds
     raw.pop("headline", None)  # always derived from the metrics, so the two cannot disagree
+    for section in (raw, raw.get("probe"), raw.get("lambda_sweep")):  # commands replay with today's CLI
+        if isinstance(section, dict) and isinstance(section.get("command"), str):
+            section["command"] = modern_command(section["command"])
     return raw
+
+
+def modern_command(command: str) -> str:
+    """A recorded command in today's `python -m core VERB` spelling (unchanged when it already is)."""
+    for old, new in LEGACY_COMMANDS.items():
+        if command.startswith(old) or command == old.rstrip():
+            return new + command[len(old):]
+    return command
 
 
 def headline_of(card: ModelCard) -> Headline | None:

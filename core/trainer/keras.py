@@ -3,12 +3,12 @@
 So a seed recipe can run in either framework and be compared for accuracy and time, this module builds
 Keras twins of `seed004_cnn`, `mlp` and `seed001_cnn`, feeds them the same data (the same stratified
 validation split, normalisation and torch batch augmentation), drives the learning rate with the same
-`core.optim.Schedule` arithmetic, and turns Keras callbacks into the same Step/Eval/Epoch/End events, with
+`core.engine.optim.Schedule` arithmetic, and turns Keras callbacks into the same Step/Eval/Epoch/End events, with
 the same stop and live learning-rate controls. The model is saved as `model.keras` beside a model card;
-`core.checkpoint.load_checkpoint` reads it back (safe mode) as a PyTorch module for the other pages.
+`core.engine.checkpoint.load_checkpoint` reads it back (safe mode) as a PyTorch module for the other pages.
 
 TensorFlow is imported only here, and only when a Keras run starts; it must be the process's Keras
-backend, so Keras runs train in their own worker process (`core.runs`) or the CLI.
+backend, so Keras runs train in their own worker process (`core.trainer.runs`) or the CLI.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import torch
 from core.data import load_dataset, stratified_split
 from core.data.augment import augment_batch
 from core.engine import EndEvent, EpochEvent, EvalEvent, FitResult, RunControl, StepEvent
-from core.optim import Schedule
-from core.tasks import normalize
+from core.engine.optim import Schedule
+from core.engine.tasks import normalize
 
 KERAS_MODELS = ("seed004_cnn", "mlp", "seed001_cnn")
 KERAS_FILE = "model.keras"
@@ -107,10 +107,10 @@ def _batches(keras, x: torch.Tensor, y: torch.Tensor, spec, shuffle: bool):
 
 
 def train_keras(spec, callback=None, control: RunControl | None = None, out=None, command: str = ""):
-    """Train `spec` (a core.train.TrainSpec with framework 'keras'); returns (keras model, FitResult, test
-    report, ModelCard), which `core.train.train_classifier` hands on as its TrainOutcome."""
-    from core.checkpoint import DatasetInfo, ModelCard, ModelSpec, write_card
-    from core.evaluate import classification_report
+    """Train `spec` (a core.trainer.classify.TrainSpec with framework 'keras'); returns (keras model, FitResult, test
+    report, ModelCard), which `core.trainer.classify.train_classifier` hands on as its TrainOutcome."""
+    from core.engine.checkpoint import DatasetInfo, ModelCard, ModelSpec, write_card
+    from core.trainer.evaluate import classification_report
 
     keras = import_keras()
     import tensorflow as tf

@@ -3,9 +3,9 @@
 A checkpoint is a folder with `model.safetensors` and `card.json`. Everything that reads or writes one
 goes through the names exported here; nothing else parses a card.json or writes one.
 """
-from core.checkpoint.card import (FORMAT, SCHEMA_VERSION, TASKS, CheckpointError, DatasetInfo, Headline, ModelCard,
+from core.engine.checkpoint.card import (FORMAT, SCHEMA_VERSION, TASKS, CheckpointError, DatasetInfo, Headline, ModelCard,
                                   ModelSpec, card_from_dict, headline_of)
-from core.checkpoint.store import (CARD, SNAPSHOTS, WEIGHTS, check_finite, invoking_command, list_checkpoints,
+from core.engine.checkpoint.store import (CARD, SNAPSHOTS, WEIGHTS, check_finite, invoking_command, list_checkpoints,
                                    list_snapshots, load_checkpoint, load_snapshot, read_card, resolve, save_checkpoint,
                                    save_snapshot, spec_of, update_card, write_card)
 

@@ -10,7 +10,7 @@ import dataclasses
 
 from core.data import AugmentConfig
 from core.engine import TrainConfig
-from core.train import FAST_MNIST_RECIPE, TrainSpec
+from core.trainer.classify import FAST_MNIST_RECIPE, TrainSpec
 
 PRESETS: dict[str, TrainSpec] = {
     "Quick demo (digits)": TrainSpec(
@@ -39,7 +39,7 @@ PRESETS: dict[str, TrainSpec] = {
         config=TrainConfig(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
                            schedule="cosine", warmup_epochs=2)),
     # Transfer learning: the ImageNet-pretrained EfficientNet-Lite0 reads CIFAR-10 resized to 160 px; its frozen
-    # part runs once per image and is cached (core.transfer), so epochs take seconds and a second run starts at once.
+    # part runs once per image and is cached (core.trainer.transfer), so epochs take seconds and a second run starts at once.
     "Transfer: pretrained features + linear head (CIFAR-10)": TrainSpec(
         dataset="cifar10", model="efficientnet_lite0", model_options={"resolution": 160}, val_split=0.1,
         config=TrainConfig(epochs=30, batch_size=256, optimizer="adam", lr=1e-3, weight_decay=1e-4,

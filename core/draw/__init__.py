@@ -1,0 +1,1 @@
+"""The Draw page's core: MNIST-style preprocessing of drawings and photos."""

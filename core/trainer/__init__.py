@@ -1,0 +1,1 @@
+"""The Trainer and Compare-runs pages' core: classifier recipes, background runs, k-fold, transfer learning."""
