@@ -9,7 +9,7 @@
 
 Owns the verb table and `evaluate_checkpoint`, which measures any checkpoint by its task and reports
 the task's one headline metric beside all the others. The verbs that train hand their arguments to the
-feature's own parser (`core.trainer.classify`, `core.latent.autoencode`, `core.composer.multidigit`, `core.captions.captioning`), so every
+feature's own parser (`core.trainer.classify`, `core.latent.recipe`, `core.composer.recipes`, `core.captions.recipe`), so every
 flag documented there works here unchanged.
 """
 from __future__ import annotations
@@ -24,12 +24,12 @@ from core.data import DataError, load_dataset
 # verb -> (module, the verb that module's own parser expects first, or None, help)
 DELEGATED = {
     "train": ("core.trainer.classify", None, "train a classifier: any data set, model and recipe (see --help)"),
-    "train-autoencoder": ("core.latent.autoencode", "train", "train a convolutional autoencoder or VAE"),
-    "probe": ("core.latent.autoencode", "probe", "the latent-probe table of autoencoder checkpoints"),
-    "train-pair": ("core.composer.multidigit", "train-pair", "train the two-digit multi-task CNN"),
-    "train-crnn": ("core.composer.multidigit", "train-crnn", "train the CRNN digit-string reader (CTC)"),
-    "sweep-lambda": ("core.composer.multidigit", "sweep", "one short pair-CNN run per lambda"),
-    "train-captioner": ("core.captions.captioning", "train", "train the attention captioner (scenes or Flickr8k)"),
+    "train-autoencoder": ("core.latent.recipe", "train", "train a convolutional autoencoder or VAE"),
+    "probe": ("core.latent.recipe", "probe", "the latent-probe table of autoencoder checkpoints"),
+    "train-pair": ("core.composer.recipes", "train-pair", "train the two-digit multi-task CNN"),
+    "train-crnn": ("core.composer.recipes", "train-crnn", "train the CRNN digit-string reader (CTC)"),
+    "sweep-lambda": ("core.composer.recipes", "sweep", "one short pair-CNN run per lambda"),
+    "train-captioner": ("core.captions.recipe", "train", "train the attention captioner (scenes or Flickr8k)"),
     "imagenet-card": ("core.trainer.transfer", "imagenet-card", "write the pretrained ImageNet model's card"),
 }
 

@@ -19,19 +19,20 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
-def training_figure(events: dict[str, list[dict]]) -> go.Figure:
-    """Three panels against the step: loss and accuracy (train per step, smoothed; train and validation per
-    epoch; validation at each mid-epoch evaluation) and the learning rate."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"))
+def training_figure(events: dict[str, list[dict]], metric: str = "accuracy", title: str = "accuracy",
+                    proportion: bool = True) -> go.Figure:
+    """Three panels against the step: loss and the task's metric (train per step, smoothed; train and validation
+    per epoch; validation at each mid-epoch evaluation) and the learning rate."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", title, "learning rate"))
     steps, epochs, evals = events.get("step", []), events.get("epoch", []), events.get("eval", [])
     if steps:
         x = [s["step"] for s in steps]
         loss = [s["loss"] for s in steps]
         fig.add_scatter(x=x, y=loss, name="loss per step", line=dict(color="#c9d6df", width=1), row=1, col=1)
         fig.add_scatter(x=x, y=smooth(loss), name="smoothed", line=dict(color="#1f77b4"), row=1, col=1)
-        acc = [s.get("metrics", {}).get("accuracy") for s in steps]
+        acc = [s.get("metrics", {}).get(metric) for s in steps]
         if any(a is not None for a in acc):
-            fig.add_scatter(x=x, y=smooth([a or 0.0 for a in acc]), name="train accuracy (per step, smoothed)",
+            fig.add_scatter(x=x, y=smooth([a or 0.0 for a in acc]), name=f"train {title} (per step, smoothed)",
                             line=dict(color="#1f77b4"), showlegend=False, row=1, col=2)
         fig.add_scatter(x=x, y=[s["lr"] for s in steps], name="lr", line=dict(color="#9467bd"),
                         showlegend=False, row=1, col=3)
@@ -39,7 +40,7 @@ def training_figure(events: dict[str, list[dict]]) -> go.Figure:
         ev = [e["step"] for e in evals]
         fig.add_scatter(x=ev, y=[e["metrics"].get("loss") for e in evals], name="validation (every N steps)",
                         mode="markers", marker=dict(color="#2ca02c", size=5), row=1, col=1)
-        fig.add_scatter(x=ev, y=[e["metrics"].get("accuracy") for e in evals], mode="markers", showlegend=False,
+        fig.add_scatter(x=ev, y=[e["metrics"].get(metric) for e in evals], mode="markers", showlegend=False,
                         marker=dict(color="#2ca02c", size=5), row=1, col=2)
     if epochs:
         per_epoch = max(1, round(steps[-1]["step"] / max(epochs[-1]["epoch"], 1))) if steps else 1
@@ -48,12 +49,24 @@ def training_figure(events: dict[str, list[dict]]) -> go.Figure:
             if epochs[0][key]:
                 fig.add_scatter(x=ex, y=[e[key]["loss"] for e in epochs], name=name, mode="lines+markers",
                                 line=dict(color=colour), row=1, col=1)
-                fig.add_scatter(x=ex, y=[e[key].get("accuracy") for e in epochs], name=name, mode="lines+markers",
+                fig.add_scatter(x=ex, y=[e[key].get(metric) for e in epochs], name=name, mode="lines+markers",
                                 line=dict(color=colour), showlegend=False, row=1, col=2)
     for col in (1, 2, 3):
         fig.update_xaxes(title_text="step", row=1, col=col)
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    if proportion:
+        fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def line_figure(series: dict[str, list[tuple[float, float]]], x_title: str) -> go.Figure:
+    """One line per named series of (x, y) points, e.g. a recipe's live metrics per epoch."""
+    fig = go.Figure()
+    for i, (name, points) in enumerate(series.items()):
+        fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name, mode="lines+markers",
+                        line=dict(color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x_title,
+                      legend=dict(orientation="h", y=-0.3))
     return fig
 
 

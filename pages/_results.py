@@ -1,9 +1,8 @@
-"""Run views too big for the trainer page: the live view of a run in progress, a k-fold run's folds, a grouped
-recipe's comparison, and the transfer-learning benchmark's data-efficiency chart."""
+"""End-of-run views too big for the trainer page: a k-fold run's folds, a grouped recipe's comparison, and the
+transfer-learning benchmark's data-efficiency chart."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +10,8 @@ import streamlit as st
 
 from core.trainer.evaluate import most_confused
 from core import paths
-from core.plots import accuracy_time_figure, compare_figure, confusion_figure, efficiency_figure, training_figure
-from core.trainer.runs import read_events, read_group, read_spec, read_status, request_stop, set_learning_rate, summarize
+from core.plots import accuracy_time_figure, compare_figure, confusion_figure, efficiency_figure
+from core.trainer.runs import read_events, read_group, read_spec, read_status, summarize
 from pages._common import cached_checkpoint, cached_report, checkpoint_choices
 
 # this machine's own `python -m bench.transfer` run if there is one, else the measurement shipped with the project
@@ -118,32 +117,3 @@ def transfer_evidence(model: str) -> None:
         st.caption(f"From `python -m bench.transfer` ({bench['threads']} CPU threads, images resized to "
                    f"{bench['resolution']} px). With few images per class the pretrained features win by far; the "
                    "from-scratch runs had a CPU time budget each, so the 'all' point is below what long training reaches.")
-
-
-def live_run(run_dir: Path) -> None:
-    """A run's progress bar, live charts and controls (Stop, a new learning rate); reruns the app once it ends."""
-    status, events = read_status(run_dir), read_events(run_dir)
-    steps, state = events["step"], status.get("state", "?")
-    if steps:
-        s = steps[-1]
-        elapsed = time.time() - status.get("started", time.time())
-        eta = elapsed * (1 - s["progress"]) / max(s["progress"], 1e-9)
-        speed = sum(x["images_per_s"] for x in steps[-20:]) / len(steps[-20:])
-        st.progress(min(s["progress"], 1.0), text=f"{state}: epoch {s['epoch']}, step {s['step']}, loss "
-                    f"{s['loss']:.4f}, lr {s['lr']:.2e}, {speed:,.0f} images/s" +
-                    (f", about {eta:.0f} s left" if state == "running" else ""))
-    else:  # before the first step: loading the data, or extracting a pretrained model's features
-        prep = (events.get("prepare") or [{"done": 0, "total": 1, "message": "preparing the data..."}])[-1]
-        st.progress(prep["done"] / max(prep["total"], 1), text=f"{state}: {prep['message']}")
-    st.plotly_chart(training_figure(events), width="stretch", key="trainer_chart")
-    if state == "running":
-        left, mid, right = st.columns([2, 2, 1])
-        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, steps[-1]["lr"] if steps else 1e-3,
-                                   format="%.6f", key="trainer_new_lr")
-        if mid.button("Apply learning rate", key="trainer_apply_lr"):
-            set_learning_rate(run_dir, new_lr)
-        if right.button("Stop", icon=":material/stop:", key="trainer_stop"):
-            request_stop(run_dir)
-    elif st.session_state.get("trainer_shown") != (run_dir.name, state):
-        st.session_state["trainer_shown"] = (run_dir.name, state)
-        st.rerun(scope="app")  # the run ended: draw the results below once

@@ -15,7 +15,7 @@ from pages._latent_data import autoencoder_choices, cached_bank, cached_map, cac
 st.title("Autoencoder latent space")
 choices = autoencoder_choices()
 if not choices:
-    st.error("No autoencoder checkpoints found. Train one with `python -m core.latent.autoencode train --out runs/ae`.")
+    st.error("No autoencoder checkpoints found. Train one with `python -m core train-autoencoder --out runs/ae`.")
     st.stop()
 label = st.selectbox("Model", list(choices), key="latent_model")
 folder = choices[label]
@@ -135,7 +135,7 @@ with tabs[5]:
 with tabs[6]:
     table = card.probe
     if not table:
-        st.info(f"No probe table in this card yet: run `python -m core.latent.autoencode probe {folder}`.")
+        st.info(f"No probe table in this card yet: run `python -m core probe {folder}`.")
     else:
         st.markdown("Seed 000 claims the latent features improve downstream classification. Fashion-MNIST test "
                     "accuracy of two probes trained on the full training set, on each kind of feature:")

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from core.latent.autoencode import (add_noise, decode, encode_all, interpolate, latent_map, probe, psnr,
-                             reconstruction_report, slerp, ssim, strip, train_autoencoder)
+                             reconstruction_report, slerp, ssim, strip)
+from core.latent.recipe import train_autoencoder
 from core.engine.checkpoint import load_checkpoint
 from core.engine import TensorLoader, TrainConfig, evaluate, fit
 from core.models import build_model, list_models
@@ -100,7 +101,7 @@ def test_latent_map_walk_nearest_and_helpers():
 def test_train_cli_function_writes_a_card(tmp_path):
     card = train_autoencoder("conv_ae", "digits", tmp_path / "ae", epochs=1, latent_dim=8, widths=(8, 16, 32),
                              log=lambda *_: None)
-    assert card.task == "reconstruction" and set(card.metrics) == {"test_mse", "test_psnr", "test_ssim"}
+    assert card.task == "reconstruction" and {"test_mse", "test_psnr", "test_ssim"} <= set(card.metrics)
     model, loaded = load_checkpoint(tmp_path / "ae")
     from core.data import load_dataset
 

@@ -1,7 +1,7 @@
 """AppTest for the caption generator on a small captioner trained here on 500 real scenes."""
 import pytest
 
-from core.captions.captioning import train_captioner
+from core.captions.recipe import train_captioner
 from tests.conftest import open_page_on_run
 
 

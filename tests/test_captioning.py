@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.captions.captioning import (Vocabulary, beam_search, bleu, exact_match, grammar_vocabulary, greedy, greedy_batch,
-                             read_flickr8k, tokenize)
+from core.captions.captioning import (Vocabulary, beam_search, bleu, exact_match, grammar_vocabulary, greedy,
+                                      greedy_batch, tokenize)
+from core.captions.flickr8k import read_flickr8k
 from core.data.base import Dataset
 from core.data.scenes import CELLS, NOUNS, SceneMaker, SceneObject, captions_for, held_out_pairs
 
@@ -184,7 +185,7 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     """The training path a Flickr8k owner uses, on a 6-image folder in that layout (one image is corrupt)."""
     from PIL import Image
 
-    from core.captions.captioning import main, train_on_flickr8k
+    from core.captions.recipe import main, train_on_flickr8k
     from core.engine.checkpoint import load_checkpoint
 
     (tmp_path / "Images").mkdir()

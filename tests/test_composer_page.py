@@ -2,7 +2,7 @@
 import pytest
 
 from core.engine.checkpoint import update_card
-from core.composer.multidigit import train_crnn, train_pair
+from core.composer.recipes import train_crnn, train_pair
 from tests.conftest import open_page_on_run
 
 SMALL = {"channels": (8, 16, 16), "hidden": 32}

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.latent.autoencode import train_autoencoder
+from core.latent.recipe import train_autoencoder
 from tests.conftest import open_page_on_run
 
 

@@ -16,7 +16,8 @@ from core import paths
 from core.engine.checkpoint import CARD, list_checkpoints, load_checkpoint, read_card
 from core.data import AugmentConfig
 from core.engine import TrainConfig
-from core.trainer.classify import TrainSpec, train_classifier
+from core.engine.recipe import run
+from core.trainer.classify import TrainSpec
 from tests.conftest import ROOT
 
 SHIPPED = sorted(p.name for p in paths.SHIPPED_CHECKPOINTS.iterdir() if (p / CARD).is_file())
@@ -49,16 +50,30 @@ SPEC = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, augment=Augm
                                                      schedule="onecycle", threads=1))
 
 
+def _history(card) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in card.training["history"]]
+
+
 def test_two_seeded_runs_give_identical_metrics(tmp_path):
-    a = train_classifier(SPEC, out=tmp_path / "a")
-    b = train_classifier(SPEC, out=tmp_path / "b")
-    assert a.result.history and [
-        {k: v for k, v in h.items() if k != "seconds"} for h in a.result.history] == [
-        {k: v for k, v in h.items() if k != "seconds"} for h in b.result.history]
-    assert a.test["accuracy"] == b.test["accuracy"] and a.test["confusion"] == b.test["confusion"]
-    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
-    other = train_classifier(TrainSpec(**{**SPEC.__dict__, "config": TrainConfig(**{**SPEC.config.__dict__, "seed": 1})}))
-    assert other.result.history[0]["train_loss"] != a.result.history[0]["train_loss"]  # the seed matters
+    a, b = run(SPEC, out=tmp_path / "a"), run(SPEC, out=tmp_path / "b")
+    assert len(_history(a)) == 3 and _history(a) == _history(b)
+    assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"] and a.metrics["test_confusion"] == b.metrics["test_confusion"]
+    weights_a, weights_b = load_checkpoint(tmp_path / "a")[0].state_dict(), load_checkpoint(tmp_path / "b")[0].state_dict()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    other = run(TrainSpec(**{**SPEC.__dict__, "config": TrainConfig(**{**SPEC.config.__dict__, "seed": 1})}))
+    assert other.training["history"][0]["train_loss"] != a.training["history"][0]["train_loss"]  # the seed matters
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "pair"])
+def test_other_recipe_kinds_are_reproducible_too(kind, tmp_path, real_data):
+    from core.trainer.recipes import KINDS
+
+    small = {"autoencoder": dict(dataset="digits", epochs=2, latent_dim=8, widths=(8, 16, 16)),
+             "pair": dict(epochs=1, n_train=256, eval_n=100, channels=(8, 16, 16), hidden=16,
+                          data_dir=str(real_data))}[kind]
+    recipe = KINDS[kind](**small)
+    a, b = run(recipe), run(recipe)
+    assert a.headline.value == b.headline.value and _history(a) == _history(b)
 
 
 def test_a_killed_run_is_listed_and_resumes_to_the_same_result(tmp_path, monkeypatch):
@@ -92,7 +107,6 @@ def test_a_killed_run_is_listed_and_resumes_to_the_same_result(tmp_path, monkeyp
     resumed = read_card(run_dir)
     assert resumed.run == {"state": "complete", "epoch": 6} and resumed.training["resumed_from_epoch"] == epoch
     assert not runs.can_resume(run_dir) and not (run_dir / "resume.safetensors").exists()
-    straight = train_classifier(spec, out=tmp_path / "straight")  # the same run, never interrupted
-    assert resumed.metrics["test_accuracy"] == straight.card.metrics["test_accuracy"]
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(resumed.training["history"]) == strip(straight.result.history)
+    straight = run(spec, out=tmp_path / "straight")  # the same run, never interrupted
+    assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]
+    assert _history(resumed) == _history(straight)

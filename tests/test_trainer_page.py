@@ -56,7 +56,7 @@ def test_page_starts_a_run_and_shows_results():
     runs.wait(run_dir)
     at.run()
     assert not at.exception
-    assert any("Test accuracy" in s.value for s in at.success)
+    assert any("test accuracy" in s.value for s in at.success)
     assert any("--epochs 3" in c.value for c in at.code)
     # the whole app (st.navigation), so the button can switch to the Inside page with this run's model
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
@@ -173,35 +173,10 @@ def test_k_fold_mode_reports_every_fold():
     assert list(folds["fold"]) == [1, 2, 3] and folds["accuracy"].between(0.5, 1).all()
 
 
-def test_keras_tensorflow_run_has_the_same_live_events_and_results():
-    pytest.importorskip("tensorflow")
-    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=60).run()
-    at.selectbox(key="trainer_preset").set_value("Seed 004 CNN (MNIST)").run()
-    prefix = "trainer_Seed 004 CNN (MNIST)_"
-    at.selectbox(key=prefix + "data").set_value("digits")
-    at.number_input(key=prefix + "epochs").set_value(3)
-    at.selectbox(key=prefix + "framework").set_value("keras")
-    at.button[0].click().run()
-    run_dir = runs.list_runs()[0][0]
-    status = runs.wait(run_dir, timeout=300)
-    assert status["state"] == "finished", (status, (run_dir / "worker.log").read_text()[-2000:])
-    assert runs.read_spec(run_dir)["framework"] == "keras" and (run_dir / "model.keras").is_file()
-    events = runs.read_events(run_dir)
-    assert len(events["epoch"]) == 3 and events["step"] and events["epoch"][0]["val"]["accuracy"] > 0
-    at.run()
-    assert not at.exception
-    assert any("Test accuracy" in s.value for s in at.success)
-    assert len(at.get("plotly_chart")) >= 2  # live curves and the confusion matrix of the converted model
-    assert runs.summarize(run_dir, runs.read_spec(run_dir), status)["framework"] == "keras"
-    from core.engine.checkpoint import load_checkpoint
-    _, card = load_checkpoint(run_dir)  # the Draw and Inside pages read it as PyTorch layers
-    assert card.framework == "keras" and card.metrics["test_accuracy"] == pytest.approx(status["test_accuracy"], abs=1e-4)
-
-
 def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
     """A worker that died after epoch 2 (simulated: the epoch-3 steps raise, status still says running)."""
     from core.engine.checkpoint import read_card
-    from core.trainer.classify import train_classifier
+    from core.engine.recipe import run
 
     spec = TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=4, lr=3e-3, threads=1))
     run_dir = tmp_path / "runs" / "20261201-000000_digits_fast_cnn"
@@ -214,7 +189,7 @@ def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
             raise KeyboardInterrupt  # as abrupt as it gets inside one process
 
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(spec, die_in_epoch_3, out=run_dir)
+        run(spec, die_in_epoch_3, out=run_dir)
     at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120)
     at.session_state["trainer_watch"] = run_dir.name
     at.run()
@@ -226,4 +201,27 @@ def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
     card = read_card(run_dir)
     assert card.run == {"state": "complete", "epoch": 4} and card.training["resumed_from_epoch"] == 2
     at.run()
-    assert any("Test accuracy" in s.value for s in at.success) and not any(b.key == "trainer_resume" for b in at.button)
+    assert any("test accuracy" in s.value for s in at.success) and not any(b.key == "trainer_resume" for b in at.button)
+
+
+def test_an_autoencoder_recipe_trains_live_from_the_page():
+    at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120).run()
+    at.selectbox(key="trainer_preset").set_value("Quick autoencoder (digits)").run()
+    at.number_input(key="trainer_Quick autoencoder (digits)_epochs").set_value(3).run()
+    assert not at.exception
+    at.button[0].click().run()
+    run_dir = runs.active_run() or runs.list_runs()[0][0]
+    status = runs.wait(run_dir)
+    assert status["state"] == "finished", status
+    assert runs.read_spec(run_dir)["kind"] == "autoencoder"
+    events = runs.read_events(run_dir)
+    assert len(events["epoch"]) == 3 and "mse" in events["step"][-1]["metrics"]
+    assert [m["epoch"] for m in events["monitor"]] == [1, 2, 3] and (run_dir / "samples.npz").is_file()
+    at.run()
+    assert not at.exception
+    assert any("test MSE" in s.value for s in at.success)
+    assert at.get("image") and any("reconstructions" in c.value for c in at.caption)
+    assert any("python -m core train-autoencoder --dataset digits" in c.value for c in at.code)
+    from core.engine.checkpoint import read_card
+    card = read_card(run_dir)
+    assert card.task == "reconstruction" and card.headline.name == "test_mse" and card.run["state"] == "complete"

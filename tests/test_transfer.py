@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -16,7 +15,9 @@ from core.engine import TrainConfig
 from core.engine.predict import predict_proba
 from core.models import build_model
 from core.draw.preprocess import preprocess_photo, sample_photo
-from core.trainer.classify import TrainSpec, train_classifier
+from core.engine.recipe import run
+from core.trainer.classify import TrainSpec
+from core.trainer.evaluate import evaluate_classifier
 from core.trainer.transfer import cached_prefix, imagenet_class_names, per_class_subset
 from tests.conftest import ROOT
 
@@ -93,17 +94,17 @@ def test_transfer_training_through_the_engine_and_its_checkpoint(tmp_path, monke
     spec = TrainSpec(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 48}, val_split=0.1,
                      config=TrainConfig(epochs=4, batch_size=64, lr=3e-3))
     events = []
-    outcome = train_classifier(spec, events.append, out=tmp_path / "run")
-    assert outcome.test["accuracy"] > 0.85, outcome.test["accuracy"]
+    card = run(spec, events.append, out=tmp_path / "run")
+    assert card.metrics["test_accuracy"] > 0.85, card.metrics["test_accuracy"]
     prepare = [e for e in events if e.kind == "prepare"]
     assert prepare and prepare[-1].done == prepare[-1].total and "cached" in prepare[-1].message
     assert (tmp_path / "run" / "model.safetensors").stat().st_size < 100_000, "only the trained head is stored"
-    model, card = load_checkpoint(tmp_path / "run")
-    image = load_dataset("digits").test_x[0].numpy()
-    np.testing.assert_allclose(predict_proba(model, card, image), predict_proba(outcome.model.eval(), card, image),
-                               atol=1e-5)
+    model, loaded = load_checkpoint(tmp_path / "run")  # the whole network (frozen prefix + trained head) again
+    data = load_dataset("digits")
+    assert evaluate_classifier(model, data)["accuracy"] == pytest.approx(card.metrics["test_accuracy"], abs=0.01)
+    assert predict_proba(model, loaded, data.test_x[0].numpy()).argmax() == int(data.test_y[0])
     events.clear()
-    train_classifier(dataclasses.replace(spec, config=dataclasses.replace(spec.config, epochs=1)), events.append)
+    run(dataclasses.replace(spec, config=dataclasses.replace(spec.config, epochs=1)), events.append)
     assert any("read from the cache" in e.message for e in events if e.kind == "prepare")
 
 
@@ -112,7 +113,7 @@ def test_cached_features_refuse_augmentation():
 
     spec = TrainSpec(dataset="digits", model="efficientnet_lite0", augment=AugmentConfig(translate=1))
     with pytest.raises(ValueError, match="switch off augmentation"):
-        train_classifier(spec)
+        run(spec)
 
 
 def test_stop_during_feature_extraction_ends_the_run_as_stopped(tmp_path, monkeypatch):
@@ -124,7 +125,7 @@ def test_stop_during_feature_extraction_ends_the_run_as_stopped(tmp_path, monkey
     control.stop()
     spec = TrainSpec(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 32})
     with pytest.raises(StoppedWhilePreparing, match="nothing was trained"):
-        train_classifier(spec, control=control, out=tmp_path / "run")
+        run(spec, control=control, out=tmp_path / "run")
     assert not (tmp_path / "run" / "card.json").exists()
 
 

@@ -1,23 +1,15 @@
-"""Image captioning end to end: vocabulary, the Flickr8k reader, greedy and beam decoding, BLEU, training
-and evaluation of the Show-Attend-Tell captioner on captioned scenes of real images.
-
-CLI:
-    python -m core.captions.captioning train --out checkpoints/scenes_captioner
-    python -m core.captions.captioning evaluate checkpoints/scenes_captioner      # BLEU-1..4 + exact match, seen and held-out
+"""Image captioning: vocabulary, greedy and beam decoding, BLEU and exact match, the composed scenes and their
+evaluation, and one image at a time for the caption page. Training is `core.captions.recipe`; the Flickr8k
+reader is `core.captions.flickr8k`.
 
 Decoding works on any model with `encode(images) -> (feats, state)`, `att_feat(feats)` and
 `step(feats, keys, tokens, state) -> (logits, attention, state)`, so tests can pass a hand-built decoder.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import re
-import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,54 +65,6 @@ class Vocabulary:
             seq = seq[:length]
             out[row, :len(seq)] = torch.tensor(seq)
         return out
-
-
-# --- Flickr8k layout ----------------------------------------------------------------------------------------
-
-@dataclass
-class CaptionCorpus:
-    images: dict[str, list[str]]  # image file name -> its captions
-    problems: list[str] = field(default_factory=list)  # "line N: what is wrong", the rest still read
-    folder: Path | None = None
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-
-
-def read_flickr8k(folder: str | Path) -> CaptionCorpus:
-    """The standard Flickr8k layout: `folder/Images/*.jpg` and `folder/captions.txt` with a header
-    `image,caption` and one `image,caption` line per caption (captions may contain commas). Malformed
-    lines are reported with their line numbers and skipped; images missing from Images/ likewise."""
-    folder = Path(folder)
-    text_path, image_dir = folder / "captions.txt", folder / "Images"
-    if not text_path.is_file():
-        raise FileNotFoundError(f"{text_path} not found: a Flickr8k folder holds captions.txt and Images/")
-    if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir} not found: a Flickr8k folder holds captions.txt and Images/")
-    present = {p.name for p in image_dir.iterdir()}
-    corpus = CaptionCorpus({}, [], folder)
-    raw = text_path.read_bytes()
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = line.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            corpus.problems.append(f"line {number}: not UTF-8 text")
-            continue
-        if not line or (number == 1 and line.replace(" ", "").lower() == "image,caption"):
-            continue
-        name, sep, caption = line.partition(",")
-        name, caption = name.strip(), caption.strip().strip('"').strip()
-        if not sep:
-            corpus.problems.append(f"line {number}: no comma between image and caption")
-        elif not name.lower().endswith(IMAGE_SUFFIXES):
-            corpus.problems.append(f"line {number}: {name[:40]!r} is not an image file name")
-        elif not tokenize(caption):
-            corpus.problems.append(f"line {number}: empty caption for {name}")
-        elif name not in present:
-            corpus.problems.append(f"line {number}: {name} is not in Images/")
-        else:
-            corpus.images.setdefault(name, []).append(caption)
-    return corpus
 
 
 # --- decoding -----------------------------------------------------------------------------------------------
@@ -294,130 +238,6 @@ def evaluate_scenes(model, vocab: Vocabulary, maker, held: set, *, n: int = 1000
     return out
 
 
-def _fit_captioner(model, make, n_train: int, val: tuple, *, epochs: int, lr: float, batch_size: int, seed: int,
-                   max_steps: int, log):
-    """Train through the common engine on `make(n, seed)` batches (fresh every epoch), validating on `val`."""
-    from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
-    from core.captions.task import CaptionTask
-    from core.engine import ComposedLoader
-
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
-                         schedule="onecycle", seed=seed, grad_clip=5.0, keep_best=False, max_steps=max_steps,
-                         channels_last=False)
-
-    def report(event):
-        if isinstance(event, EpochEvent):
-            log(f"epoch {event.epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in event.val.items())
-                + f" ({event.seconds:.0f} s)")
-
-    return fit(model, CaptionTask(MEAN, STD), ComposedLoader(make, n_train, batch_size, seed),
-               TensorLoader(*val, batch_size=250, shuffle=False), config, callback=report)
-
-
-def _training_card(result, started: float, **extra) -> dict:
-    return {"epochs": result.epochs, "stop_reason": result.reason, "train_seconds": round(result.train_seconds, 1),
-            "wall_seconds": round(time.perf_counter() - started, 1), "history": result.history, **extra}
-
-
-def train_captioner(out: str | None, *, epochs: int = 12, n_train: int = 20_000, lr: float = 2e-3,
-                    batch_size: int = 64, seed: int = 0, data_dir: str | None = None, eval_n: int = 1000,
-                    max_steps: int = 0, log=print, **model_options) -> dict:
-    """Train on freshly composed scenes every epoch (one random reference caption per scene)."""
-    from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
-    from core.data.scenes import held_out_pairs
-    from core.models import build_model, count_parameters
-
-    train_maker, test_maker = scene_makers(data_dir)
-    held = held_out_pairs()
-    vocab = grammar_vocabulary()
-
-    def make(n: int, s: int):
-        scenes = train_maker.make(n, seed=s, held_out=held)
-        rng = np.random.default_rng(s)
-        return scenes.images, vocab.pad([c[rng.integers(len(c))] for c in scenes.captions], MAX_TOKENS)
-
-    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), seed=seed,
-                        **model_options)
-    started = time.perf_counter()
-    result = _fit_captioner(model, make, n_train, make(1000, 10_000 + seed), epochs=epochs, lr=lr,
-                            batch_size=batch_size, seed=seed, max_steps=max_steps, log=log)
-    model.eval()
-    metrics = {"greedy": evaluate_scenes(model, vocab, test_maker, held, n=eval_n),
-               "beam5": evaluate_scenes(model, vocab, test_maker, held, n=min(eval_n, 300), beam=5)}
-    card = ModelCard(
-        task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=sorted(held),
-        dataset=DatasetInfo(name="scenes", sources=["mnist", "fashion_mnist", "cifar10"], channels=3, image_size=64,
-                            mean=list(MEAN), std=list(STD)),
-        metrics=metrics, params=count_parameters(model), command=invoking_command("core.captions.captioning"),
-        training=_training_card(result, started, n_train=n_train, lr=lr, batch_size=batch_size, seed=seed))
-    if out:
-        save_checkpoint(out, model, card)
-    return card
-
-
-def load_flickr8k(folder: str | Path, size: int = 64, log=print) -> tuple[torch.Tensor, list[list[str]], list[str]]:
-    """Images of a Flickr8k-layout folder, centre-cropped and resized to size x size, with their captions,
-    and every problem found (malformed caption lines, unreadable images): each is skipped, never fatal."""
-    from core.draw.preprocess import preprocess_photo, read_image
-
-    corpus = read_flickr8k(folder)
-    images, captions, problems = [], [], list(corpus.problems)
-    for name, caps in sorted(corpus.images.items()):
-        try:
-            raw = read_image((Path(folder) / "Images" / name).read_bytes())
-            images.append(preprocess_photo(raw, size=size, channels=3))
-            captions.append(caps)
-        except (OSError, ValueError) as exc:
-            problems.append(f"Images/{name}: {exc}")
-    for p in problems[:20]:
-        log(f"skipped: {p}")
-    if not images:
-        raise ValueError(f"{folder}: no usable image with a caption")
-    return torch.from_numpy(np.stack(images)), captions, problems
-
-
-def train_on_flickr8k(folder: str | Path, out: str | None, *, epochs: int = 20, lr: float = 2e-3,
-                      batch_size: int = 64, seed: int = 0, test_share: float = 0.1, min_count: int = 3,
-                      max_steps: int = 0, log=print, **model_options) -> dict:
-    """The same captioner on a Flickr8k-layout folder: images split (seeded) into train and test, a
-    vocabulary of the train captions' words seen at least `min_count` times, BLEU on the test images."""
-    from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, save_checkpoint, spec_of
-    from core.models import build_model, count_parameters
-
-    images, captions, problems = load_flickr8k(folder, log=log)
-    order = np.random.default_rng(seed).permutation(len(images))
-    n_test = max(1, int(round(test_share * len(images)))) if len(images) > 1 else 0
-    test, train = order[:n_test], order[n_test:]
-    vocab = Vocabulary.build([c for i in train for c in captions[i]], min_count=min_count)
-
-    def make(n: int, s: int):
-        rng = np.random.default_rng(s)
-        pick = rng.permutation(train)[:n]
-        return images[pick], vocab.pad([captions[i][rng.integers(len(captions[i]))] for i in pick], MAX_TOKENS)
-
-    model = build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), seed=seed,
-                        **model_options)
-    started = time.perf_counter()
-    shown = test if len(test) else train[:1]
-    val = (images[shown], vocab.pad([captions[i][0] for i in shown], MAX_TOKENS))
-    result = _fit_captioner(model, make, len(train), val, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                            max_steps=max_steps, log=log)
-    model.eval()
-    hyps = [vocab.decode(d.tokens) for d in caption_all(model, images[shown])]
-    refs = [captions[i] for i in shown]
-    card = ModelCard(
-        task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=[],
-        dataset=DatasetInfo(name=f"flickr8k:{folder}", channels=3, image_size=64, mean=list(MEAN), std=list(STD),
-                            train_size=len(train), test_size=len(shown),
-                            extra={"images": len(images), "skipped": problems[:100]}),
-        metrics={"greedy": {"test": {**bleu(refs, hyps), "exact_match": exact_match(refs, hyps), "n": len(refs)}}},
-        params=count_parameters(model), command=invoking_command("core.captions.captioning"),
-        training=_training_card(result, started, lr=lr, batch_size=batch_size, seed=seed))
-    if out:
-        save_checkpoint(out, model, card)
-    return card
-
-
 # --- one image at a time (the caption page) ---------------------------------------------------------------
 
 def vocabulary_of(card) -> Vocabulary:
@@ -442,50 +262,3 @@ def attention_map(alpha: np.ndarray, size: int = 64) -> np.ndarray:
     m = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).view(1, 1, g, g)
     m = torch.nn.functional.interpolate(m, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
     return ((m - m.min()) / (m.max() - m.min()).clamp_min(1e-12)).numpy()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.captions.captioning", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the captioner on composed scenes and save it with its card")
-    t.add_argument("--epochs", type=int, default=12)
-    t.add_argument("--n-train", type=int, default=20_000, help="scenes composed per epoch")
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--data-dir")
-    t.add_argument("--flickr8k", metavar="FOLDER", help="train on a Flickr8k-layout folder (Images/ + captions.txt) "
-                   "instead of the composed scenes")
-    t.add_argument("--out", required=True)
-    e = sub.add_parser("evaluate", help="BLEU-1..4 and exact match on fresh seen and held-out test scenes")
-    e.add_argument("folder")
-    e.add_argument("--n", type=int, default=1000)
-    e.add_argument("--beam", type=int, default=1)
-    e.add_argument("--data-dir")
-    args = parser.parse_args(argv)
-    from core.engine.checkpoint import CheckpointError, load_checkpoint
-    from core.data import DataError
-
-    try:
-        if args.command == "train" and args.flickr8k:
-            card = train_on_flickr8k(args.flickr8k, args.out, epochs=args.epochs, lr=args.lr,
-                                     batch_size=args.batch_size, seed=args.seed)
-            print(json.dumps(card.metrics, indent=2))
-        elif args.command == "train":
-            card = train_captioner(args.out, epochs=args.epochs, n_train=args.n_train, lr=args.lr,
-                                   batch_size=args.batch_size, seed=args.seed, data_dir=args.data_dir)
-            print(json.dumps(card.metrics, indent=2))
-        else:
-            model, card = load_checkpoint(args.folder)
-            _, test_maker = scene_makers(args.data_dir)
-            held = {tuple(p) for p in card.held_out_pairs}
-            print(json.dumps(evaluate_scenes(model, Vocabulary(card.vocabulary[len(SPECIALS):]), test_maker, held,
-                                             n=args.n, beam=args.beam), indent=2))
-    except (DataError, CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

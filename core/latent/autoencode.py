@@ -1,29 +1,18 @@
-"""Autoencoders end to end: training through the common engine, reconstruction metrics (MSE, PSNR, SSIM),
-the latent-probe table (seed 000's claim, measured), and the latent-space maths the explorer page uses.
+"""Autoencoder maths: reconstruction metrics (MSE, PSNR, SSIM), the probe classifiers, and the latent-space
+operations the explorer page uses (encode, decode, maps, walks, interpolation, samples, noise).
 
-CLI:
-    python -m core.latent.autoencode train --model conv_ae --dataset fashion_mnist --epochs 8 --out checkpoints/fashion_ae
-    python -m core.latent.autoencode probe checkpoints/fashion_ae checkpoints/fashion_vae   # writes the table into the cards
+Training lives in `core.latent.recipe`; nothing here trains.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, load_checkpoint, save_checkpoint, spec_of, update_card
-from core.data import AugmentConfig, load_dataset
-from core.engine import EpochEvent, TensorLoader, TrainConfig, fit
-from core.models import build_model, count_parameters
-from core.latent.task import ReconstructionTask
 
 
 # --- metrics ----------------------------------------------------------------------------------------------
@@ -206,115 +195,3 @@ def add_noise(x_uint8: np.ndarray, strength: float, seed: int = 0) -> np.ndarray
     rng = np.random.default_rng(seed)
     noisy = x_uint8.astype(np.float32) / 255 + strength * rng.standard_normal(x_uint8.shape).astype(np.float32)
     return (np.clip(noisy, 0, 1) * 255).round().astype(np.uint8)
-
-
-# --- training ------------------------------------------------------------------------------------------
-
-def train_autoencoder(model_name: str, dataset: str, out: str | Path, *, epochs: int = 8, latent_dim: int = 64,
-                      kl_weight: float = 0.0, lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
-                      max_train: int = 0, data_dir: str | None = None, widths=(32, 64, 128),
-                      noise: float = 0.0, translate: int = 0, log=print) -> ModelCard:
-    """Train through the common engine, measure on the test set, save checkpoint + card; returns the card."""
-    ds = load_dataset(dataset, data_dir)
-    train_x = ds.train_x[:max_train] if max_train else ds.train_x
-    model = build_model(model_name, in_channels=ds.channels, image_size=ds.image_size, latent_dim=latent_dim,
-                        widths=list(widths), seed=seed)
-    task = ReconstructionTask(kl_weight=kl_weight, noise=noise, augment=AugmentConfig(translate=translate))
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adamw", weight_decay=1e-4,
-                         schedule="onecycle", seed=seed, channels_last=True, keep_best=False)
-    loader = TensorLoader(train_x, batch_size=batch_size, seed=seed)
-
-    def report(event):
-        if isinstance(event, EpochEvent):
-            log(f"epoch {event.epoch}: train loss {event.train['loss']:.5f} mse {event.train['mse']:.5f} "
-                f"({event.seconds:.0f} s)")
-
-    started = time.perf_counter()
-    result = fit(model, task, loader, None, config, callback=report)
-    metrics = reconstruction_report(model, ds.test_x)
-    card = ModelCard(
-        task="reconstruction", model=spec_of(model),
-        dataset=DatasetInfo(name=ds.name, class_names=ds.class_names, channels=ds.channels, image_size=ds.image_size,
-                            train_size=len(train_x), test_size=len(ds.test_x), mean=[0.0] * ds.channels,
-                            std=[1.0] * ds.channels),
-        metrics={f"test_{k}": round(v, 6) for k, v in metrics.items()},
-        training={"epochs": result.epochs, "stop_reason": result.reason, "kl_weight": kl_weight,
-                  "input_noise": noise, "translate": translate, "train_seconds": round(result.train_seconds, 1),
-                  "wall_seconds": round(time.perf_counter() - started, 1),
-                  "config": {"lr": lr, "batch_size": batch_size, "optimizer": "adamw", "schedule": "onecycle",
-                             "seed": seed},
-                  "history": result.history},
-        params=count_parameters(model), command=invoking_command("core.latent.autoencode"))
-    save_checkpoint(out, model, card)
-    return card
-
-
-def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> list[dict]:
-    """The probe table on the autoencoders' data set (full train and test sets); stored in each card."""
-    models = [load_checkpoint(f) for f in folders]
-    ds = load_dataset(models[0][1]["dataset"]["name"], data_dir)
-    y_train, y_test = ds.train_y.numpy(), ds.test_y.numpy()
-    raw_train, raw_test = as_float(ds.train_x).flatten(1).numpy(), as_float(ds.test_x).flatten(1).numpy()
-    from sklearn.decomposition import PCA
-
-    pca = PCA(64, random_state=0).fit(raw_train)
-    features = {"raw pixels": (raw_train, raw_test), "PCA-64": (pca.transform(raw_train), pca.transform(raw_test))}
-    for folder, (model, card) in zip(folders, models):
-        label = f"{card.model.name} latents ({Path(folder).name})"
-        if card.model.name == "conv_vae":
-            label = f"conv_vae means ({Path(folder).name})"
-        features[label] = (encode_all(model, ds.train_x), encode_all(model, ds.test_x))
-    rows = probe(features, y_train, y_test)
-    for row in rows:
-        log(f"{row['features']:<40} {row['dims']:>4}  logreg {row['logistic_regression']:.4f}  "
-            f"{5}-NN {row['knn']:.4f}")
-    pca_mse = float(((np.clip(pca.inverse_transform(features['PCA-64'][1]), 0, 1) - raw_test) ** 2).mean())
-    for folder in folders:
-        update_card(folder, probe={"rows": rows, "pca64_test_mse": round(pca_mse, 6),
-                                   "command": "python -m core.latent.autoencode probe " + " ".join(folders)})
-    return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.latent.autoencode", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an autoencoder and save a checkpoint with its card")
-    t.add_argument("--model", choices=["conv_ae", "conv_vae"], default="conv_ae")
-    t.add_argument("--dataset", default="fashion_mnist")
-    t.add_argument("--epochs", type=int, default=8)
-    t.add_argument("--latent-dim", type=int, default=64)
-    t.add_argument("--kl-weight", type=float, default=0.0)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--widths", default="32,64,128")
-    t.add_argument("--max-train", type=int, default=0, help="use only the first N training images")
-    t.add_argument("--noise", type=float, default=0.0, help="denoising: Gaussian input noise (0-1 pixel scale)")
-    t.add_argument("--translate", type=int, default=0, help="augmentation: random shifts of up to N pixels")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--data-dir")
-    t.add_argument("--out", required=True)
-    p = sub.add_parser("probe", help="logistic-regression and k-NN accuracy on pixels, PCA-64 and the latents")
-    p.add_argument("folders", nargs="+")
-    p.add_argument("--data-dir")
-    args = parser.parse_args(argv)
-    from core.data import DataError
-
-    try:
-        if args.command == "train":
-            card = train_autoencoder(args.model, args.dataset, args.out, epochs=args.epochs, latent_dim=args.latent_dim,
-                                     kl_weight=args.kl_weight, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                                     max_train=args.max_train, data_dir=args.data_dir, noise=args.noise,
-                                     translate=args.translate,
-                                     widths=tuple(int(w) for w in args.widths.split(",")))
-            m = card.metrics
-            print(f"test MSE {m['test_mse']:.5f}  PSNR {m['test_psnr']:.2f} dB  SSIM {m['test_ssim']:.4f} -> {args.out}")
-        else:
-            run_probe(args.folders, args.data_dir)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

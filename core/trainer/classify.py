@@ -1,11 +1,13 @@
-"""Train a classifier from the command line, or from a page, through the one engine.
+"""The classifier recipe: any registry data set and model, trained and tested through `core.engine.recipe.run`.
 
-    python -m core.trainer.classify --dataset mnist --model fast_cnn --epochs 2 --out DIR
-    python -m core.trainer.classify --recipe fast_mnist --out checkpoints/mnist_fast_cnn
+    python -m core train --dataset mnist --model fast_cnn --epochs 2 --out DIR
+    python -m core train --recipe fast_mnist --out checkpoints/mnist_fast_cnn
 
-Owns `TrainSpec` (everything a classifier run needs: data set, model, engine config, augmentation,
-loss options), `train_classifier` (data -> model -> fit -> test metrics -> checkpoint) and the CLI
-around it with a tqdm progress bar. Ctrl-C stops the run between steps and still saves the checkpoint.
+Owns `TrainSpec` (everything a classifier run needs: data set, model, engine config, augmentation, loss
+options, an optional k-fold fold), its `prepare` (data -> model -> task and loaders; a pretrained
+backbone's features extracted once and cached), its evaluation (test accuracy, per class, confusion),
+the command line that rebuilds it, and the CLI with a tqdm progress bar. Ctrl-C stops the run between
+steps and still saves the checkpoint.
 """
 from __future__ import annotations
 
@@ -13,20 +15,22 @@ import argparse
 import dataclasses
 import json
 import shlex
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
-from core.engine.checkpoint import DatasetInfo, ModelCard, save_checkpoint, save_snapshot, spec_of
+import numpy as np
+
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
-from core.engine import Event, FitResult, RunControl, TensorLoader, TrainConfig, fit
-from core.engine.resume import RESUME_FILE, TrainState, load_state, save_state
-from core.trainer.evaluate import classification_report, evaluate_classifier
-from core.models import build_model, count_parameters, list_models
+from core.engine import Event, RunControl, TensorLoader, TrainConfig
+from core.engine.checkpoint import DatasetInfo, ModelCard, spec_of
 from core.engine.optim import OPTIMIZERS, SCHEDULES
+from core.engine.recipe import Prepared, register_recipe, run
 from core.engine.tasks import ClassificationTask
+from core.models import build_model, count_parameters, list_models
+from core.progress import console_run
+from core.trainer.evaluate import classification_report, evaluate_classifier
 from core.trainer.transfer import FeatureTask, feature_sets, suffix_logits
 
 # The benchmark's speed recipe: fast_cnn, Nesterov SGD with a one-cycle schedule over 3 epochs, 1-pixel shifts.
@@ -38,8 +42,11 @@ FAST_MNIST_RECIPE = {
 }
 
 
+@register_recipe
 @dataclass
 class TrainSpec:
+    kind: ClassVar[str] = "classifier"
+    live: ClassVar[tuple] = ("accuracy", "accuracy", True)
     dataset: str = "digits"  # registry name or folder:PATH
     model: str = "fast_cnn"  # registry name
     model_options: dict = field(default_factory=dict)  # extra constructor arguments (e.g. widths)
@@ -52,120 +59,97 @@ class TrainSpec:
     data_dir: str | None = None  # None: $CNN_STUDIO_DATA or the user cache
     snapshots: bool = False  # keep every epoch's weights (float16) in the checkpoint, to watch training
     folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.trainer.crossval)
-    framework: str = "torch"  # torch | keras (Keras 3 on TensorFlow, seed models only: core.trainer.keras)
+    fold: int = -1  # with folds > 1: train on the other folds and test on this one (set by cross_validate)
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainSpec":
+        if d.pop("framework", "torch") != "torch":
+            raise ValueError("Keras runs are no longer trained by CNN Studio (see bench/keras_compare.py).")
+        return cls(**{**d, "config": TrainConfig(**d["config"]), "augment": AugmentConfig(**d["augment"])})
+
+    def command(self, out: str | Path) -> str:
+        return command_for(self, out)
+
+    def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
+        data = load_dataset(self.dataset, self.data_dir)
+        if self.augment.hflip and not data.hflip:
+            raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
+        train_x, train_y, test_x, test_y = data.train_x, data.train_y, data.test_x, data.test_y
+        if self.folds > 1:  # the held-out fold is the test set; the model never sees it, not even to select
+            train_idx, held_idx = fold_indices(train_y.numpy(), self.folds, self.fold, self.config.seed)
+            test_x, test_y = train_x[held_idx], train_y[held_idx]
+            train_x, train_y = train_x[train_idx], train_y[train_idx]
+        val_loader, val_x = None, None
+        if self.val_split:
+            keep, held = stratified_split(train_y, self.val_split, seed=self.config.seed)
+            val_x, val_y = train_x[held], train_y[held]
+            train_x, train_y = train_x[keep], train_y[keep]
+            val_loader = TensorLoader(val_x, val_y, batch_size=1000, shuffle=False)
+        model = build_model(self.model, in_channels=data.channels, image_size=data.image_size,
+                            num_classes=data.num_classes, stats=(data.mean, data.std), seed=self.config.seed,
+                            **self.model_options)
+        card = ModelCard(task="classification", model=spec_of(model), dataset=DatasetInfo(**data.describe()),
+                         params=count_parameters(model))
+        if hasattr(model, "suffix"):  # a pretrained backbone: its frozen part runs once per image, cached on disk
+            if self.augment.active or self.mixup_alpha or self.cutmix_alpha or self.label_smoothing:
+                raise ValueError("Pretrained features are computed once and cached, so every epoch sees the same "
+                                 "images: switch off augmentation, mixup, cutmix and label smoothing for this model.")
+            sets = {"train": train_x, "test": test_x, **({"validation": val_x} if val_x is not None else {})}
+            features = feature_sets(model, sets, data.mean, data.std, emit=_stoppable(emit, control))
+            task, train = FeatureTask(), features["train"]
+            if val_loader is not None:
+                val_loader = TensorLoader(*features["validation"], val_y, batch_size=1000, shuffle=False)
+
+            def evaluate(m) -> dict:
+                return report_metrics(classification_report(suffix_logits(m, features["test"]), test_y,
+                                                            data.class_names))
+        else:
+            task = ClassificationTask(data.mean, data.std, augment=self.augment, label_smoothing=self.label_smoothing,
+                                      mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
+                                      channels_last=self.config.channels_last)
+            train = (train_x,)
+
+            def evaluate(m) -> dict:
+                held = dataclasses.replace(data, test_x=test_x, test_y=test_y) if self.folds > 1 else data
+                return report_metrics(evaluate_classifier(m, held))
+        loader = TensorLoader(*train, train_y, batch_size=self.config.batch_size,
+                              drop_last=len(train_y) > self.config.batch_size, seed=self.config.seed)
+        config = self.config if self.folds <= 1 else dataclasses.replace(self.config, keep_best=False, early_stopping=0)
+        return Prepared(model, task, loader, val_loader, config, card, evaluate)
 
 
-@dataclass
-class TrainOutcome:
-    model: object
-    result: FitResult
-    test: dict  # accuracy, per_class, confusion, n
-    card: ModelCard
-    params: int
+def report_metrics(report: dict) -> dict:
+    """A classification report as card metrics (the confusion matrix only while it stays small)."""
+    metrics = {"test_accuracy": round(report["accuracy"], 5), "test_per_class": report["per_class"],
+               "test_n": report["n"]}
+    if len(report["confusion"]) <= 100:
+        metrics["test_confusion"] = report["confusion"]
+    return metrics
 
 
-def train_classifier(spec: TrainSpec, callback: Callable[[Event], None] | None = None,
-                     control: RunControl | None = None, out: str | Path | None = None,
-                     command: str = "", resume: bool = False) -> TrainOutcome:
-    """Run `spec` end to end; with `out`, save the checkpoint and model card there.
+def fold_indices(labels: np.ndarray, folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices of fold `fold` of a seeded stratified k-fold split."""
+    from sklearn.model_selection import StratifiedKFold
 
-    With `out`, every finished epoch leaves a complete checkpoint there (weights + card marked "in
-    progress") and the state to resume from; `resume=True` continues from that state, and the run ends
-    where it would have ended without the interruption.
-    """
-    if spec.framework == "keras":
-        if resume:
-            raise ValueError("Keras runs cannot be resumed; start the run again.")
-        from core.trainer.keras import train_keras
-
-        model, result, test, card = train_keras(spec, callback, control, out=out, command=command)
-        return TrainOutcome(model=model, result=result, test=test, card=card, params=card.params)
-    if resume and (out is None or spec.folds > 1):
-        raise ValueError("only a single run with an output folder can be resumed")
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after training
-    state = load_state(out) if resume else None
-    data = load_dataset(spec.dataset, spec.data_dir)
-    if spec.augment.hflip and not data.hflip:
-        raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
-    train_x, train_y, val_loader = data.train_x, data.train_y, None
-    if spec.val_split:
-        keep, held = stratified_split(data.train_y, spec.val_split, seed=spec.config.seed)
-        train_x, train_y = data.train_x[keep], data.train_y[keep]
-        val_loader = TensorLoader(data.train_x[held], data.train_y[held], batch_size=1000, shuffle=False)
-    model = build_model(spec.model, in_channels=data.channels, image_size=data.image_size,
-                        num_classes=data.num_classes, stats=(data.mean, data.std), seed=spec.config.seed,
-                        **spec.model_options)
-    features = None
-    if hasattr(model, "suffix"):  # a pretrained backbone: its frozen part runs once per image, cached on disk
-        if spec.augment.active or spec.mixup_alpha or spec.cutmix_alpha or spec.label_smoothing:
-            raise ValueError("Pretrained features are computed once and cached, so every epoch sees the same "
-                             "images: switch off augmentation, mixup, cutmix and label smoothing for this model.")
-        sets = {"train": train_x, "test": data.test_x}
-        if val_loader is not None:
-            sets["validation"] = data.train_x[held]
-        features = feature_sets(model, sets, data.mean, data.std, emit=_stoppable(callback, control))
-        task = FeatureTask()
-        train_x = features["train"]
-        if val_loader is not None:
-            val_loader = TensorLoader(*features["validation"], data.train_y[held], batch_size=1000, shuffle=False)
-    else:
-        task = ClassificationTask(data.mean, data.std, augment=spec.augment, label_smoothing=spec.label_smoothing,
-                                  mixup_alpha=spec.mixup_alpha, cutmix_alpha=spec.cutmix_alpha,
-                                  channels_last=spec.config.channels_last)
-        train_x = (train_x,)
-    loader = TensorLoader(*train_x, train_y, batch_size=spec.config.batch_size,
-                          drop_last=len(train_y) > spec.config.batch_size, seed=spec.config.seed)
-    def on_event(event: Event) -> None:
-        if spec.snapshots and out is not None and event.kind == "epoch":
-            save_snapshot(out, model, event.epoch)
-        if callback is not None:
-            callback(event)
-
-    def card(metrics: dict, history: list[dict], run: dict, **training) -> ModelCard:
-        return ModelCard(
-            task="classification", model=spec_of(model), dataset=DatasetInfo(**data.describe()), run=run,
-            metrics={**metrics, "final_train": {k: round(v, 5) for k, v in history[-1].items()} if history else {}},
-            training={**training, "config": spec.config.to_dict(), "augment": spec.augment.to_dict(),
-                      "label_smoothing": spec.label_smoothing, "mixup_alpha": spec.mixup_alpha,
-                      "cutmix_alpha": spec.cutmix_alpha, "val_split": spec.val_split, "history": history},
-            params=count_parameters(model), command=command)
-
-    def save_epoch(progress: TrainState) -> None:
-        """The crash-safe point: resume state first, then a loadable checkpoint of this epoch."""
-        save_state(out, progress)
-        save_checkpoint(out, model, card({"best_epoch": progress.best_epoch}, progress.history,
-                                         {"state": "in_progress", "epoch": progress.epoch},
-                                         epochs=progress.epoch, steps=progress.steps, stop_reason="interrupted",
-                                         train_seconds=round(progress.train_seconds, 2)))
-
-    result = fit(model, task, loader, val_loader, spec.config, callback=on_event, control=control, resume=state,
-                 on_epoch_end=save_epoch if out is not None else None)
-    if features is not None:
-        test = classification_report(suffix_logits(model, features["test"]), data.test_y, data.class_names)
-    else:
-        test = evaluate_classifier(model, data)
-    final = card({"test_accuracy": round(test["accuracy"], 5), "test_per_class": test["per_class"],
-                  "best_epoch": result.best_epoch}, result.history, {"state": "complete", "epoch": result.epochs},
-                 epochs=result.epochs, steps=result.steps, stop_reason=result.reason,
-                 train_seconds=round(result.train_seconds, 2), wall_seconds=round(result.wall_seconds, 2),
-                 resumed_from_epoch=state.epoch if state is not None else 0)
-    if out is not None:
-        save_checkpoint(out, model, final)
-        (Path(out) / RESUME_FILE).unlink(missing_ok=True)  # the run is over: nothing left to resume
-    return TrainOutcome(model=model, result=result, test=test, card=final, params=final.params)
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be 0 to {folds - 1}, got {fold}")
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    return list(splits)[fold]
 
 
 class StoppedWhilePreparing(Exception):
     """The user stopped a run before its first step (while its features were being extracted)."""
 
 
-def _stoppable(callback: Callable[[Event], None] | None, control: RunControl | None) -> Callable[[Event], None]:
+def _stoppable(callback: Callable[[Event], None], control: RunControl) -> Callable[[Event], None]:
     """Forward preparation events, and end the preparation once the user asks the run to stop."""
     def emit(event: Event) -> None:
-        if callback is not None:
-            callback(event)
-        if control is not None and control.stop_requested:
+        callback(event)
+        if control.stop_requested:
             raise StoppedWhilePreparing(f"Stopped while extracting features ({event.done:,} of {event.total:,} "
                                         "images); nothing was trained. Sets finished before the stop stay cached.")
     return emit
@@ -175,7 +159,7 @@ RECIPES = {"fast_mnist": ("mnist", FAST_MNIST_RECIPE)}
 
 
 def command_for(spec: TrainSpec, out: str | Path) -> str:
-    """The `python -m core.trainer.classify` command line that reproduces `spec` (recorded in model cards)."""
+    """The `python -m core train` command line that reproduces `spec` (recorded in model cards)."""
     d, c = TrainConfig(), spec.config
     args = ["--dataset", spec.dataset, "--model", spec.model]
     for key, value in spec.model_options.items():
@@ -194,7 +178,6 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
         args += [flag, str(value)] if value else []
     args += ["--snapshots"] if spec.snapshots else []
     args += ["--folds", str(spec.folds)] if spec.folds > 1 else []
-    args += ["--framework", spec.framework] if spec.framework != "torch" else []
     return "python -m core train " + shlex.join(args + ["--out", str(out)])
 
 
@@ -227,8 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=0.0, help="augmentation: max zoom fraction")
     p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
     p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
-    p.add_argument("--framework", choices=["torch", "keras"], default="torch",
-                   help="keras: Keras 3 on TensorFlow (seed004_cnn, mlp, seed001_cnn)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out from its last finished epoch (same flags as before)")
     p.add_argument("--folds", type=int, default=0,
@@ -252,8 +233,7 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
                      model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
-                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds,
-                     framework=args.framework)
+                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds)
 
 
 def parse_model_options(items: list[str]) -> dict:
@@ -271,69 +251,50 @@ def parse_model_options(items: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    from tqdm import tqdm
-
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         spec = spec_from_args(args)
+        check_spec(spec)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    control = RunControl()
-    signal.signal(signal.SIGINT, lambda *_: control.stop())  # finish the step, then save what we have
-    bar = tqdm(total=None, unit="step", dynamic_ncols=True)
-
-    def on_event(event: Event) -> None:
-        if event.kind == "step":
-            if bar.total is None and event.progress:
-                bar.total = round(event.step / event.progress)
-            bar.update(1)
-            bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
-                            img_s=f"{event.images_per_s:.0f}")
-        elif event.kind == "prepare" and (event.done == event.total or event.done % 1024 < 64):
-            bar.write(f"{event.done:,}/{event.total:,}: {event.message}")
-        elif event.kind == "epoch":
-            val = f", val loss {event.val['loss']:.4f} acc {event.val['accuracy']:.4f}" if event.val else ""
-            bar.write(f"epoch {event.epoch}: train loss {event.train['loss']:.4f} acc "
-                      f"{event.train.get('accuracy', 0):.4f}{val} ({event.seconds:.1f} s)")
-        elif event.kind == "end":
-            bar.close()
-            print(event.message)
-
+    on_event, control, close = console_run(f"{spec.model} on {spec.dataset}")
     command = "python -m core train " + shlex.join([a for a in argv if a != "--resume"])
-    if spec.folds > 1:
-        return _cross_validate_cli(spec, on_event, control, args.out, command)
     try:
-        outcome = train_classifier(spec, on_event, control, out=args.out, command=command, resume=args.resume)
-    except (DataError, ValueError, KeyError, TypeError, StoppedWhilePreparing, RuntimeError) as exc:
-        bar.close()
+        if spec.folds > 1:
+            from core.trainer.crossval import cross_validate
+
+            cv = cross_validate(spec, spec.folds, on_event, control)
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "cv.json").write_text(json.dumps({**cv, "command": command}, indent=2))
+            close()
+            print(f"{cv['k']}-fold accuracy {cv['mean']:.4%} +/- {cv['std']:.4%} over {cv['completed']} fold(s) -> "
+                  f"{Path(args.out) / 'cv.json'}")
+            return 0
+        card = run(spec, on_event, control, out=args.out, command=command, resume=args.resume)
+    except (DataError, ValueError, KeyError, TypeError, StoppedWhilePreparing, RuntimeError, OSError) as exc:
+        close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"test accuracy {outcome.test['accuracy']:.4%} ({outcome.params:,} parameters, "
-          f"{outcome.result.train_seconds:.1f} s training) -> {args.out}")
-    return 0 if outcome.result.reason != "nan" else 2
+    close()
+    print(f"test accuracy {card.metrics['test_accuracy']:.4%} ({card.params:,} parameters, "
+          f"{card.training['train_seconds']:.1f} s training) -> {args.out}")
+    return 0 if card.training["stop_reason"] != "nan" else 2
 
 
-def _cross_validate_cli(spec: TrainSpec, on_event, control, out: str, command: str) -> int:
-    from core.trainer.crossval import cross_validate
-
-    def report(event) -> None:
-        if event.kind == "fold":
-            print(f"fold {event.fold}/{event.folds}: held-out accuracy {event.accuracy:.4%}", flush=True)
-        elif event.kind != "end":
-            on_event(event)
-
-    try:
-        cv = cross_validate(spec, spec.folds, report, control)
-    except (DataError, ValueError, KeyError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "cv.json").write_text(json.dumps({**cv, "command": command}, indent=2))
-    print(f"{cv['k']}-fold accuracy {cv['mean']:.4%} +/- {cv['std']:.4%} over {cv['completed']} fold(s) -> "
-          f"{Path(out) / 'cv.json'}")
-    return 0
+def check_spec(spec: TrainSpec) -> None:
+    """Refuse settings that cannot work, in plain words, before any data is read."""
+    c = spec.config
+    for name, value, low in (("epochs", c.epochs, 1), ("batch size", c.batch_size, 1)):
+        if value < low:
+            raise ValueError(f"{name} must be at least {low}; got {value}.")
+    if not c.lr > 0:
+        raise ValueError(f"the learning rate must be positive; got {c.lr}.")
+    if not 0 <= spec.val_split < 1:
+        raise ValueError(f"the validation share must be from 0 to just below 1; got {spec.val_split}.")
+    if spec.folds == 1 or spec.folds < 0:
+        raise ValueError(f"k-fold needs at least 2 folds (0 switches it off); got {spec.folds}.")
 
 
 if __name__ == "__main__":

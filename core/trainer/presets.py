@@ -1,18 +1,23 @@
-"""Named training recipes for the trainer page: the seeds' settings and the project's own.
+"""Named training recipes for the trainer page: the seeds' settings and the project's own, for every model kind.
 
-Owns one table of `TrainSpec`s. The seed recipes follow the seed projects' published settings (their
+Owns one table of recipes: classifiers (`TrainSpec`), autoencoders, the composer's two models and the
+captioner. The seed recipes follow the seed projects' published settings (their
 networks, optimizers, schedules, early stopping and augmentation); data sets not on this machine fail
 at start with the data layer's message naming the files to put in the data directory.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 
+from core.captions.recipe import CaptionerRecipe
+from core.composer.recipes import CRNNRecipe, PairRecipe
 from core.data import AugmentConfig
 from core.engine import TrainConfig
+from core.latent.recipe import AutoencoderRecipe
 from core.trainer.classify import FAST_MNIST_RECIPE, TrainSpec
 
-PRESETS: dict[str, TrainSpec] = {
+PRESETS: dict[str, object] = {
     "Quick demo (digits)": TrainSpec(
         dataset="digits", model="fast_cnn", val_split=0.1,
         config=TrainConfig(epochs=15, batch_size=64, optimizer="adam", lr=3e-3, schedule="onecycle")),
@@ -50,11 +55,24 @@ PRESETS: dict[str, TrainSpec] = {
 }
 
 
-def preset(name: str) -> TrainSpec:
+# The other model kinds, each with the settings its shipped checkpoint was made with, and quick versions that
+# train in seconds on small data (the bundled digits, a few thousand composed images) to watch a kind learn.
+PRESETS.update({
+    "Quick autoencoder (digits)": AutoencoderRecipe(dataset="digits", epochs=12, latent_dim=16, widths=(16, 32, 64),
+                                                    batch_size=64, lr=3e-3),
+    "Autoencoder (Fashion-MNIST)": AutoencoderRecipe(epochs=6),
+    "VAE (Fashion-MNIST)": AutoencoderRecipe(model="conv_vae", epochs=6, kl_weight=0.05),
+    "Two digits and their positions: multi-task CNN (Multi-MNIST)": PairRecipe(epochs=5),
+    "Quick two-digit CNN (4,000 pairs)": PairRecipe(epochs=3, n_train=4000, channels=(16, 32, 64), hidden=64,
+                                                    eval_n=1000),
+    "Digit strings: CRNN + CTC (Multi-MNIST)": CRNNRecipe(epochs=6, n_train=40_000),
+    "Captions: attention captioner (scenes)": CaptionerRecipe(epochs=10),
+})
+
+
+def preset(name: str):
     """A fresh copy of a preset (callers may change it); for a group, its first run's spec."""
-    spec = PRESETS[name] if name in PRESETS else GROUPS[name][0]
-    return dataclasses.replace(spec, config=dataclasses.replace(spec.config),
-                               augment=dataclasses.replace(spec.augment), model_options=dict(spec.model_options))
+    return copy.deepcopy(PRESETS[name] if name in PRESETS else GROUPS[name][0])
 
 
 # Recipes that train several runs one after the other and end on their comparison (seed 004's question:

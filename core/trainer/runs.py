@@ -19,22 +19,25 @@ import traceback
 from pathlib import Path
 
 from core import paths
-from core.data import AugmentConfig
-from core.engine import Event, RunControl, TrainConfig
+
+from core.engine import Event, RunControl
 from core.engine.resume import RESUME_FILE
-from core.trainer.classify import StoppedWhilePreparing, TrainSpec, command_for, train_classifier
+from core.engine.recipe import recipe_from_dict, recipe_to_dict, run
+from core.trainer.classify import StoppedWhilePreparing
+from core.trainer import recipes  # noqa: F401  (registers every recipe kind, so any spec.json can be read)
 
 SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
 FLUSH_SECONDS = 0.3  # how often step events reach the disk (epoch and end events are written at once)
 _workers: dict[str, subprocess.Popen] = {}  # run dir -> worker process (python -m core.trainer.runs RUN_DIR)
 
 
-def spec_to_dict(spec: TrainSpec) -> dict:
-    return dataclasses.asdict(spec)
+def spec_to_dict(spec) -> dict:
+    return recipe_to_dict(spec)
 
 
-def spec_from_dict(d: dict) -> TrainSpec:
-    return TrainSpec(**{**d, "config": TrainConfig(**d["config"]), "augment": AugmentConfig(**d["augment"])})
+def spec_from_dict(d: dict):
+    """The recipe of a spec.json (any kind; the first version's classifier specs have no kind)."""
+    return recipe_from_dict(d)
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -62,19 +65,19 @@ def active_run() -> Path | None:
     return waiting
 
 
-def _run_dir(root: Path, spec: TrainSpec, name: str = "", position: int | None = None) -> Path:
+def _run_dir(root: Path, spec, name: str = "", position: int | None = None) -> Path:
     """A new run directory named by time (and queue position), so names sort in start order."""
-    stem = name or spec.dataset.replace(":", "_").replace("/", "_")
+    stem = name or str(getattr(spec, "dataset", spec.kind)).replace(":", "_").replace("/", "_")
     stamp = time.strftime("%Y%m%d-%H%M%S") + ("" if position is None else f"-{position}")
     for i in range(100):
-        run_dir = root / (stamp + f"{'' if i == 0 else f'.{i}'}_{stem}_{spec.model}")
+        run_dir = root / (stamp + f"{'' if i == 0 else f'.{i}'}_{stem}_{getattr(spec, 'model', spec.kind)}")
         if not run_dir.exists():
             run_dir.mkdir(parents=True)
             return run_dir
     raise RuntimeError(f"cannot create a run directory under {root}")
 
 
-def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path:
+def start_run(spec, root: Path | None = None, name: str = "") -> Path:
     """Create a run directory and start training `spec` in a worker process; returns the directory."""
     busy = active_run()
     if busy is not None:
@@ -82,7 +85,7 @@ def start_run(spec: TrainSpec, root: Path | None = None, name: str = "") -> Path
     return start_runs([spec], root=root, names=[name])[0]
 
 
-def start_runs(specs: list[TrainSpec], root: Path | None = None, names: list[str] | None = None,
+def start_runs(specs: list, root: Path | None = None, names: list[str] | None = None,
                group: str = "") -> list[Path]:
     """Queue runs that one worker process trains one after the other; returns their directories.
 
@@ -140,7 +143,7 @@ def read_group(run_dir: Path) -> dict:
     return _read_json(Path(run_dir) / GROUP)
 
 
-def _work(run_dir: Path, spec: TrainSpec, resume: bool = False) -> None:
+def _work(run_dir: Path, spec, resume: bool = False) -> None:
     control, buffer, last = RunControl(), [], {"flush": 0.0, "poll": 0.0, "lr": None}
     started = _read_json(run_dir / STATUS).get("started", time.time()) if resume else time.time()
 
@@ -167,7 +170,7 @@ def _work(run_dir: Path, spec: TrainSpec, resume: bool = False) -> None:
 
     _write_json(run_dir / STATUS, {"state": "running", "started": started, "pid": os.getpid()})
     try:
-        if spec.folds > 1:
+        if getattr(spec, "folds", 0) > 1:
             from core.trainer.crossval import cross_validate
 
             cv = cross_validate(spec, spec.folds, on_event, control)
@@ -177,13 +180,16 @@ def _work(run_dir: Path, spec: TrainSpec, resume: bool = False) -> None:
                 "message": f"{cv['k']}-fold cross-validation: {cv['completed']} fold(s) done.", "cv": cv,
                 "test_accuracy": None, "train_seconds": cv["train_seconds"]})
             return
-        outcome = train_classifier(spec, on_event, control, out=run_dir, command=command_for(spec, run_dir),
-                                   resume=resume)
+        card = run(spec, on_event, control, out=run_dir, resume=resume)
         flush()
-        state = {"nan": "diverged", "stopped": "stopped"}.get(outcome.result.reason, "finished")
+        training = card.training
+        state = {"nan": "diverged", "stopped": "stopped"}.get(training["stop_reason"], "finished")
+        head = card.headline
         _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
-                                       "message": outcome.result.message, "test_accuracy": outcome.test["accuracy"],
-                                       "train_seconds": outcome.result.train_seconds})
+                                       "message": training["message"], "train_seconds": training["train_seconds"],
+                                       "test_accuracy": card.metrics.get("test_accuracy"),
+                                       "headline": {"label": head.label, "value": head.value,
+                                                    "words": head.describe()} if head else None})
     except StoppedWhilePreparing as exc:
         flush()
         _write_json(run_dir / STATUS, {"state": "stopped", "started": started, "ended": time.time(), "message": str(exc)})
@@ -265,8 +271,7 @@ def summarize(run_dir: Path, spec: dict, status: dict) -> dict:
     epochs = read_events(run_dir)["epoch"]
     augment = ", ".join(f"{k} {v}" for k, v in aug.items() if v) or "none"
     return {"run": Path(run_dir).name, "state": status.get("state", "?"), "data set": spec.get("dataset"),
-            "model": spec.get("model"), "framework": spec.get("framework", "torch"),
-            "parameters": card.get("params"),
+            "model": spec.get("model", spec.get("kind")), "parameters": card.get("params"),
             "epochs": len(epochs),
             "optimizer": cfg.get("optimizer"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule"),
             "batch": cfg.get("batch_size"), "augmentation": augment,

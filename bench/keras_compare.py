@@ -1,14 +1,15 @@
-"""The seed networks trained with Keras 3 on the TensorFlow backend, reporting the engine's events.
+"""PyTorch against Keras 3 on TensorFlow: the same seed network, data, split, augmentation and schedule, side by side.
 
-So a seed recipe can run in either framework and be compared for accuracy and time, this module builds
-Keras twins of `seed004_cnn`, `mlp` and `seed001_cnn`, feeds them the same data (the same stratified
-validation split, normalisation and torch batch augmentation), drives the learning rate with the same
-`core.engine.optim.Schedule` arithmetic, and turns Keras callbacks into the same Step/Eval/Epoch/End events, with
-the same stop and live learning-rate controls. The model is saved as `model.keras` beside a model card;
-`core.engine.checkpoint.load_checkpoint` reads it back (safe mode) as a PyTorch module for the other pages.
+    python -m bench.keras_compare [--dataset mnist] [--model seed004_cnn] [--epochs 5] [--json PATH]
 
-TensorFlow is imported only here, and only when a Keras run starts; it must be the process's Keras
-backend, so Keras runs train in their own worker process (`core.trainer.runs`) or the CLI.
+CNN Studio trains every model through one engine (`core.engine.recipe.run`). Keras is not a second
+backend of the product: a backend that honoured only some of the Trainer's settings (EMA, mixup, cutmix,
+snapshots, resume, time budgets...) would have to refuse the rest, and its runs could not resume or be
+reproduced the same way. The framework question the seeds ask (seed 004 trains its CNN in Keras) is
+answered here instead: this benchmark builds Keras twins of `seed004_cnn`, `mlp` and `seed001_cnn`,
+feeds them the same batches (the same stratified validation split, normalisation and torch augmentation),
+drives the learning rate with the same schedule arithmetic, and prints accuracy, training time and
+images/s for both frameworks in one table (JSON beside it). TensorFlow is imported only here.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 
 from core.data import load_dataset, stratified_split
 from core.data.augment import augment_batch
-from core.engine import EndEvent, EpochEvent, EvalEvent, FitResult, RunControl, StepEvent
+from core.engine import EndEvent, EpochEvent, EvalEvent, FitResult, RunControl, StepEvent, TrainConfig
 from core.engine.optim import Schedule
 from core.engine.tasks import normalize
 
@@ -107,8 +108,8 @@ def _batches(keras, x: torch.Tensor, y: torch.Tensor, spec, shuffle: bool):
 
 
 def train_keras(spec, callback=None, control: RunControl | None = None, out=None, command: str = ""):
-    """Train `spec` (a core.trainer.classify.TrainSpec with framework 'keras'); returns (keras model, FitResult, test
-    report, ModelCard), which `core.trainer.classify.train_classifier` hands on as its TrainOutcome."""
+    """Train `spec` (a core.trainer.classify.TrainSpec) with Keras on TensorFlow; returns (keras model, FitResult,
+    test report, ModelCard). With `out`, writes model.keras and its card (the other pages read it as PyTorch)."""
     from core.engine.checkpoint import DatasetInfo, ModelCard, ModelSpec, write_card
     from core.trainer.evaluate import classification_report
 
@@ -232,3 +233,51 @@ def train_keras(spec, callback=None, control: RunControl | None = None, out=None
         card.weights_bytes = (Path(out) / KERAS_FILE).stat().st_size
         write_card(out, card)
     return model, result, test, card
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from core.engine.recipe import run
+    from core.trainer.classify import TrainSpec
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--model", default="seed004_cnn", choices=KERAS_MODELS)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "keras_compare.json"))
+    args = parser.parse_args(argv)
+    spec = TrainSpec(dataset=args.dataset, model=args.model, val_split=0.1, data_dir=args.data_dir,
+                     config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=1e-3,
+                                        threads=args.threads))
+    rows = []
+    for framework in ("pytorch", "keras"):
+        started = time.perf_counter()
+        if framework == "pytorch":
+            card = run(spec)
+            accuracy, seconds, params = card.metrics["test_accuracy"], card.training["train_seconds"], card.params
+        else:
+            _, result, test, card = train_keras(spec)
+            accuracy, seconds, params = test["accuracy"], result.train_seconds, card.params
+        n = card.dataset.train_size * (1 - spec.val_split) * args.epochs
+        rows.append({"framework": framework, "model": args.model, "dataset": args.dataset, "params": params,
+                     "epochs": args.epochs, "test_accuracy": round(accuracy, 4), "train_seconds": round(seconds, 1),
+                     "images_per_s": round(n / max(seconds, 1e-9)), "wall_seconds": round(time.perf_counter() - started, 1)})
+    print("| framework | model | params | epochs | test acc | train s | img/s |\n|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['framework']} | {r['model']} | {r['params']:,} | {r['epochs']} | {r['test_accuracy']:.2%} | "
+              f"{r['train_seconds']:.1f} | {r['images_per_s']:,} |")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"rows": rows, "threads": args.threads}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
