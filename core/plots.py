@@ -59,14 +59,14 @@ def training_figure(events: dict[str, list[dict]], metric: str = "accuracy", tit
     return fig
 
 
-def line_figure(series: dict[str, list[tuple[float, float]]], x_title: str) -> go.Figure:
+def line_figure(series: dict[str, list[tuple[float, float]]], x_title: str, title: str = "") -> go.Figure:
     """One line per named series of (x, y) points, e.g. a recipe's live metrics per epoch."""
     fig = go.Figure()
     for i, (name, points) in enumerate(series.items()):
         fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name, mode="lines+markers",
                         line=dict(color=PALETTE[i % len(PALETTE)]))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x_title,
-                      legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x_title, title=title,
+                      showlegend=True, legend=dict(orientation="h", y=-0.3), xaxis=dict(dtick=1))
     return fig
 
 

@@ -98,3 +98,15 @@ def augmented_grid(images: torch.Tensor, augment, *, copies: int = 4, seed: int 
     n, c, h, w = images.shape
     tiles = out.view(n, copies, c, h, w).permute(0, 3, 1, 4, 2).reshape(n * h, copies * w, c).numpy()
     return to_rgb(tiles[..., 0]) if c == 1 else tiles
+
+
+def image_grid(images: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
+    """uint8 images (N, C, H, W) in rows of `cols` on a white background, as one RGB uint8 picture."""
+    n, c, h, w = images.shape
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        grid[r * (h + pad):r * (h + pad) + h, k * (w + pad):k * (w + pad) + w] = img.transpose(1, 2, 0) if c == 3 \
+            else to_rgb(img[0])
+    return grid

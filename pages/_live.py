@@ -5,6 +5,7 @@ Pure UI over `core.trainer.runs`: a run's recorded events and files drawn as cha
 from __future__ import annotations
 
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ from core.trainer.runs import read_events, read_spec, read_status, request_stop,
 from pages._common import cached_checkpoint, enlarge
 
 
+PAGES_OF = {"classification": "Draw and Inside the network", "reconstruction": "Latent space",
+            "multi_digit": "Multi-MNIST composer", "digit_string": "Multi-MNIST composer (sequence mode)",
+            "captioning": "Caption generator"}  # where a finished run's model is offered
+
+
 def recipe_class(spec: dict) -> type:
     """The recipe class a run's spec.json describes (a spec without a kind is a classifier's)."""
     return KINDS[spec.get("kind", "classifier")]
@@ -26,17 +32,17 @@ def live_pictures(run_dir: Path, monitor: list[dict]) -> None:
     """The recipe's live views: its per-epoch metrics (e.g. BLEU-4) and its latest pictures."""
     last = monitor[-1]
     keys = [key for key in last["metrics"] if isinstance(last["metrics"][key], (int, float))]
+    left, right = st.columns([2, 3])
     if keys and len(monitor) > 1:
-        st.plotly_chart(line_figure({key: [(m["epoch"], m["metrics"][key]) for m in monitor] for key in keys},
-                                    "epoch"), width="stretch", key="trainer_monitor")
+        names = {key: key.replace("_", " ") for key in keys}
+        left.plotly_chart(line_figure({names[key]: [(m["epoch"], m["metrics"][key]) for m in monitor] for key in keys},
+                                      "epoch", title="measured after each epoch"), width="stretch", key="trainer_monitor")
     try:
         with np.load(Path(run_dir) / SAMPLES_FILE) as files:
-            pictures = files["pictures"]
-    except (OSError, KeyError, ValueError):
+            picture = files["pictures"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return
-    tiles = [p if p.ndim == 2 else (p[0] if p.shape[0] == 1 else p.transpose(1, 2, 0)) for p in pictures]
-    st.image([enlarge(t, 96) for t in tiles], caption=None, width=96)
-    st.caption(f"After epoch {last['epoch']}: {last.get('caption', '')}")
+    right.image(enlarge(picture, 720, square=False), caption=f"After epoch {last['epoch']}: {last.get('caption', '')}")
 
 
 def live_run(run_dir: Path) -> None:
@@ -77,7 +83,7 @@ def run_results(run_dir: Path, status: dict) -> None:
     model, card = cached_checkpoint(str(run_dir))
     head = card.headline
     st.success(f"**{head.describe() if head else 'Trained'}** after {card.training.get('train_seconds', 0):,.1f} s of "
-               f"training. {status.get('message', '')} The model is now listed on the pages that use a {card.task} model.")
+               f"training. {status.get('message', '')} The model is now offered on {PAGES_OF[card.task]}.")
     left, right = st.columns([3, 2])
     if card.task == "classification" and card.metrics.get("test_confusion"):
         left.plotly_chart(confusion_figure(card.metrics["test_confusion"], card.dataset.class_names), width="stretch",

@@ -23,7 +23,7 @@ with st.expander("Settings", expanded=busy is None):  # folded while a run train
     if base.kind == "classifier":
         spec = classifier_settings(base, k, grouped)
     else:
-        st.caption(f"A {base.kind} recipe: each setting is a field of its dataclass; the defaults made the shipped "
+        st.caption(f"{'An' if base.kind[0] in 'aeiou' else 'A'} {base.kind} recipe: each setting is a field of its dataclass; the defaults made the shipped "
                    "checkpoint (or train in seconds, for the quick recipes).")
         spec = recipe_settings(base, k)
 if base.kind == "classifier":

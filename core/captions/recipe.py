@@ -27,6 +27,7 @@ from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec
 from core.engine.recipe import Prepared, add_recipe_flags, recipe_command, recipe_from_args, register_recipe, run
 from core.models import build_model, count_parameters
 from core.progress import console_run
+from core.viz import image_grid
 
 
 @register_recipe
@@ -101,7 +102,7 @@ class CaptionerRecipe:
             hyps = [vocab.decode(d.tokens) for d in caption_all(m, images)]
             m.train(was)
             return ({"bleu4": bleu(references, hyps)["bleu4"], "exact_match": exact_match(references, hyps)},
-                    images[:4].numpy(), "; ".join(f"{i + 1}: {h}" for i, h in enumerate(hyps[:4])))
+                    image_grid(images[:4].numpy(), cols=4), "; ".join(f"{i + 1}: {h}" for i, h in enumerate(hyps[:4])))
         return monitor
 
     def _flickr8k(self) -> Prepared:

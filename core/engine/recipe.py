@@ -45,7 +45,7 @@ class Prepared:
     config: TrainConfig
     card: ModelCard  # task, data set and task sections filled in; run() adds training, metrics, command
     evaluate: Callable[[nn.Module], dict]  # test metrics of the trained model, in eval mode
-    monitor: Callable[[nn.Module], tuple[dict, np.ndarray | None, str]] | None = None  # (metrics, pictures, caption)
+    monitor: Callable[[nn.Module], tuple[dict, np.ndarray | None, str]] | None = None  # (metrics, RGB picture, caption)
 
 
 class Recipe(Protocol):

@@ -25,6 +25,7 @@ from core.latent.autoencode import as_float, encode_all, probe, reconstruct, rec
 from core.latent.task import ReconstructionTask
 from core.models import build_model, count_parameters
 from core.progress import console_run
+from core.viz import image_grid
 
 
 @register_recipe
@@ -75,7 +76,8 @@ class AutoencoderRecipe:
             """Eight test images over their reconstructions, and the MSE on 2,000 test images."""
             was = m.training
             m.eval()
-            pictures = np.concatenate([shown.numpy(), (reconstruct(m, shown).clamp(0, 1) * 255).round().byte().numpy()])
+            recon = (reconstruct(m, shown).clamp(0, 1) * 255).round().byte().numpy()
+            pictures = image_grid(np.concatenate([shown.numpy(), recon]), cols=len(shown))
             mse = float((reconstruct(m, held) - as_float(held)).pow(2).mean())
             m.train(was)
             return {"test_mse_2000": mse}, pictures, "top: test images; bottom: their reconstructions now"
