@@ -220,7 +220,7 @@ def test_an_autoencoder_recipe_trains_live_from_the_page():
     at.run()
     assert not at.exception
     assert any("test MSE" in s.value for s in at.success)
-    assert at.get("image") and any("reconstructions" in c.value for c in at.caption)
+    assert any("reconstructions" in c for img in at.get("image") for c in img.captions)
     assert any("python -m core train-autoencoder --dataset digits" in c.value for c in at.code)
     from core.engine.checkpoint import read_card
     card = read_card(run_dir)
