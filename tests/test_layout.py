@@ -29,3 +29,59 @@ def test_page_files_have_distinct_url_paths():
 
     stems = [re.sub(r"^[\d_]+", "", p.stem) for p in (ROOT / "pages").glob("*.py") if p.stem != "__init__"]
     assert len(stems) == len(set(stems)), sorted(stems)
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """Module -> the core modules it imports (anywhere in the file), from the source alone."""
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in (ROOT / "core").rglob("*.py")}
+    edges = {m: set() for m in modules}
+    for m, path in modules.items():
+        package = m if path.name == "__init__.py" else m.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in modules:
+                    t = t.rpartition(".")[0]
+                if t and t != m and not m.startswith(t + "."):
+                    edges[m].add(t)
+    return edges
+
+
+def test_core_has_no_import_cycles():
+    edges = _core_imports()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), list(edges[start])
+        while todo:
+            m = todo.pop()
+            if m == goal:
+                return True
+            if m not in seen:
+                seen.add(m)
+                todo.extend(edges[m])
+        return False
+
+    assert [m for m in edges if reaches(m, m)] == []
+
+
+def test_features_do_not_import_the_pages_or_each_other_backwards():
+    """Dependencies point one way: engine, data and models never import a feature package."""
+    features = ("core.trainer", "core.latent", "core.composer", "core.captions", "core.inside", "core.draw", "core.cli")
+    for module, targets in _core_imports().items():
+        if module.startswith(("core.engine", "core.data", "core.models")):
+            assert not [t for t in targets if t.startswith(features)], module
+
+
+def test_no_core_module_is_too_long():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "core").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 350}
+    assert long == {}

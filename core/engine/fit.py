@@ -12,15 +12,15 @@ from __future__ import annotations
 import copy
 import math
 import random
-import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.engine.events import EndEvent, EpochEvent, EvalEvent, Event, RunControl, StepEvent, Task
 from core.engine.optim import Schedule, current_lr, make_optimizer, set_lr
 from core.engine.resume import TrainState, capture, restore
 
@@ -52,95 +52,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class StepEvent:
-    step: int
-    epoch: int
-    loss: float
-    lr: float
-    images_per_s: float
-    train_seconds: float  # training time so far, evaluation excluded
-    progress: float  # fraction of the planned steps done
-    metrics: dict = field(default_factory=dict)  # the task's per-batch metrics (e.g. accuracy)
-    kind: str = "step"
-
-
-@dataclass
-class EvalEvent:
-    step: int
-    epoch: int
-    metrics: dict
-    train_seconds: float
-    kind: str = "eval"
-
-
-@dataclass
-class EpochEvent:
-    epoch: int
-    train: dict
-    val: dict
-    lr: float
-    seconds: float
-    improved: bool
-    kind: str = "epoch"
-
-
-@dataclass
-class EndEvent:
-    reason: str  # completed | stopped | early_stopping | nan | max_steps | time_budget
-    message: str
-    epochs: int
-    steps: int
-    kind: str = "end"
-
-
-@dataclass
-class PrepareEvent:
-    """Work before the first step, e.g. extracting and caching a pretrained network's features."""
-    done: int
-    total: int
-    message: str
-    kind: str = "prepare"
-
-
-Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent
-
-
-class Task(Protocol):
-    """How one kind of model turns a batch into a loss and metrics (see `core.engine.tasks`)."""
-
-    def training_loss(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]: ...
-
-    def evaluation_sums(self, model: nn.Module, batch: tuple) -> dict[str, float]: ...
-
-    def summarize(self, sums: dict[str, float]) -> dict[str, float]: ...
-
-
-class RunControl:
-    """Thread-safe handle to steer a running `fit`: stop between steps, or change the learning rate."""
-
-    def __init__(self):
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._lr: float | None = None
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def set_lr(self, lr: float) -> None:
-        with self._lock:
-            self._lr = float(lr)
-
-    def take_lr(self) -> float | None:
-        with self._lock:
-            lr, self._lr = self._lr, None
-            return lr
 
 
 class WeightAverage:

@@ -21,7 +21,8 @@ import numpy as np
 from torch import nn
 
 from core.engine.checkpoint import ModelCard, headline_of, save_checkpoint, save_snapshot
-from core.engine.fit import Event, RunControl, Task, TrainConfig, fit, seed_everything
+from core.engine.events import Event, RunControl, Task
+from core.engine.fit import TrainConfig, fit, seed_everything
 from core.engine.resume import RESUME_FILE, TrainState, load_state, save_state
 
 SAMPLES_FILE = "samples.npz"  # a run folder's latest live pictures (see Prepared.monitor)

@@ -1,0 +1,103 @@
+"""What the engine tells and takes: the events `fit` reports, the Task contract it trains through, and the
+thread-safe control a page or a console uses to stop a run or change its learning rate.
+
+Events are plain dataclasses (JSON-ready with `dataclasses.asdict`), so a run's worker writes them to
+events.jsonl and a page draws live charts from the same stream a console turns into a progress bar.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+
+@dataclass
+class StepEvent:
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    images_per_s: float
+    train_seconds: float  # training time so far, evaluation excluded
+    progress: float  # fraction of the planned steps done
+    metrics: dict = field(default_factory=dict)  # the task's per-batch metrics (e.g. accuracy)
+    kind: str = "step"
+
+
+@dataclass
+class EvalEvent:
+    step: int
+    epoch: int
+    metrics: dict
+    train_seconds: float
+    kind: str = "eval"
+
+
+@dataclass
+class EpochEvent:
+    epoch: int
+    train: dict
+    val: dict
+    lr: float
+    seconds: float
+    improved: bool
+    kind: str = "epoch"
+
+
+@dataclass
+class EndEvent:
+    reason: str  # completed | stopped | early_stopping | nan | max_steps | time_budget
+    message: str
+    epochs: int
+    steps: int
+    kind: str = "end"
+
+
+@dataclass
+class PrepareEvent:
+    """Work before the first step, e.g. extracting and caching a pretrained network's features."""
+    done: int
+    total: int
+    message: str
+    kind: str = "prepare"
+
+
+Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent
+
+
+class Task(Protocol):
+    """How one kind of model turns a batch into a loss and metrics (see `core.engine.tasks`)."""
+
+    def training_loss(self, model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def evaluation_sums(self, model: nn.Module, batch: tuple) -> dict[str, float]: ...
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]: ...
+
+
+class RunControl:
+    """Thread-safe handle to steer a running `fit`: stop between steps, or change the learning rate."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._lr: float | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def set_lr(self, lr: float) -> None:
+        with self._lock:
+            self._lr = float(lr)
+
+    def take_lr(self) -> float | None:
+        with self._lock:
+            lr, self._lr = self._lr, None
+            return lr
