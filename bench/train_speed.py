@@ -1,6 +1,6 @@
 """Training-speed benchmark on MNIST: the `fast_cnn` recipe against the seed 004 recipe, in one run.
 
-Both train through the same engine on this machine. Test accuracy is measured every `--eval-every`
+Both train through the one pipeline (`core.engine.recipe.run`) on this machine. Test accuracy is measured every `--eval-every`
 fraction of an epoch (evaluation time is not counted as training time). Reports, per recipe: training
 seconds to first reach 99.0 % test accuracy, test accuracy within a 20 s training budget, accuracy when
 the run ends (the seed recipe stops once it reaches 99.0 %), images/s and parameters; prints a table
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 
-from core.data import AugmentConfig, load_dataset
-from core.engine import RunControl, TensorLoader, TrainConfig, evaluate, fit
-from core.models import build_model, count_parameters
-from core.engine.tasks import ClassificationTask
-from core.trainer.classify import FAST_MNIST_RECIPE
+from core.data import AugmentConfig
+from core.engine import RunControl, TrainConfig
+from core.engine.recipe import run
+from core.trainer.classify import FAST_MNIST_RECIPE, TrainSpec
 
 TARGET = 0.99
 BUDGET_S = 20.0
@@ -37,17 +36,13 @@ RECIPES = {
 }
 
 
-def run_recipe(name: str, recipe: dict, data, eval_every: float, threads: int, max_seconds: float) -> dict:
-    cfg = TrainConfig(**{**recipe["config"].to_dict(), "threads": threads, "keep_best": False,
-                         "time_budget_s": max_seconds})
-    model = build_model(recipe["model"], in_channels=data.channels, image_size=data.image_size,
-                        num_classes=data.num_classes)
-    task = ClassificationTask(data.mean, data.std, augment=recipe.get("augment", AugmentConfig()),
-                              label_smoothing=recipe.get("label_smoothing", 0.0))
-    train = TensorLoader(data.train_x, data.train_y, batch_size=cfg.batch_size, drop_last=True, seed=cfg.seed)
-    cfg.eval_every_steps = max(1, int(len(train) * eval_every))
-    test = TensorLoader(data.test_x, data.test_y, batch_size=1000, shuffle=False)
+def run_recipe(name: str, recipe: dict, data_dir, eval_every: float, threads: int, max_seconds: float) -> dict:
+    """One recipe through `core.engine.recipe.run`, its test accuracy scored every `eval_every` epoch."""
+    cfg = TrainConfig(**{**recipe["config"].to_dict(), "threads": threads, "time_budget_s": max_seconds})
+    spec = TrainSpec(dataset="mnist", model=recipe["model"], config=cfg, augment=recipe.get("augment", AugmentConfig()),
+                     label_smoothing=recipe.get("label_smoothing", 0.0), data_dir=data_dir, test_curve=eval_every)
     curve: list[tuple[float, float]] = []
+    control = RunControl()
 
     def on_event(event):
         if event.kind == "eval":
@@ -56,16 +51,15 @@ def run_recipe(name: str, recipe: dict, data, eval_every: float, threads: int, m
             if event.metrics["accuracy"] >= recipe.get("stop_at", 2.0):
                 control.stop()
 
-    control = RunControl()
-    result = fit(model, task, train, test, cfg, callback=on_event, control=control)
-    final = evaluate(model, task, test)["accuracy"]
-    curve.append((result.train_seconds, final))
+    card = run(spec, on_event, control)
+    training, final = card.training, card.metrics["test_accuracy"]
+    curve.append((training["train_seconds"], final))
     reach = next((t for t, a in curve if a >= TARGET), None)
     within = [a for t, a in curve if t <= BUDGET_S]
-    return {"recipe": name, "model": recipe["model"], "params": count_parameters(model),
+    return {"recipe": name, "model": recipe["model"], "params": card.params,
             "seconds_to_99": reach, "acc_at_20s": within[-1] if within else None, "final_acc": final,
-            "train_seconds": result.train_seconds, "epochs": result.epochs, "steps": result.steps,
-            "images_per_s": result.steps * cfg.batch_size / max(result.train_seconds, 1e-9),
+            "train_seconds": training["train_seconds"], "epochs": training["epochs"], "steps": training["steps"],
+            "images_per_s": training["steps"] * cfg.batch_size / max(training["train_seconds"], 1e-9),
             "config": cfg.to_dict(), "curve": curve}
 
 
@@ -78,12 +72,11 @@ def main(argv=None) -> None:
     parser.add_argument("--only", choices=["fast", "seed"], default=None)
     parser.add_argument("--json", default="bench/results/train_speed.json")
     args = parser.parse_args(argv)
-    data = load_dataset("mnist", args.data_dir)
     rows = []
     for name, recipe in RECIPES.items():
         if args.only and not name.startswith(args.only):
             continue
-        rows.append(run_recipe(name, recipe, data, args.eval_every, args.threads, args.max_seconds))
+        rows.append(run_recipe(name, recipe, args.data_dir, args.eval_every, args.threads, args.max_seconds))
 
     fmt = lambda v, spec: "never" if v is None else format(v, spec)  # noqa: E731
     print(f"\nMNIST training speed, {args.threads} CPU thread(s), {platform.processor() or platform.machine()}")

@@ -34,6 +34,24 @@ DELEGATED = {
 }
 
 
+def parse_recorded(command: str) -> tuple[str, argparse.Namespace]:
+    """(verb, parsed arguments) of a command recorded in a model card, read by today's parsers without
+    running it: a card's command must still replay. ValueError when it does not parse."""
+    import shlex
+
+    words = shlex.split(command)
+    if words[:3] != ["python", "-m", "core"] or len(words) < 4 or words[3] not in DELEGATED:
+        raise ValueError(f"not a `python -m core VERB` command: {command[:80]!r}")
+    module_name, verb, _ = DELEGATED[words[3]]
+    parser = __import__(module_name, fromlist=["build_parser"]).build_parser()
+    parser.exit = lambda status=0, message=None: (_ for _ in ()).throw(ValueError(message or "bad arguments"))
+    parser.error = lambda message: (_ for _ in ()).throw(ValueError(message))
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for sub in action.choices.values():
+            sub.error = parser.error
+    return words[3], parser.parse_args(([verb] if verb else []) + words[4:])
+
+
 def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) -> dict:
     """{task, headline: {name, value, label}, metrics, ...} of any checkpoint on its own test data.
 

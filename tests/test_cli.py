@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,28 @@ def test_recorded_command_rebuilds_the_same_run(name):
     spec = preset(name)
     argv = shlex.split(command_for(spec, "runs/x"))[4:]  # drop "python -m core train"
     assert spec_from_args(build_parser().parse_args(argv)) == spec
+
+
+def test_every_shipped_command_still_replays():
+    """Each command a shipped card records (training, the probe table, the lambda table) parses with today's
+    CLI, and the training ones rebuild the checkpoint's model and data set."""
+    from core.cli import parse_recorded
+
+    for folder in sorted(paths.SHIPPED_CHECKPOINTS.iterdir()):
+        card = read_card(folder)
+        commands = [card.command] + [s["command"] for s in (card.probe, card.lambda_sweep) if s]
+        for command in commands:
+            verb, args = parse_recorded(command)
+            if hasattr(args, "out"):  # it writes the shipped folder again
+                assert Path(args.out).parts[-2:] == ("checkpoints", folder.name), command
+        verb, args = parse_recorded(card.command)
+        if verb == "train":
+            from core.trainer.classify import spec_from_args
+            spec = spec_from_args(args)
+            assert (spec.model, spec.dataset) == (card.model.name, card.dataset.name), folder.name
+        elif verb.startswith("train-"):
+            assert getattr(args, "model", card.model.name) == card.model.name, folder.name
+    with pytest.raises(ValueError):
+        parse_recorded("python -m core train --no-such-flag 3 --out x")
+    with pytest.raises(ValueError):
+        parse_recorded("python -m core.train --dataset digits")

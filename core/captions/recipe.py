@@ -151,13 +151,18 @@ def train_on_flickr8k(folder, out, **settings) -> ModelCard:
     return run(CaptionerRecipe(flickr8k=str(folder), **settings), out=out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="The caption generator's model.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the captioner on composed scenes (or --flickr8k FOLDER)")
     add_recipe_flags(t, CaptionerRecipe)
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         recipe = recipe_from_args(CaptionerRecipe, args)

@@ -144,7 +144,7 @@ def sweep(lambdas: list[float], recipe: PairRecipe, into: str | None = None, log
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="The composer's models.")
     sub = parser.add_subparsers(dest="command", required=True)
     tp = sub.add_parser("train-pair", help="train the multi-task CNN on composed digit pairs")
@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     sw.set_defaults(epochs=2, n_train=20_000, eval_n=5000)
     sw.add_argument("--lambdas", default="0,0.1,1,10,100")
     sw.add_argument("--into", help="a pair checkpoint whose card gets the table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "sweep":

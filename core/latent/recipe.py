@@ -117,7 +117,7 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Autoencoders: train, or the probe table.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an autoencoder and save a checkpoint with its card")
@@ -127,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("probe", help="logistic-regression and k-NN accuracy on pixels, PCA-64 and the latents")
     p.add_argument("folders", nargs="+")
     p.add_argument("--data-dir")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "train":

@@ -60,6 +60,7 @@ class TrainSpec:
     snapshots: bool = False  # keep every epoch's weights (float16) in the checkpoint, to watch training
     folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.trainer.crossval)
     fold: int = -1  # with folds > 1: train on the other folds and test on this one (set by cross_validate)
+    test_curve: float = 0.0  # > 0: score the test set every this fraction of an epoch (benchmarks); no model selection
 
     @property
     def seed(self) -> int:
@@ -118,7 +119,12 @@ class TrainSpec:
                 return report_metrics(evaluate_classifier(m, held))
         loader = TensorLoader(*train, train_y, batch_size=self.config.batch_size,
                               drop_last=len(train_y) > self.config.batch_size, seed=self.config.seed)
-        config = self.config if self.folds <= 1 else dataclasses.replace(self.config, keep_best=False, early_stopping=0)
+        config = self.config
+        if self.folds > 1 or self.test_curve:  # held-out data must never choose the weights
+            config = dataclasses.replace(self.config, keep_best=False, early_stopping=0)
+        if self.test_curve:  # the validation events then carry test accuracy: a curve against training time
+            val_loader = TensorLoader(test_x, test_y, batch_size=1000, shuffle=False)
+            config.eval_every_steps = max(1, int(len(loader) * self.test_curve))
         return Prepared(model, task, loader, val_loader, config, card, evaluate)
 
 

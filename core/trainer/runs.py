@@ -1,11 +1,12 @@
 """Background training runs whose state lives in a run directory, not in a browser session.
 
-Owns starting a classifier run in a worker process (its own interpreter, so the web server's Python work
-never slows the training loop and a crash in training cannot take the server down), recording its event stream to `events.jsonl`, its
-state to `status.json`, and taking orders (stop, new learning rate) from `control.json`, so a page can
-rerun, switch away, or be watched from a second tab while the run goes on. The run directory becomes
-a normal checkpoint folder (weights + model card) when the run ends. Only one run trains at a time:
-this machine has two cores. Does not own training itself (`core.trainer.classify`) or any UI.
+Owns starting a run of any recipe kind in a worker process (its own interpreter, so the web server's
+Python work never slows the training loop and a crash in training cannot take the server down),
+recording its event stream to `events.jsonl` and its state to `status.json` (with the worker's pid, so
+a run whose worker died reads as "interrupted at epoch k" even after a server restart), taking orders
+(stop, new learning rate) from `control.json`, and resuming an interrupted run. The run directory is a
+checkpoint folder from the first finished epoch on. Only one run trains at a time: this machine has two
+cores. Does not own training itself (`core.engine.recipe.run`) or any UI.
 """
 from __future__ import annotations
 

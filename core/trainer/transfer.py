@@ -173,12 +173,17 @@ def per_class_subset(labels: torch.Tensor, per_class: int, seed: int = 0) -> tor
     return torch.cat(keep).sort().values
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="The pretrained EfficientNet-Lite0 of CNN Studio.")
     sub = parser.add_subparsers(dest="command", required=True)
     card = sub.add_parser("imagenet-card", help="write the ImageNet classifier's checkpoint (a card; weights "
                                                 "come from the package)")
     card.add_argument("--out", default=str(paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"))
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     print(f"wrote {write_imagenet_checkpoint(args.out)}")
     return 0
