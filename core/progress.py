@@ -1,8 +1,9 @@
 """Progress on the console for every command that trains or measures: one tqdm bar fed by engine events.
 
 Owns turning the engine's event stream into a progress bar with epoch lines (loss and the metrics of any
-task), and Ctrl-C into a cooperative stop (the step finishes, the run ends and is saved). The commands in
-the features (`python -m core train...`) use it, so none of them is silent for more than a few seconds.
+task), Ctrl-C into a cooperative stop (the step finishes, the run ends and is saved), and the one way a
+feature's command line trains a recipe (`add_train_verb`, `train_from_args`), so none of the
+`python -m core train...` verbs is silent for more than a few seconds or parses its flags differently.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 from typing import Callable
 
 from core.engine import Event, RunControl
+from core.engine.recipe import add_recipe_flags, recipe_from_args, run
 
 
 def _fmt(metrics: dict) -> str:
@@ -51,3 +53,23 @@ def counted(items, desc: str, unit: str = "item"):
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
+
+
+def add_train_verb(sub, name: str, cls: type, text: str):
+    """A `name` subcommand that trains recipe class `cls`: one flag per setting, --out and --resume."""
+    parser = sub.add_parser(name, help=text)
+    add_recipe_flags(parser, cls)
+    parser.add_argument("--out", required=True, help="checkpoint folder to write (a complete one after every epoch)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    return parser
+
+
+def train_from_args(cls: type, args, desc: str):
+    """Train the recipe the parsed flags describe, with a progress bar; prints and returns its card."""
+    on_event, control, close = console_run(desc)
+    try:
+        card = run(recipe_from_args(cls, args), on_event, control, out=args.out, resume=args.resume)
+    finally:
+        close()
+    print(f"{card.headline.describe() if card.headline else 'no headline'} -> {args.out}")
+    return card

@@ -5,7 +5,8 @@ import torch
 
 from core.latent.autoencode import (add_noise, decode, encode_all, interpolate, latent_map, probe, psnr,
                              reconstruction_report, slerp, ssim, strip)
-from core.latent.recipe import train_autoencoder
+from core.engine.recipe import run
+from core.latent.recipe import AutoencoderRecipe
 from core.engine.checkpoint import load_checkpoint
 from core.engine import TensorLoader, TrainConfig, evaluate, fit
 from core.models import build_model, list_models
@@ -98,9 +99,9 @@ def test_latent_map_walk_nearest_and_helpers():
     assert noisy.dtype == np.uint8 and noisy.std() > 20
 
 
-def test_train_cli_function_writes_a_card(tmp_path):
-    card = train_autoencoder("conv_ae", "digits", tmp_path / "ae", epochs=1, latent_dim=8, widths=(8, 16, 32),
-                             log=lambda *_: None)
+def test_the_recipe_writes_a_card_that_reloads(tmp_path):
+    card = run(AutoencoderRecipe(model="conv_ae", dataset="digits", epochs=1, latent_dim=8, widths=(8, 16, 32)),
+               out=tmp_path / "ae")
     assert card.task == "reconstruction" and {"test_mse", "test_psnr", "test_ssim"} <= set(card.metrics)
     model, loaded = load_checkpoint(tmp_path / "ae")
     from core.data import load_dataset

@@ -1,15 +1,16 @@
 """AppTest for the caption generator on a small captioner trained here on 500 real scenes."""
 import pytest
 
-from core.captions.recipe import train_captioner
+from core.captions.recipe import CaptionerRecipe
+from core.engine.recipe import run
 from tests.conftest import open_page_on_run
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, real_data_module):
     folder = tmp_path_factory.mktemp("runs")
-    train_captioner(folder / "tiny_cap", epochs=1, n_train=300, eval_n=20, data_dir=str(real_data_module),
-                    channels=(8, 16, 16, 32), hidden=64, attention=32, embed=16, log=lambda *_: None)
+    run(CaptionerRecipe(epochs=1, n_train=300, eval_n=20, data_dir=str(real_data_module), channels=(8, 16, 16, 32),
+                        hidden=64, attention=32, embed=16), out=folder / "tiny_cap")
     return folder
 
 

@@ -185,7 +185,8 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     """The training path a Flickr8k owner uses, on a 6-image folder in that layout (one image is corrupt)."""
     from PIL import Image
 
-    from core.captions.recipe import main, train_on_flickr8k
+    from core.captions.recipe import CaptionerRecipe, main
+    from core.engine.recipe import run
     from core.engine.checkpoint import load_checkpoint
 
     (tmp_path / "Images").mkdir()
@@ -196,8 +197,8 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     (tmp_path / "Images" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     lines.append("broken.jpg,A broken picture .")
     (tmp_path / "captions.txt").write_text("\n".join(lines) + "\n")
-    card = train_on_flickr8k(tmp_path, tmp_path / "ckpt", epochs=1, min_count=1, log=lambda *_: None,
-                             channels=(8, 8, 16, 16), hidden=32, attention=16, embed=16)
+    card = run(CaptionerRecipe(flickr8k=str(tmp_path), epochs=1, min_count=1, channels=(8, 8, 16, 16), hidden=32,
+                               attention=16, embed=16), out=tmp_path / "ckpt")
     assert card.dataset.extra["images"] == 6 and card.dataset.test_size == 1
     assert any("broken.jpg" in p for p in card.dataset.extra["skipped"])
     assert {"bleu1", "bleu4", "exact_match"} <= set(card.metrics["greedy"]["test"])

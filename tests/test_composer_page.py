@@ -2,7 +2,8 @@
 import pytest
 
 from core.engine.checkpoint import update_card
-from core.composer.recipes import train_crnn, train_pair
+from core.composer.recipes import CRNNRecipe, PairRecipe
+from core.engine.recipe import run
 from tests.conftest import open_page_on_run
 
 SMALL = {"channels": (8, 16, 16), "hidden": 32}
@@ -11,9 +12,9 @@ SMALL = {"channels": (8, 16, 16), "hidden": 32}
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, real_data_module):
     folder = tmp_path_factory.mktemp("runs")
-    quiet = {"data_dir": str(real_data_module), "log": lambda *_: None, "eval_n": 200}
-    train_pair(folder / "tiny_pair", epochs=1, n_train=512, **SMALL, **quiet)
-    train_crnn(folder / "tiny_crnn", epochs=1, n_train=256, channels=(8, 16, 16, 16), hidden=16, **quiet)
+    quiet = {"data_dir": str(real_data_module), "eval_n": 200}
+    run(PairRecipe(epochs=1, n_train=512, **SMALL, **quiet), out=folder / "tiny_pair")
+    run(CRNNRecipe(epochs=1, n_train=256, channels=(8, 16, 16, 16), hidden=16, **quiet), out=folder / "tiny_crnn")
     rows = [{"lambda": 0.0, "both_digits_accuracy": 0.5, "x_mae_px": 9.0, "train_seconds": 1.0}]
     update_card(folder / "tiny_pair", lambda_sweep={"rows": rows, "epochs": 1, "n_train": 512,
                                                     "command": "python -m core sweep-lambda"})

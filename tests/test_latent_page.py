@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from core.latent.recipe import train_autoencoder
+from core.engine.recipe import run
+from core.latent.recipe import AutoencoderRecipe
 from tests.conftest import open_page_on_run
 
 
@@ -10,8 +11,8 @@ from tests.conftest import open_page_on_run
 def runs(tmp_path_factory, real_data_module):
     folder = tmp_path_factory.mktemp("runs")
     for name, kl in (("conv_ae", 0.0), ("conv_vae", 0.02)):
-        train_autoencoder(name, "fashion_mnist", folder / f"tiny_{name}", epochs=1, latent_dim=8, widths=(8, 16, 32),
-                          max_train=300, kl_weight=kl, data_dir=str(real_data_module), log=lambda *_: None)
+        run(AutoencoderRecipe(model=name, dataset="fashion_mnist", epochs=1, latent_dim=8, widths=(8, 16, 32),
+                              max_train=300, kl_weight=kl, data_dir=str(real_data_module)), out=folder / f"tiny_{name}")
     return folder
 
 

@@ -24,9 +24,9 @@ from core.captions.task import CaptionTask
 from core.data import DataError
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
 from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec_of
-from core.engine.recipe import Prepared, add_recipe_flags, recipe_command, recipe_from_args, register_recipe, run
+from core.engine.recipe import Prepared, recipe_command, register_recipe
 from core.models import build_model, count_parameters
-from core.progress import console_run
+from core.progress import add_train_verb, train_from_args
 from core.viz import image_grid
 
 
@@ -139,25 +139,10 @@ class CaptionerRecipe:
                         self._monitor(vocab, images[shown][:100], refs[:100]))
 
 
-def train_captioner(out, **settings) -> ModelCard:
-    """Train on composed scenes through `run` (scripts and tests); returns the card."""
-    settings.pop("log", None)
-    return run(CaptionerRecipe(**settings), out=out)
-
-
-def train_on_flickr8k(folder, out, **settings) -> ModelCard:
-    """Train on a Flickr8k-layout folder through `run` (scripts and tests); returns the card."""
-    settings.pop("log", None)
-    return run(CaptionerRecipe(flickr8k=str(folder), **settings), out=out)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="The caption generator's model.")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the captioner on composed scenes (or --flickr8k FOLDER)")
-    add_recipe_flags(t, CaptionerRecipe)
-    t.add_argument("--out", required=True)
-    t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    add_train_verb(sub, "train", CaptionerRecipe, "train the captioner on composed scenes (or --flickr8k FOLDER)")
     return parser
 
 
@@ -165,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        recipe = recipe_from_args(CaptionerRecipe, args)
-        on_event, control, close = console_run("captioner")
-        card = run(recipe, on_event, control, out=args.out, resume=args.resume)
-        close()
-        print(f"{card.headline.describe() if card.headline else 'no headline'} -> {args.out}")
+        train_from_args(CaptionerRecipe, args, "captioner")
     except (DataError, CheckpointError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainCo
 from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, invoking_command, spec_of, update_card
 from core.engine.recipe import Prepared, add_recipe_flags, recipe_command, recipe_from_args, register_recipe, run
 from core.models import build_model, count_parameters
-from core.progress import console_run
+from core.progress import add_train_verb, train_from_args
 
 
 def _prepare(recipe, task_name: str, model_name: str, generator: dict, task, maker, model_options: dict,
@@ -115,18 +115,6 @@ class CRNNRecipe:
                         {"channels": self.channels, "hidden": self.hidden}, evaluate, 5.0)
 
 
-def train_pair(out, **settings) -> ModelCard:
-    """Train the two-digit CNN through `run` (scripts and tests); returns the card."""
-    settings.pop("log", None)
-    return run(PairRecipe(**settings), out=out)
-
-
-def train_crnn(out, **settings) -> ModelCard:
-    """Train the CRNN through `run` (scripts and tests); returns the card."""
-    settings.pop("log", None)
-    return run(CRNNRecipe(**settings), out=out)
-
-
 def sweep(lambdas: list[float], recipe: PairRecipe, into: str | None = None, log=print) -> list[dict]:
     """One pair CNN per lambda (same data, seed and budget): accuracy against position error."""
     import dataclasses
@@ -147,13 +135,8 @@ def sweep(lambdas: list[float], recipe: PairRecipe, into: str | None = None, log
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="The composer's models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    tp = sub.add_parser("train-pair", help="train the multi-task CNN on composed digit pairs")
-    add_recipe_flags(tp, PairRecipe)
-    tc = sub.add_parser("train-crnn", help="train the CRNN with CTC on composed digit strings")
-    add_recipe_flags(tc, CRNNRecipe)
-    for p in (tp, tc):
-        p.add_argument("--out", required=True)
-        p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    add_train_verb(sub, "train-pair", PairRecipe, "train the multi-task CNN on composed digit pairs")
+    add_train_verb(sub, "train-crnn", CRNNRecipe, "train the CRNN with CTC on composed digit strings")
     sw = sub.add_parser("sweep", help="one short pair-CNN run per lambda: accuracy against x error")
     add_recipe_flags(sw, PairRecipe)
     sw.set_defaults(epochs=2, n_train=20_000, eval_n=5000)
@@ -169,12 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             sweep([float(v) for v in args.lambdas.split(",")], recipe_from_args(PairRecipe, args), args.into)
             return 0
-        recipe = recipe_from_args(PairRecipe if args.command == "train-pair" else CRNNRecipe, args)
-        on_event, control, close = console_run(args.command)
-        card = run(recipe, on_event, control, out=args.out, resume=args.resume)
-        close()
-        head = card.headline
-        print(f"{head.describe() if head else 'no headline'} -> {args.out}")
+        train_from_args(PairRecipe if args.command == "train-pair" else CRNNRecipe, args, args.command)
     except (DataError, CheckpointError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,11 +20,11 @@ import torch
 from core.data import AugmentConfig, DataError, load_dataset
 from core.engine import Event, RunControl, TensorLoader, TrainConfig
 from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, load_checkpoint, spec_of, update_card
-from core.engine.recipe import Prepared, add_recipe_flags, recipe_command, recipe_from_args, register_recipe, run
+from core.engine.recipe import Prepared, recipe_command, register_recipe
 from core.latent.autoencode import as_float, encode_all, probe, reconstruct, reconstruction_report
 from core.latent.task import ReconstructionTask
 from core.models import build_model, count_parameters
-from core.progress import console_run
+from core.progress import add_train_verb, train_from_args
 from core.viz import image_grid
 
 
@@ -86,11 +86,6 @@ class AutoencoderRecipe:
                         TensorLoader(held, batch_size=500, shuffle=False), config, card, evaluate, monitor)
 
 
-def train_autoencoder(model_name: str, dataset: str, out, *, log=None, **settings) -> ModelCard:
-    """Train an autoencoder through `run` (kept for scripts and tests); returns the card."""
-    return run(AutoencoderRecipe(model=model_name, dataset=dataset, **settings), out=out)
-
-
 def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> list[dict]:
     """The probe table on the autoencoders' data set (full train and test sets); stored in each card."""
     models = [load_checkpoint(f) for f in folders]
@@ -120,10 +115,7 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Autoencoders: train, or the probe table.")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an autoencoder and save a checkpoint with its card")
-    add_recipe_flags(t, AutoencoderRecipe)
-    t.add_argument("--out", required=True)
-    t.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    add_train_verb(sub, "train", AutoencoderRecipe, "train an autoencoder and save a checkpoint with its card")
     p = sub.add_parser("probe", help="logistic-regression and k-NN accuracy on pixels, PCA-64 and the latents")
     p.add_argument("folders", nargs="+")
     p.add_argument("--data-dir")
@@ -135,12 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
-            recipe = recipe_from_args(AutoencoderRecipe, args)
-            on_event, control, close = console_run(f"{recipe.model} on {recipe.dataset}")
-            card = run(recipe, on_event, control, out=args.out, resume=args.resume)
-            close()
-            m = card.metrics
-            print(f"test MSE {m['test_mse']:.5f}  PSNR {m['test_psnr']:.2f} dB  SSIM {m['test_ssim']:.4f} -> {args.out}")
+            m = train_from_args(AutoencoderRecipe, args, f"{args.model} on {args.dataset}").metrics
+            print(f"PSNR {m['test_psnr']:.2f} dB, SSIM {m['test_ssim']:.4f}")
         else:
             run_probe(args.folders, args.data_dir)
     except (DataError, CheckpointError, ValueError, OSError) as exc:
