@@ -110,3 +110,42 @@ def test_a_killed_run_is_listed_and_resumes_to_the_same_result(tmp_path, monkeyp
     straight = run(spec, out=tmp_path / "straight")  # the same run, never interrupted
     assert resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]
     assert _history(resumed) == _history(straight)
+
+
+def test_a_recipe_with_live_views_resumes_to_the_same_result(tmp_path):
+    """The autoencoder's reconstructions after each epoch must not change the run: resumed == uninterrupted."""
+    from core.latent.recipe import AutoencoderRecipe
+
+    recipe = AutoencoderRecipe(dataset="digits", epochs=4, latent_dim=8, widths=(8, 16, 16), batch_size=64, noise=0.1)
+
+    def die_in_epoch_3(event):
+        if event.kind == "step" and event.epoch == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(recipe, die_in_epoch_3, out=tmp_path / "cut")
+    assert read_card(tmp_path / "cut").run == {"state": "in_progress", "epoch": 2}
+    resumed = run(recipe, out=tmp_path / "cut", resume=True)
+    straight = run(recipe, out=tmp_path / "straight")
+    assert resumed.metrics == straight.metrics and _history(resumed) == _history(straight)
+    assert resumed.training["resumed_from_epoch"] == 2
+
+
+def test_live_views_do_not_move_the_random_generators():
+    import random
+
+    import numpy as np
+
+    from core.engine.recipe import preserved_rng
+
+    def seed_all():
+        torch.manual_seed(3)
+        np.random.seed(3)
+        random.seed(3)
+
+    seed_all()
+    with preserved_rng():  # what a monitor does: draw from every generator
+        torch.rand(5), np.random.rand(5), random.random()
+    after = (torch.rand(1).item(), np.random.rand(), random.random())
+    seed_all()
+    assert after == (torch.rand(1).item(), np.random.rand(), random.random())

@@ -11,13 +11,16 @@ registry and its JSON form (a run folder's spec.json). Does not own any recipe (
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Protocol
 
 import numpy as np
+import torch
 from torch import nn
 
 from core.engine.checkpoint import ModelCard, headline_of, save_checkpoint, save_snapshot
@@ -129,6 +132,16 @@ def recipe_command(recipe, verb: str, out) -> str:
     return f"python -m core {verb} " + shlex.join(flag_args(recipe) + ["--out", str(out)])
 
 
+@contextlib.contextmanager
+def preserved_rng():
+    """Run a block without moving torch's, numpy's or Python's global random generators."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+
+
 def run(recipe, callback: Callable[[Event], None] | None = None, control: RunControl | None = None,
         out: str | Path | None = None, *, resume: bool = False, command: str | None = None) -> ModelCard:
     """Prepare, train, evaluate and (with `out`) save `recipe`; returns the model card.
@@ -140,9 +153,9 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
     emit, control = callback or (lambda event: None), control or RunControl()
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after training
-    state = load_state(out) if resume else None
     if resume and out is None:
         raise ValueError("resume needs the run's output folder")
+    state = load_state(out) if resume else None
     started = time.perf_counter()
     seed_everything(recipe.seed)
     prepared = recipe.prepare(emit, control)
@@ -152,7 +165,8 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
               "kind": recipe.kind, "settings": dataclasses.asdict(recipe), "config": prepared.config.to_dict()}
 
     def live_views(epoch: int) -> None:
-        metrics, pictures, caption = prepared.monitor(model)
+        with preserved_rng():  # looking must not change what the run does next (or a resumed run would differ)
+            metrics, pictures, caption = prepared.monitor(model)
         if pictures is not None and out is not None:
             tmp = Path(out) / f".{SAMPLES_FILE}.tmp.npz"
             np.savez_compressed(tmp, pictures=pictures)
