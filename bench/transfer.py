@@ -1,10 +1,12 @@
 """Transfer learning on CIFAR-10: frozen EfficientNet-Lite0 features + a linear head, and the data-efficiency
 comparison with a CNN trained from scratch, side by side in one run.
 
-Rows of the first table: extracting the pretrained features of the 50,000 train and 10,000 test images
-(cold cache: a fresh temporary cache folder), training the linear head on them, a second run on the same
-data (the features come from the cache), and, with --fine-tune K, the last K blocks fine-tuned on cached
-block inputs of `--fine-tune-per-class` images per class. Second table: test accuracy against training
+Every run is a classifier recipe through `core.engine.recipe.run` (the pretrained model's frozen part runs
+once per image and is cached). Rows of the first table: extracting the pretrained features of the 50,000
+train and 10,000 test images (cold cache: a fresh temporary cache folder; timed as the seconds before the
+first step) and training the linear head on them, a second run on the same data (the features come from
+the cache), and, with --fine-tune K, the last K blocks fine-tuned on cached block inputs of
+`--fine-tune-per-class` images per class. Second table: test accuracy against training
 images per class (10, 100, 1000, all) for the linear head on the pretrained features and for the
 from-scratch CNN (`resnet_small`, shifts + flips, one-cycle Adam) under the same subsets; the from-scratch
 runs get a CPU time budget each (see --scratch-budget), which the table reports.
@@ -23,11 +25,9 @@ from pathlib import Path
 import torch
 
 from core.data import AugmentConfig, load_dataset
-from core.engine import TensorLoader, TrainConfig, fit
-from core.trainer.evaluate import classification_report, evaluate_classifier
-from core.models import build_model
-from core.engine.tasks import ClassificationTask
-from core.trainer.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
+from core.engine import TrainConfig
+from core.engine.recipe import run
+from core.trainer.classify import TrainSpec
 
 SUBSETS = (10, 100, 1000, 0)  # images per class; 0 = all
 
@@ -39,30 +39,35 @@ def head_config(n: int, seed: int = 0) -> TrainConfig:
                        weight_decay=1e-4, schedule="cosine", keep_best=False, seed=seed, channels_last=False)
 
 
-def train_head(model, feats: dict, train_y: torch.Tensor, test_y: torch.Tensor, idx: torch.Tensor | None = None):
-    parts = feats["train"] if idx is None else tuple(p[idx] for p in feats["train"])
-    y = train_y if idx is None else train_y[idx]
-    torch.nn.init.zeros_(model.fc.weight), torch.nn.init.zeros_(model.fc.bias)
-    cfg = head_config(len(y))
-    start = time.perf_counter()
-    fit(model, FeatureTask(), TensorLoader(*parts, y, batch_size=cfg.batch_size, seed=0), None, cfg)
-    seconds = time.perf_counter() - start
-    acc = float((suffix_logits(model, feats["test"]).argmax(1) == test_y).float().mean())
-    return acc, seconds
+def timed(spec: TrainSpec) -> tuple[float, float, float, int]:
+    """(test accuracy, seconds before the first step (feature extraction), training seconds, epochs) of one run."""
+    started, first = time.perf_counter(), []
+
+    def on_event(event):
+        if event.kind == "step" and not first:
+            first.append(time.perf_counter() - started)
+
+    card = run(spec, on_event)
+    return (card.metrics["test_accuracy"], first[0] if first else 0.0, card.training["train_seconds"],
+            card.training["epochs"])
 
 
-def scratch(data, idx: torch.Tensor, budget: float) -> tuple[float, float, int]:
-    n = len(idx)
-    epochs = max(3, min(150, 60_000 // n))  # ~60k images seen at least, capped by the time budget
-    cfg = TrainConfig(epochs=epochs, batch_size=min(128, n), optimizer="adam", lr=2e-3, weight_decay=5e-4,
-                      schedule="onecycle", keep_best=False, time_budget_s=budget, seed=0)
-    model = build_model("resnet_small", in_channels=3, image_size=32, num_classes=10)
-    task = ClassificationTask(data.mean, data.std, augment=AugmentConfig(translate=4, hflip=True))
-    start = time.perf_counter()
-    result = fit(model, task, TensorLoader(data.train_x[idx], data.train_y[idx], batch_size=cfg.batch_size,
-                                           drop_last=n > cfg.batch_size, seed=0), None, cfg)
-    seconds = time.perf_counter() - start
-    return evaluate_classifier(model, data)["accuracy"], seconds, result.epochs
+def transfer(data_dir, resolution: int, per_class: int = 0, fine_tune: int = 0, config=None) -> tuple:
+    """The pretrained network with a linear head (and the last `fine_tune` blocks) on `per_class` images a class."""
+    n = per_class * 10 or 50_000
+    spec = TrainSpec(dataset="cifar10", model="efficientnet_lite0", data_dir=data_dir, per_class=per_class,
+                     model_options={"resolution": resolution, **({"fine_tune": fine_tune} if fine_tune else {})},
+                     config=config or head_config(n))
+    return timed(spec)
+
+
+def scratch(data_dir, per_class: int, budget: float) -> tuple:
+    """resnet_small from scratch with shifts and flips, one-cycle Adam, under a training-time budget."""
+    n = per_class * 10 or 50_000
+    cfg = TrainConfig(epochs=max(3, min(150, 60_000 // n)), batch_size=min(128, n), optimizer="adam", lr=2e-3,
+                      weight_decay=5e-4, schedule="onecycle", keep_best=False, time_budget_s=budget, seed=0)
+    return timed(TrainSpec(dataset="cifar10", model="resnet_small", data_dir=data_dir, per_class=per_class,
+                           augment=AugmentConfig(translate=4, hflip=True), config=cfg))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,50 +81,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "transfer.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    data = load_dataset("cifar10", args.data_dir)
     results: dict = {"resolution": args.resolution, "threads": torch.get_num_threads(), "rows": [], "efficiency": []}
+    load_dataset("cifar10", args.data_dir)  # decoded once here, so no run's timing includes reading the JPEGs
     with tempfile.TemporaryDirectory() as cache:
         os.environ["XDG_CACHE_HOME"] = cache  # a cold feature cache: the first extraction is timed in full
-        model = build_model("efficientnet_lite0", in_channels=3, image_size=32, num_classes=10,
-                            stats=(data.mean, data.std), resolution=args.resolution)
-        sets = {"train": data.train_x, "test": data.test_x}
-        start = time.perf_counter()
-        feats = feature_sets(model, sets, data.mean, data.std)
-        extract = time.perf_counter() - start
-        acc, head = train_head(model, feats, data.train_y, data.test_y)
-        results["rows"].append({"what": "frozen features + linear head, all 50,000", "test_accuracy": round(acc, 4),
-                                "extract_s": round(extract, 1), "train_s": round(head, 1),
-                                "total_s": round(extract + head, 1), "images_per_s": round(60_000 / extract)})
-        start = time.perf_counter()
-        feats = feature_sets(model, sets, data.mean, data.std)
-        again = time.perf_counter() - start
-        acc2, head2 = train_head(model, feats, data.train_y, data.test_y)
-        results["rows"].append({"what": "the same, second run (features from the cache)", "test_accuracy": round(acc2, 4),
-                                "extract_s": round(again, 1), "train_s": round(head2, 1), "total_s": round(again + head2, 1)})
+        for what in ("frozen features + linear head, all 50,000", "the same, second run (features from the cache)"):
+            acc, extract, head, _ = transfer(args.data_dir, args.resolution)
+            results["rows"].append({"what": what, "test_accuracy": round(acc, 4), "extract_s": round(extract, 1),
+                                    "train_s": round(head, 1), "total_s": round(extract + head, 1),
+                                    "images_per_s": round(60_000 / max(extract, 1e-9))})
         print_rows(results)
         for per_class, budget in zip(SUBSETS, args.scratch_budget):
-            idx = per_class_subset(data.train_y, per_class) if per_class else torch.arange(len(data.train_y))
-            t_acc, t_s = train_head(model, feats, data.train_y, data.test_y, idx)
-            s_acc, s_s, s_epochs = scratch(data, idx, budget)
-            results["efficiency"].append({"per_class": per_class or len(idx) // 10, "images": len(idx),
+            t_acc, _, t_s, _ = transfer(args.data_dir, args.resolution, per_class)
+            s_acc, _, s_s, s_epochs = scratch(args.data_dir, per_class, budget)
+            results["efficiency"].append({"per_class": per_class or 5000, "images": per_class * 10 or 50_000,
                                           "transfer_accuracy": round(t_acc, 4), "transfer_head_s": round(t_s, 1),
                                           "scratch_accuracy": round(s_acc, 4), "scratch_s": round(s_s, 1),
                                           "scratch_epochs": s_epochs, "scratch_budget_s": budget})
             print(results["efficiency"][-1], flush=True)
         if args.fine_tune:
-            tuned = build_model("efficientnet_lite0", in_channels=3, image_size=32, num_classes=10,
-                                stats=(data.mean, data.std), resolution=args.resolution, fine_tune=args.fine_tune)
-            idx = per_class_subset(data.train_y, args.fine_tune_per_class)
-            start = time.perf_counter()
-            ft = feature_sets(tuned, {"train": data.train_x[idx], "test": data.test_x}, data.mean, data.std)
-            extract = time.perf_counter() - start
             cfg = TrainConfig(epochs=3, batch_size=128, optimizer="adam", lr=1e-3, schedule="onecycle", keep_best=False)
-            start = time.perf_counter()
-            fit(tuned, FeatureTask(), TensorLoader(*ft["train"], data.train_y[idx], batch_size=128, seed=0), None, cfg)
-            train = time.perf_counter() - start
-            report = classification_report(suffix_logits(tuned, ft["test"]), data.test_y, data.class_names)
-            results["rows"].append({"what": f"last {args.fine_tune} block(s) fine-tuned, {len(idx):,} images, 3 epochs",
-                                    "test_accuracy": round(report["accuracy"], 4), "extract_s": round(extract, 1),
+            acc, extract, train, _ = transfer(args.data_dir, args.resolution, args.fine_tune_per_class, args.fine_tune,
+                                              cfg)
+            results["rows"].append({"what": f"last {args.fine_tune} block(s) fine-tuned, "
+                                            f"{args.fine_tune_per_class * 10:,} images, 3 epochs",
+                                    "test_accuracy": round(acc, 4), "extract_s": round(extract, 1),
                                     "train_s": round(train, 1), "total_s": round(extract + train, 1)})
     print_rows(results)
     print("\n| images per class | transfer (linear head) | from scratch (resnet_small) | difference |\n|---:|---:|---:|---:|")

@@ -26,7 +26,8 @@ left.plotly_chart(compare_figure({n: read_events(runs[names.index(n)][0]) for n 
                   key="runs_curves")
 right.plotly_chart(accuracy_time_figure([r for r in rows if r["run"] in chosen]), width="stretch", key="runs_time")
 
-finished = [n for n, (d, _, status) in zip(names, runs) if (d / "card.json").is_file()]
+finished = [n for n, (d, spec, status) in zip(names, runs)  # classifiers with a model saved: their mistakes
+            if (d / "card.json").is_file() and spec.get("kind", "classifier") == "classifier"]
 if not finished:
     st.stop()
 st.subheader("One run's mistakes")

@@ -31,7 +31,7 @@ from core.engine.tasks import ClassificationTask
 from core.models import build_model, count_parameters, list_models
 from core.progress import console_run
 from core.trainer.evaluate import classification_report, evaluate_classifier
-from core.trainer.transfer import FeatureTask, feature_sets, suffix_logits
+from core.trainer.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
 
 # The benchmark's speed recipe: fast_cnn, Nesterov SGD with a one-cycle schedule over 3 epochs, 1-pixel shifts.
 FAST_MNIST_RECIPE = {
@@ -61,6 +61,7 @@ class TrainSpec:
     folds: int = 0  # > 1: stratified k-fold cross-validation instead of one run (core.trainer.crossval)
     fold: int = -1  # with folds > 1: train on the other folds and test on this one (set by cross_validate)
     test_curve: float = 0.0  # > 0: score the test set every this fraction of an epoch (benchmarks); no model selection
+    per_class: int = 0  # > 0: train on this many images of each class (a seeded subset; data efficiency); 0 = all
 
     @property
     def seed(self) -> int:
@@ -80,6 +81,9 @@ class TrainSpec:
         if self.augment.hflip and not data.hflip:
             raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
         train_x, train_y, test_x, test_y = data.train_x, data.train_y, data.test_x, data.test_y
+        if self.per_class:
+            keep = per_class_subset(train_y, self.per_class, seed=self.config.seed)
+            train_x, train_y = train_x[keep], train_y[keep]
         if self.folds > 1:  # the held-out fold is the test set; the model never sees it, not even to select
             train_idx, held_idx = fold_indices(train_y.numpy(), self.folds, self.fold, self.config.seed)
             test_x, test_y = train_x[held_idx], train_y[held_idx]
@@ -93,8 +97,8 @@ class TrainSpec:
         model = build_model(self.model, in_channels=data.channels, image_size=data.image_size,
                             num_classes=data.num_classes, stats=(data.mean, data.std), seed=self.config.seed,
                             **self.model_options)
-        card = ModelCard(task="classification", model=spec_of(model), dataset=DatasetInfo(**data.describe()),
-                         params=count_parameters(model))
+        card = ModelCard(task="classification", model=spec_of(model), params=count_parameters(model),
+                         dataset=DatasetInfo(**{**data.describe(), "train_size": len(train_y), "test_size": len(test_y)}))
         if hasattr(model, "suffix"):  # a pretrained backbone: its frozen part runs once per image, cached on disk
             if self.augment.active or self.mixup_alpha or self.cutmix_alpha or self.label_smoothing:
                 raise ValueError("Pretrained features are computed once and cached, so every epoch sees the same "
@@ -184,6 +188,7 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
         args += [flag, str(value)] if value else []
     args += ["--snapshots"] if spec.snapshots else []
     args += ["--folds", str(spec.folds)] if spec.folds > 1 else []
+    args += ["--per-class", str(spec.per_class)] if spec.per_class else []
     return "python -m core train " + shlex.join(args + ["--out", str(out)])
 
 
@@ -216,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=0.0, help="augmentation: max zoom fraction")
     p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
     p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
+    p.add_argument("--per-class", type=int, default=0, help="train on N images of each class (seeded subset)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out from its last finished epoch (same flags as before)")
     p.add_argument("--folds", type=int, default=0,
@@ -239,7 +245,8 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
                      model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
-                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds)
+                     val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds,
+                     per_class=args.per_class)
 
 
 def parse_model_options(items: list[str]) -> dict:
