@@ -8,9 +8,12 @@ feature's command line trains a recipe (`add_train_verb`, `train_from_args`), so
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Callable
 
+from core.data import DataError
 from core.engine import Event, RunControl
+from core.engine.checkpoint import CheckpointError
 from core.engine.recipe import add_recipe_flags, recipe_from_args, run
 
 
@@ -73,3 +76,15 @@ def train_from_args(cls: type, args, desc: str):
         close()
     print(f"{card.headline.describe() if card.headline else 'no headline'} -> {args.out}")
     return card
+
+
+def run_cli(parser, dispatch: Callable, argv: list[str] | None) -> int:
+    """Parse `argv`, call `dispatch(args)`; what the user got wrong (data, card, value, file) is one line on
+    stderr and exit status 2, never a traceback."""
+    args = parser.parse_args(argv)
+    try:
+        dispatch(args)
+    except (DataError, CheckpointError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

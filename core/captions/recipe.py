@@ -21,12 +21,11 @@ import numpy as np
 from core.captions.captioning import (MAX_TOKENS, MEAN, STD, Vocabulary, bleu, caption_all, evaluate_scenes,
                                       exact_match, grammar_vocabulary, scene_makers)
 from core.captions.task import CaptionTask
-from core.data import DataError
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
-from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec_of
+from core.engine.checkpoint import DatasetInfo, ModelCard, spec_of
 from core.engine.recipe import Prepared, recipe_command, register_recipe
 from core.models import build_model, count_parameters
-from core.progress import add_train_verb, train_from_args
+from core.progress import add_train_verb, run_cli, train_from_args
 from core.viz import image_grid
 
 
@@ -147,14 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        train_from_args(CaptionerRecipe, args, "captioner")
-    except (DataError, CheckpointError, FileNotFoundError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(build_parser(), lambda args: train_from_args(CaptionerRecipe, args, "captioner"), argv)
 
 
 if __name__ == "__main__":

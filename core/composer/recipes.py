@@ -17,12 +17,12 @@ from typing import Callable, ClassVar
 
 from core.composer.multidigit import (TRAIN_DIGITS, evaluate_pairs, evaluate_strings, pair_maker, string_maker)
 from core.composer.tasks import CTCTask, PairTask
-from core.data import DataError, load_dataset
+from core.data import load_dataset
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
-from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, invoking_command, spec_of, update_card
+from core.engine.checkpoint import DatasetInfo, ModelCard, invoking_command, spec_of, update_card
 from core.engine.recipe import Prepared, add_recipe_flags, recipe_command, recipe_from_args, register_recipe, run
 from core.models import build_model, count_parameters
-from core.progress import add_train_verb, train_from_args
+from core.progress import add_train_verb, run_cli, train_from_args
 
 
 def _prepare(recipe, task_name: str, model_name: str, generator: dict, task, maker, model_options: dict,
@@ -145,18 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "sweep":
-            sweep([float(v) for v in args.lambdas.split(",")], recipe_from_args(PairRecipe, args), args.into)
-            return 0
+def _dispatch(args) -> None:
+    if args.command == "sweep":
+        sweep([float(v) for v in args.lambdas.split(",")], recipe_from_args(PairRecipe, args), args.into)
+    else:
         train_from_args(PairRecipe if args.command == "train-pair" else CRNNRecipe, args, args.command)
-    except (DataError, CheckpointError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser(), _dispatch, argv)
 
 
 if __name__ == "__main__":

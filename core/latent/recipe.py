@@ -17,14 +17,14 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
-from core.data import AugmentConfig, DataError, load_dataset
+from core.data import AugmentConfig, load_dataset
 from core.engine import Event, RunControl, TensorLoader, TrainConfig
-from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, load_checkpoint, spec_of, update_card
+from core.engine.checkpoint import DatasetInfo, ModelCard, load_checkpoint, spec_of, update_card
 from core.engine.recipe import Prepared, recipe_command, register_recipe
 from core.latent.autoencode import as_float, encode_all, probe, reconstruct, reconstruction_report
 from core.latent.task import ReconstructionTask
 from core.models import build_model, count_parameters
-from core.progress import add_train_verb, train_from_args
+from core.progress import add_train_verb, run_cli, train_from_args
 from core.viz import image_grid
 
 
@@ -122,19 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dispatch(args) -> None:
+    if args.command == "train":
+        m = train_from_args(AutoencoderRecipe, args, f"{args.model} on {args.dataset}").metrics
+        print(f"PSNR {m['test_psnr']:.2f} dB, SSIM {m['test_ssim']:.4f}")
+    else:
+        run_probe(args.folders, args.data_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "train":
-            m = train_from_args(AutoencoderRecipe, args, f"{args.model} on {args.dataset}").metrics
-            print(f"PSNR {m['test_psnr']:.2f} dB, SSIM {m['test_ssim']:.4f}")
-        else:
-            run_probe(args.folders, args.data_dir)
-    except (DataError, CheckpointError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(build_parser(), _dispatch, argv)
 
 
 if __name__ == "__main__":
