@@ -80,15 +80,10 @@ def tagged_checkpoints(task: str):
     return [(f, c, tag) for f, c, tag in found if c.task == task]
 
 
-def task_checkpoints(task: str) -> dict[str, str]:
-    """Label "name (shipped | my run)" -> folder for every checkpoint of `task`, shipped first."""
-    return {f"{folder.name} ({tag})": str(folder) for folder, _, tag in tagged_checkpoints(task)}
-
-
-def checkpoint_choices() -> dict[str, str]:
-    """Label -> folder for every shipped classifier and every saved run, shipped first (digit models first)."""
+def model_choices(task: str) -> dict[str, str]:
+    """Label "name (model on data set, shipped | my run)" -> folder of every checkpoint of `task`, shipped first."""
     return {f"{folder.name} ({card.model.name} on {card.dataset.name}, {tag})": str(folder)
-            for folder, card, tag in tagged_checkpoints("classification")}
+            for folder, card, tag in tagged_checkpoints(task)}
 
 
 def enlarge(image, side: int, square: bool = True):

@@ -10,7 +10,20 @@ from core.engine.predict import input_spec, is_digit_model
 from core.draw.preprocess import SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, read_image, sample_photo
 from pages._common import SHARED_INPUT, cached_dataset
 
-IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+
+
+def upload_image(key: str, label: str = "Image", camera: bool = False) -> tuple[np.ndarray, str] | None:
+    """The one way a page takes an image file (or a camera shot): (decoded image, its name), read by core's
+    guarded decoder; a file that is not an image gets one message saying what to upload, and None."""
+    file = st.camera_input(label, key=key) if camera else st.file_uploader(label, type=IMAGE_TYPES, key=key)
+    if file is None:
+        return None
+    try:
+        return read_image(file.getvalue()), getattr(file, "name", "camera")
+    except ValueError as exc:
+        st.error(f"Cannot use this file: {exc}.")  # the reader says what it expected
+        return None
 
 
 def has_test_set(card: dict) -> bool:
@@ -45,12 +58,9 @@ def choose_input(card: dict, key: str) -> np.ndarray:
         except DataError as exc:
             st.warning(f"The test set is not available here ({exc}) Showing the example drawing instead.")
     else:
-        file = st.file_uploader("Image", type=IMAGE_TYPES, key=f"{key}_upload")
-        if file is not None:
-            try:
-                image = preprocess_photo(read_image(file.getvalue()), size=size, **photo)
-            except ValueError as exc:
-                st.error(f"Cannot use this file: {exc}.")
+        upload = upload_image(f"{key}_upload")
+        if upload is not None:
+            image = preprocess_photo(upload[0], size=size, **photo)
     if image is None:
         image = example_digit(size) if is_digit_model(card) else np.zeros((channels, size, size), np.uint8)
     return image if image.ndim == 3 else image[None]

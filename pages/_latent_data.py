@@ -1,22 +1,13 @@
 """Cached pieces of the latent explorer: autoencoder checkpoints, the map's encodings, t-SNE, neighbours."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from core.latent.autoencode import latent_map, tsne_layout
-from pages._common import cached_checkpoint, cached_dataset, tagged_checkpoints
+from pages._common import cached_checkpoint, cached_dataset
 
 MAP_SIZE = 2000  # test images on the map
 BANK_SIZE = 10000  # training images searched for nearest neighbours
-
-
-def autoencoder_choices() -> dict[str, str]:
-    """Label -> folder of every shipped or saved autoencoder checkpoint."""
-    return {f"{folder.name} ({card.model.name} on {card.dataset.name}, test MSE "
-            f"{card.metrics.get('test_mse', float('nan')):.4f}, {tag})": str(folder)
-            for folder, card, tag in tagged_checkpoints("reconstruction")}
 
 
 @st.cache_resource(show_spinner="Encoding the map's test images...")
@@ -38,7 +29,3 @@ def cached_bank(folder: str):
     model, card = cached_checkpoint(folder)
     data = cached_dataset(card.dataset.name)
     return latent_map(model, data.train_x, data.train_y, n=BANK_SIZE, seed=1)
-
-
-def folder_name(folder: str) -> str:
-    return Path(folder).name

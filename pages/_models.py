@@ -2,7 +2,7 @@
 a data set.
 
 Uploaded models live in this browser session only (`st.session_state[UPLOADED]`), never in the shared
-caches, and every page that calls `choose_checkpoint` lists them beside the checkpoints.
+caches, and every page that chooses a classifier with `choose_model` lists them beside the checkpoints.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
 from core.engine.checkpoint import CheckpointError
-from pages._common import cached_checkpoint, checkpoint_choices
+from pages._common import cached_checkpoint, model_choices
 
 UPLOADED = "uploaded_models"  # session key: label -> (model, card)
 UPLOAD_TYPES = ["zip", "pt", "pth", "ts", "torchscript", "keras", "h5", "hdf5", "pkl", "safetensors", "onnx", "bin"]
@@ -73,27 +73,36 @@ def _settings(label: str, models: dict) -> None:
     models[label] = (model, new)
 
 
-def choose_checkpoint(key: str):
-    """A model selectbox over every checkpoint and the session's uploads (with the upload panel below it).
+TRAIN_HINTS = {"classification": "python -m core train --recipe fast_mnist --out runs/mnist",
+               "reconstruction": "python -m core train-autoencoder --out runs/ae",
+               "multi_digit": "python -m core train-pair --out runs/pair",
+               "digit_string": "python -m core train-crnn --out runs/crnn",
+               "captioning": "python -m core train-captioner --out runs/captioner"}
 
-    Returns (folder, model, card), or stops the page with a message. An uploaded model's folder is a
-    name that holds no snapshots unless the upload was a checkpoint zip.
+
+def choose_model(task: str, key: str, label: str = "Model"):
+    """The one model chooser of every page: a selectbox over the shipped checkpoints and saved runs of `task`
+    (for classifiers also this session's uploads, with the upload panel below it).
+
+    Returns (folder, model, card), or stops the page with a message saying how to train one. An uploaded
+    model's folder is a name that holds no snapshots unless the upload was a checkpoint zip.
     """
     select_slot = st.container()
-    upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
-    choices, uploads = checkpoint_choices(), uploaded_models()
+    if task == "classification":
+        upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
+    choices, uploads = model_choices(task), (uploaded_models() if task == "classification" else {})
     if not choices and not uploads:
-        st.error("No checkpoints found. Train one with `python -m core.trainer.classify --recipe fast_mnist --out runs/mnist`, "
-                 "or upload a model above.")
+        st.error(f"No {task.replace('_', ' ')} checkpoint found. Train one with `{TRAIN_HINTS[task]}`"
+                 + (", or upload a model above." if task == "classification" else "."))
         st.stop()
     if st.session_state.get(key) not in (*uploads, *choices):
         st.session_state.pop(key, None)  # a run or upload that is gone
-    label = select_slot.selectbox("Model", [*choices, *uploads], key=key)
-    if label in uploads:
-        model, card = uploads[label]
-        return (card.upload or {}).get("folder", f"uploaded:{label}"), model, card
+    chosen = select_slot.selectbox(label, [*choices, *uploads], key=key)
+    if chosen in uploads:
+        model, card = uploads[chosen]
+        return (card.upload or {}).get("folder", f"uploaded:{chosen}"), model, card
     try:
-        return (choices[label], *cached_checkpoint(choices[label]))
+        return (choices[chosen], *cached_checkpoint(choices[chosen]))
     except CheckpointError as exc:
         st.error(f"This checkpoint cannot be loaded: {exc}")
         st.stop()

@@ -12,7 +12,7 @@ from core.trainer.evaluate import most_confused
 from core import paths
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure, efficiency_figure
 from core.trainer.runs import read_events, read_group, read_spec, read_status, summarize
-from pages._common import cached_checkpoint, cached_report, checkpoint_choices
+from pages._common import cached_checkpoint, cached_report, model_choices
 
 # this machine's own `python -m bench.transfer` run if there is one, else the measurement shipped with the project
 TRANSFER_BENCH = [paths.PROJECT_ROOT / "bench" / folder / "transfer.json" for folder in ("results", "reference")]
@@ -88,7 +88,7 @@ def group_results(run_dirs: list[str] | None) -> None:
 
 def open_elsewhere(run_dir: Path) -> None:
     """Buttons that open a finished run's model on the Draw or Inside page (it is listed there already)."""
-    label = next((lbl for lbl, folder in checkpoint_choices().items() if Path(folder) == Path(run_dir)), None)
+    label = next((lbl for lbl, folder in model_choices("classification").items() if Path(folder) == Path(run_dir)), None)
     if label is None:
         return
     left, right, _ = st.columns([1, 1, 2])

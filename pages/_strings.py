@@ -7,7 +7,7 @@ from core.composer.ctc import align, beam_decode, greedy_decode, to_digits
 from core.data.multimnist import compose
 from core.composer.multidigit import pick_tiles, string_log_probs, string_offsets
 from core.plots import ctc_figure
-from pages._common import cached_checkpoint, task_checkpoints
+from pages._models import choose_model
 
 
 def _text(labels) -> str:
@@ -15,15 +15,10 @@ def _text(labels) -> str:
 
 
 def string_mode(mnist) -> None:
-    models = task_checkpoints("digit_string")
-    if not models:
-        st.error("No CRNN checkpoint found. Train one: `python -m core.composer.multidigit train-crnn --out checkpoints/mnist_crnn`.")
-        return
     if mnist is None:
         st.info("Sequence mode writes the string with MNIST test digits; put the MNIST files in the data directory.")
         return
-    folder = models[st.selectbox("CRNN model", list(models), key="composer_crnn")]
-    model, card = cached_checkpoint(folder)
+    folder, model, card = choose_model("digit_string", "composer_crnn", "CRNN model")
     gen = card.generator
     width, max_len = gen["width"], gen["max_len"]
     st.caption(f"Conv features -> bidirectional GRU over {width // 8} columns of 8 px -> 11 classes per column "
@@ -70,4 +65,4 @@ def string_mode(mnist) -> None:
         by_len = card.metrics.get("test_by_length", {})
         st.dataframe(pd.DataFrame([{"digits": k, "exact match (greedy)": v["exact_greedy"], "strings": v["n"]}
                                    for k, v in by_len.items()]), hide_index=True, width="content")
-        st.caption(f"Fresh test strings from MNIST's test digits: `python -m core.composer.multidigit evaluate {folder}`")
+        st.caption(f"Fresh test strings from MNIST's test digits: `python -m core evaluate {folder}`")

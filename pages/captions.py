@@ -5,19 +5,15 @@ import streamlit as st
 
 from core.captions.captioning import attention_map, caption_image, exact_match, vocabulary_of
 from core.data import DataError
-from core.draw.preprocess import preprocess_photo, read_image
+from core.draw.preprocess import preprocess_photo
 from core.viz import overlay, to_rgb
-from pages._common import SHARED_INPUT, cached_checkpoint, enlarge, task_checkpoints
+from pages._common import SHARED_INPUT, enlarge
+from pages._inputs import upload_image
+from pages._models import choose_model
 from pages._scenes import cached_scenes
 
 st.title("Caption generator")
-models = task_checkpoints("captioning")
-if not models:
-    st.error("No captioning checkpoint found. Train one: `python -m core.captions.captioning train --out "
-             "checkpoints/scenes_captioner`.")
-    st.stop()
-folder = models[st.selectbox("Captioning model", list(models), key="caption_model")]
-model, card = cached_checkpoint(folder)
+folder, model, card = choose_model("captioning", "caption_model", "Captioning model")
 vocab = vocabulary_of(card)
 st.caption("A small CNN turns the 64x64 image into an 8x8 grid of features; an LSTM writes the caption word by word, "
            "at each word attending over the grid (Show, Attend and Tell). Trained on scenes of real MNIST, "
@@ -38,12 +34,9 @@ if source.startswith("Test scene"):
         index = st.slider("Scene", 0, len(scenes.images) - 1, 0, key="caption_index")
         image, references = scenes.images[index].numpy(), scenes.captions[index]
 elif source == "Upload":
-    file = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="caption_upload")
-    if file is not None:
-        try:
-            image = preprocess_photo(read_image(file.getvalue()), size=64, channels=3)
-        except ValueError as exc:
-            st.error(f"Cannot use this file: {exc}.")
+    upload = upload_image("caption_upload")
+    if upload is not None:
+        image = preprocess_photo(upload[0], size=64, channels=3)
 else:
     image = preprocess_photo(to_rgb(shared["image"]), size=64, channels=3)
 if image is None:
@@ -111,4 +104,4 @@ with st.expander("Accuracy of this checkpoint (from its model card)"):
     rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
             for dec, res in card.metrics.items() for split, m in res.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"`python -m core.captions.captioning evaluate {folder}`")
+    st.caption(f"`python -m core evaluate {folder}`")

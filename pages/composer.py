@@ -10,7 +10,8 @@ from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import overlay
-from pages._common import cached_checkpoint, cached_dataset, enlarge, task_checkpoints
+from pages._common import cached_dataset, enlarge
+from pages._models import choose_model
 from pages._strings import string_mode
 
 st.title("Multi-MNIST composer")
@@ -26,12 +27,7 @@ if mode == "A digit string":
     string_mode(mnist)
     st.stop()
 
-models = task_checkpoints("multi_digit")
-if not models:
-    st.error("No multi-task checkpoint found. Train one: `python -m core.composer.multidigit train-pair --out "
-             "checkpoints/mnist_pair_cnn`.")
-    st.stop()
-model, card = cached_checkpoint(models[st.selectbox("Multi-task model", list(models), key="composer_model")])
+_, model, card = choose_model("multi_digit", "composer_model", "Multi-task model")
 width = card.generator["width"]
 st.caption(f"Shared conv backbone with two heads: both digits (2 x 10 classes) and both x-centres (pixels), "
            f"trained with CE + {card.training['lambda']:g} x MSE on composed {DIGIT}x{width} images.")

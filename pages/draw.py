@@ -7,16 +7,16 @@ import streamlit as st
 
 from core.engine.predict import input_spec, is_digit_model, predict_proba
 from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit, preprocess_photo,
-                             read_image, render_strokes, sample_photo, strokes_to_fabric)
+                                  render_strokes, sample_photo, strokes_to_fabric)
 from core.plots import probability_chart
 from pages._common import SHARED_INPUT, enlarge
-from pages._inputs import IMAGE_TYPES, has_test_set
-from pages._models import choose_checkpoint
+from pages._inputs import has_test_set, upload_image
+from pages._models import choose_model
 
 CANVAS = 280
 
 title = st.empty()
-_, model, card = choose_checkpoint("draw_model")
+_, model, card = choose_model("classification", "draw_model")
 title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({card.dataset.name})")
 classes = card.dataset.class_names
 
@@ -79,16 +79,11 @@ else:
         name = st.selectbox("Photo (bundled with scikit-image)", list(SAMPLE_PHOTOS), key="draw_photo")
         raw, origin = sample_photo(name), name
     else:
-        file = (st.file_uploader("Image", type=IMAGE_TYPES, key="draw_upload")
-                if source == "Upload" else st.camera_input("Camera", key="draw_camera"))
-        if file is None:
+        upload = upload_image("draw_upload") if source == "Upload" else upload_image("draw_camera", "Camera", camera=True)
+        if upload is None:
             st.info("Choose an image to classify.")
             st.stop()
-        try:
-            raw, origin = read_image(file.getvalue()), getattr(file, "name", "camera")
-        except ValueError as exc:
-            st.error(f"Cannot use this file: {exc}.")
-            st.stop()
+        raw, origin = upload
     image = preprocess_photo(raw, size=size, channels=channels, dark_background=has_dark_background(card))
     st.session_state[SHARED_INPUT] = {"image": raw, "source": origin}
     left, right = st.columns(2)

@@ -29,7 +29,7 @@ def size_words(card) -> str:
 st.subheader("Shipped models")
 if not cards:
     st.warning("No shipped checkpoints found in `checkpoints/`. Train one with "
-               "`python -m core.trainer.classify --recipe fast_mnist --out checkpoints/mnist_fast_cnn`.")
+               "`python -m core train --recipe fast_mnist --out checkpoints/mnist_fast_cnn`.")
 else:
     rows = [{
         "checkpoint": folder.rsplit("/", 1)[-1],

@@ -11,10 +11,10 @@ from core.plots import montage_figure, probability_chart
 from core.viz import filter_montage, montage, overlay
 from pages._common import cached_snapshot, enlarge
 from pages._inputs import choose_input
-from pages._models import choose_checkpoint
+from pages._models import choose_model
 
 st.title("Inside the network")
-folder, model, card = choose_checkpoint("inside_model")
+folder, model, card = choose_model("classification", "inside_model")
 label = folder.rsplit("/", 1)[-1]
 channels, size = input_spec(card)
 classes = card.dataset.class_names
@@ -110,7 +110,7 @@ with time_tab:
     epochs = list_snapshots(folder)
     if not epochs:
         st.info("This checkpoint kept no per-epoch snapshots. Choose the shipped `mnist_seed004`, or train with "
-                "`python -m core.trainer.classify ... --snapshots`, to watch filters and Grad-CAM change over training.")
+                "`python -m core train ... --snapshots`, to watch filters and Grad-CAM change over training.")
     elif not convs:
         st.info("This model has no convolution layer: no filters or Grad-CAM to follow over training.")
     else:

