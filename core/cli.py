@@ -63,12 +63,12 @@ def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) ->
     if card.task == "classification" and card.dataset.name == "imagenet":
         metrics, measured = dict(card.metrics), False  # ImageNet is never on this machine: the reported figure
     elif card.task == "classification":
+        from core.trainer.classify import report_metrics
         from core.trainer.evaluate import evaluate_classifier
 
-        report = evaluate_classifier(model, load_dataset(card.dataset.name, data_dir), card.dataset.mean,
-                                     card.dataset.std)
-        metrics, measured = {"test_accuracy": report["accuracy"], "test_per_class": report["per_class"],
-                             "test_n": report["n"], "confusion": report["confusion"]}, True
+        metrics = report_metrics(evaluate_classifier(model, load_dataset(card.dataset.name, data_dir),
+                                                     card.dataset.mean, card.dataset.std))
+        measured = True
     elif card.task == "reconstruction":
         from core.latent.autoencode import reconstruction_report
 
@@ -76,10 +76,9 @@ def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) ->
         metrics, measured = {f"test_{k}": v for k, v in reconstruction_report(model, data.test_x).items()}, True
         metrics["test_n"] = len(data.test_x)
     elif card.task in ("multi_digit", "digit_string"):
-        from core.composer import multidigit
+        from core.composer.multidigit import test_metrics
 
-        result = multidigit.evaluate_checkpoint(folder, data_dir, n or 10_000)
-        metrics, measured = {f"test_{k}": v for k, v in result.items()}, True
+        metrics, measured = test_metrics(model, card, load_dataset("mnist", data_dir), n or 10_000), True
     else:
         from core.captions.captioning import SPECIALS, Vocabulary, evaluate_scenes, scene_makers
 
@@ -105,8 +104,8 @@ def _print_report(report: dict) -> None:
     for key, value in report["metrics"].items():
         if isinstance(value, (int, float)):
             print(f"  {key}: {value:.6g}")
-    if "confusion" in report["metrics"]:
-        confusion, names = report["metrics"]["confusion"], list(report["metrics"]["test_per_class"])
+    if "test_confusion" in report["metrics"]:
+        confusion, names = report["metrics"]["test_confusion"], list(report["metrics"]["test_per_class"])
         print("per-class accuracy:\n" + "\n".join(f"  {name:>14}: {acc:.2%}" for name, acc in
                                                  report["metrics"]["test_per_class"].items()))
         width = max(5, max(len(str(v)) for row in confusion for v in row) + 1)

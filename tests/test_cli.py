@@ -33,7 +33,7 @@ def test_train_then_evaluate(tmp_path):
     assert report["task"] == "classification" and report["headline"]["name"] == "test_accuracy"
     assert report["headline"]["value"] == pytest.approx(card.metrics["test_accuracy"], abs=1e-4)
     metrics = report["metrics"]
-    assert sum(map(sum, metrics["confusion"])) == metrics["test_n"] == 450 and len(metrics["test_per_class"]) == 10
+    assert sum(map(sum, metrics["test_confusion"])) == metrics["test_n"] == 450 and len(metrics["test_per_class"]) == 10
     text = run("core", "evaluate", str(out)).stdout
     assert "confusion matrix" in text and "per-class accuracy" in text and "test accuracy" in text
     replay = card.command.split()[3:]  # the recorded command replays to the same model (seeded, deterministic)

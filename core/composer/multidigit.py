@@ -80,6 +80,16 @@ def evaluate_strings(model, card: dict, digits, labels, n: int = 10_000, seed: i
     return {"exact_match_4_5": out["4-5"]["exact_greedy"], "by_length": out, "seed": seed}
 
 
+def test_metrics(model, card, ds, n: int = 10_000, seed: int = TEST_SEED) -> dict:
+    """The card's test metrics of a pair CNN or CRNN on `n` fresh compositions of `ds`'s test digits (the
+    recipes record these; `python -m core evaluate` measures them again)."""
+    if card.task == "multi_digit":
+        return {f"test_{k}": v for k, v in evaluate_pairs(model, card, ds.test_x, ds.test_y, n, seed).items()}
+    ev = evaluate_strings(model, card, ds.test_x, ds.test_y, n, seed)
+    return {"test_exact_match_4_5": ev["exact_match_4_5"], "test_exact_match_4_5_beam": ev["by_length"]["4-5"]["exact_beam"],
+            "test_by_length": ev["by_length"]}
+
+
 def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 10_000, seed: int = TEST_SEED) -> dict:
     model, card = load_checkpoint(folder)
     ds = load_dataset("mnist", data_dir)

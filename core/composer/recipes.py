@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from core.composer.multidigit import (TRAIN_DIGITS, evaluate_pairs, evaluate_strings, pair_maker, string_maker)
+from core.composer.multidigit import TRAIN_DIGITS, pair_maker, string_maker, test_metrics
 from core.composer.tasks import CTCTask, PairTask
 from core.data import load_dataset
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
@@ -26,7 +26,7 @@ from core.progress import add_train_verb, run_cli, train_from_args
 
 
 def _prepare(recipe, task_name: str, model_name: str, generator: dict, task, maker, model_options: dict,
-             evaluate_with, grad_clip: float) -> Prepared:
+             grad_clip: float) -> Prepared:
     """What the two composer recipes share: MNIST digits composed afresh every epoch, AdamW one-cycle."""
     ds = load_dataset("mnist", recipe.data_dir or None)
     model = build_model(model_name, in_channels=1, image_size=28, width=generator["width"], seed=recipe.seed,
@@ -42,7 +42,7 @@ def _prepare(recipe, task_name: str, model_name: str, generator: dict, task, mak
                      generator=generator, params=count_parameters(model))
     card.training = {"n_train": recipe.n_train, **({"lambda": recipe.x_weight} if hasattr(recipe, "x_weight") else {})}
     return Prepared(model, task(ds), train, TensorLoader(*val, batch_size=500, shuffle=False), config, card,
-                    lambda m: evaluate_with(m, card, ds))
+                    lambda m: test_metrics(m, card, ds, recipe.eval_n))
 
 
 @register_recipe
@@ -73,9 +73,7 @@ class PairRecipe:
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
         generator = {"width": self.width, "max_overlap": self.max_overlap, "noise": self.noise}
         return _prepare(self, "multi_digit", "pair_cnn", generator, lambda ds: PairTask(ds.mean, ds.std, x_weight=self.x_weight),
-                        pair_maker, {"channels": self.channels, "hidden": self.hidden},
-                        lambda m, card, ds: {f"test_{k}": v for k, v in
-                                             evaluate_pairs(m, card, ds.test_x, ds.test_y, self.eval_n).items()}, 0.0)
+                        pair_maker, {"channels": self.channels, "hidden": self.hidden}, 0.0)
 
 
 @register_recipe
@@ -104,15 +102,8 @@ class CRNNRecipe:
 
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
         generator = {"width": self.width, "max_len": self.max_len, "gap": list(self.gap), "noise": self.noise}
-
-        def evaluate(m, card, ds) -> dict:
-            ev = evaluate_strings(m, card, ds.test_x, ds.test_y, self.eval_n, beam_n=min(2000, self.eval_n))
-            return {"test_exact_match_4_5": ev["exact_match_4_5"],
-                    "test_exact_match_4_5_beam": ev["by_length"]["4-5"]["exact_beam"],
-                    "test_by_length": ev["by_length"]}
-
         return _prepare(self, "digit_string", "crnn", generator, lambda ds: CTCTask(ds.mean, ds.std), string_maker,
-                        {"channels": self.channels, "hidden": self.hidden}, evaluate, 5.0)
+                        {"channels": self.channels, "hidden": self.hidden}, 5.0)
 
 
 def sweep(lambdas: list[float], recipe: PairRecipe, into: str | None = None, log=print) -> list[dict]:
