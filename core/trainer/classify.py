@@ -30,7 +30,8 @@ from core.engine.recipe import Prepared, register_recipe, run
 from core.engine.tasks import ClassificationTask
 from core.models import build_model, count_parameters, list_models
 from core.progress import console_run
-from core.trainer.evaluate import classification_report, evaluate_classifier
+from core.engine.predict import predict_logits
+from core.trainer.evaluate import classification_report
 from core.trainer.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
 
 # The benchmark's speed recipe: fast_cnn, Nesterov SGD with a one-cycle schedule over 3 epochs, 1-pixel shifts.
@@ -99,6 +100,7 @@ class TrainSpec:
                             **self.model_options)
         card = ModelCard(task="classification", model=spec_of(model), params=count_parameters(model),
                          dataset=DatasetInfo(**{**data.describe(), "train_size": len(train_y), "test_size": len(test_y)}))
+        features = None
         if hasattr(model, "suffix"):  # a pretrained backbone: its frozen part runs once per image, cached on disk
             if self.augment.active or self.mixup_alpha or self.cutmix_alpha or self.label_smoothing:
                 raise ValueError("Pretrained features are computed once and cached, so every epoch sees the same "
@@ -108,19 +110,15 @@ class TrainSpec:
             task, train = FeatureTask(), features["train"]
             if val_loader is not None:
                 val_loader = TensorLoader(*features["validation"], val_y, batch_size=1000, shuffle=False)
-
-            def evaluate(m) -> dict:
-                return report_metrics(classification_report(suffix_logits(m, features["test"]), test_y,
-                                                            data.class_names))
         else:
             task = ClassificationTask(data.mean, data.std, augment=self.augment, label_smoothing=self.label_smoothing,
                                       mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
                                       channels_last=self.config.channels_last)
             train = (train_x,)
 
-            def evaluate(m) -> dict:
-                held = dataclasses.replace(data, test_x=test_x, test_y=test_y) if self.folds > 1 else data
-                return report_metrics(evaluate_classifier(m, held))
+        def evaluate(m) -> dict:  # on the test split (a held-out fold in k-fold)
+            logits = suffix_logits(m, features["test"]) if features else predict_logits(m, test_x, data.mean, data.std)
+            return report_metrics(classification_report(logits, test_y, data.class_names))
         loader = TensorLoader(*train, train_y, batch_size=self.config.batch_size,
                               drop_last=len(train_y) > self.config.batch_size, seed=self.config.seed)
         config = self.config
