@@ -34,6 +34,12 @@ DELEGATED = {
 }
 
 
+TRAIN_COMMANDS = {"classification": "python -m core train --recipe fast_mnist --out runs/mnist",
+                  "reconstruction": "python -m core train-autoencoder --out runs/ae",
+                  "multi_digit": "python -m core train-pair --out runs/pair",
+                  "digit_string": "python -m core train-crnn --out runs/crnn",
+                  "captioning": "python -m core train-captioner --out runs/captioner"}  # how to make one of each task
+
 def parse_recorded(command: str) -> tuple[str, argparse.Namespace]:
     """(verb, parsed arguments) of a command recorded in a model card, read by today's parsers without
     running it: a card's command must still replay. ValueError when it does not parse."""

@@ -70,7 +70,7 @@ def line_figure(series: dict[str, list[tuple[float, float]]], x_title: str, titl
     return fig
 
 
-def confusion_figure(confusion: list[list[int]], class_names: list[str]) -> go.Figure:
+def confusion_figure(confusion: list[list[int]], class_names: list[str], title: str = "") -> go.Figure:
     """Row-normalised confusion matrix heat map with counts; rows are the true class."""
     counts = np.asarray(confusion)
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
@@ -78,7 +78,7 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str]) -> go.F
     fig = go.Figure(go.Heatmap(z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
                                text=counts, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
                                "%{text} (%{z:.1%})<extra></extra>"))
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="predicted",
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="predicted", title=title,
                       yaxis=dict(title="true", autorange="reversed", type="category"),
                       xaxis=dict(type="category"))
     return fig
@@ -266,4 +266,15 @@ def efficiency_figure(rows: list[dict]) -> go.Figure:
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
                       xaxis=dict(type="log", title="training images per class", tickvals=x),
                       yaxis=dict(title="CIFAR-10 test accuracy (%)", range=[0, 100]))
+    return fig
+
+
+def folds_figure(folds: list[dict], mean: float) -> go.Figure:
+    """Held-out accuracy of each fold of a k-fold run as bars, with the mean as a dashed line."""
+    fig = go.Figure(go.Bar(x=[f"fold {f['fold']}" for f in folds], y=[f["accuracy"] for f in folds],
+                           text=[f"{f['accuracy']:.2%}" for f in folds], textposition="outside"))
+    fig.add_hline(y=mean, line_dash="dash", annotation_text=f"mean {mean:.2%}")
+    low = min(f["accuracy"] for f in folds)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="held-out accuracy per fold",
+                      yaxis=dict(tickformat=".1%", range=[max(0.0, low - 0.05), 1.0]))
     return fig

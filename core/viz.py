@@ -110,3 +110,21 @@ def image_grid(images: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
         grid[r * (h + pad):r * (h + pad) + h, k * (w + pad):k * (w + pad) + w] = img.transpose(1, 2, 0) if c == 3 \
             else to_rgb(img[0])
     return grid
+
+
+def enlarge(image, side: int, square: bool = True):
+    """Blow a small uint8 image up with crisp pixels so its longest side is `side`: a PIL image, centred on a
+    square black tile unless `square` is False. Channel-first (C, H, W) arrays are accepted."""
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+    img = Image.fromarray(array)
+    scale = side / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.NEAREST)
+    if not square:
+        return img
+    tile = Image.new(img.mode, (side, side))
+    tile.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return tile

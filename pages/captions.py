@@ -6,11 +6,8 @@ import streamlit as st
 from core.captions.captioning import attention_map, caption_image, exact_match, vocabulary_of
 from core.data import DataError
 from core.draw.preprocess import preprocess_photo
-from core.viz import overlay, to_rgb
-from pages._common import SHARED_INPUT, enlarge
-from pages._inputs import upload_image
-from pages._models import choose_model
-from pages._scenes import cached_scenes
+from core.viz import enlarge, overlay, to_rgb
+from pages._ui import SHARED_INPUT, cached_scenes, choose_model, upload_image
 
 st.title("Caption generator")
 folder, model, card = choose_model("captioning", "caption_model", "Captioning model")

@@ -1,5 +1,4 @@
-"""Multi-MNIST composer: place two digits, see the multi-task CNN's digits, x-centres and per-head Grad-CAM;
-or compose a digit string and watch the CRNN read it column by column."""
+"""Multi-MNIST composer: place two digits, see the multi-task CNN's digits, x-centres and per-head Grad-CAM."""
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -9,23 +8,16 @@ from core.data.multimnist import DIGIT, compose
 from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
 from core.draw.preprocess import example_digit, preprocess_digit
-from core.viz import overlay
-from pages._common import cached_dataset, enlarge
-from pages._models import choose_model
-from pages._strings import string_mode
+from core.viz import enlarge, overlay
+from pages._ui import cached_dataset, choose_model
 
+PLAIN = {"delta_color": "off", "delta_arrow": "off"}  # the metrics' second lines are words, not changes
 st.title("Multi-MNIST composer")
-mode = st.segmented_control("What to compose", ["Two digits", "A digit string"], default="Two digits",
-                            key="composer_mode") or "Two digits"
 try:
     mnist = cached_dataset("mnist")
 except DataError as exc:
     mnist = None
     st.warning(f"The MNIST test digits are not available here, so only drawn digits can be placed. {exc}")
-
-if mode == "A digit string":
-    string_mode(mnist)
-    st.stop()
 
 _, model, card = choose_model("multi_digit", "composer_model", "Multi-task model")
 width = card.generator["width"]
@@ -88,10 +80,9 @@ st.plotly_chart(composition_figure(image, true_x, pred_x, labels=digits), width=
                 config={"displayModeBar": False})
 cols = st.columns(4)
 for i, name in enumerate(["Left", "Right"]):
-    verdict = "" if truths[i] is None else (" (right)" if digits[i] == truths[i] else f" (wrong: it is {truths[i]})")
-    cols[2 * i].metric(f"{name} digit", str(digits[i]), f"{probs[i].max():.1%}{verdict}", delta_color="off", delta_arrow="off")
-    cols[2 * i + 1].metric(f"{name} x-centre", f"{pred_x[i]:.1f} px", f"error {pred_x[i] - true_x[i]:+.2f} px",
-                           delta_color="off", delta_arrow="off")
+    verdict = "" if truths[i] is None else (", correct" if digits[i] == truths[i] else f", wrong: it is {truths[i]}")
+    cols[2 * i].metric(f"{name} digit", str(digits[i]), f"{probs[i].max():.1%} confident{verdict}", **PLAIN)
+    cols[2 * i + 1].metric(f"{name} x-centre", f"{pred_x[i]:.1f} px", f"error {pred_x[i] - true_x[i]:+.2f} px", **PLAIN)
 with st.expander("Both heads' class probabilities"):
     a, b = st.columns(2)
     a.plotly_chart(probability_chart(probs[0], [str(d) for d in range(10)]), width="stretch", key="composer_p0")
@@ -115,8 +106,8 @@ for (name, heat), col in zip(maps.items(), st.columns(4)):
 sweep = card.lambda_sweep
 if sweep:
     st.subheader("What lambda does")
-    st.caption(f"loss = CE + lambda x MSE(x / 28). One run per lambda, same data and seed, {sweep['epochs']} epoch(s) of "
-               f"{sweep['n_train']:,} images; measured on fresh test compositions. `{sweep['command']}`")
+    st.caption(f"loss = CE + lambda x MSE(x / 28). One run per lambda, same data and seed, {sweep['epochs']} "
+               f"epoch(s) of {sweep['n_train']:,} images; measured on fresh test compositions. `{sweep['command']}`")
     st.dataframe(pd.DataFrame(sweep["rows"]), hide_index=True, column_config={
         "both_digits_accuracy": st.column_config.NumberColumn("both digits right", format="percent"),
         "x_mae_px": st.column_config.NumberColumn("x MAE (px)", format="%.2f"),

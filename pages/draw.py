@@ -6,12 +6,11 @@ import numpy as np
 import streamlit as st
 
 from core.engine.predict import input_spec, is_digit_model, predict_proba
-from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit, preprocess_photo,
-                                  render_strokes, sample_photo, strokes_to_fabric)
+from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit,
+                                  preprocess_photo, render_strokes, sample_photo, strokes_to_fabric)
 from core.plots import probability_chart
-from pages._common import SHARED_INPUT, enlarge
-from pages._inputs import has_test_set, upload_image
-from pages._models import choose_model
+from core.viz import enlarge
+from pages._ui import SHARED_INPUT, choose_model, upload_image
 
 CANVAS = 280
 
@@ -72,14 +71,15 @@ else:
                f"{card.dataset.name}: upload a picture{', take a sample photo' if channels == 3 else ''} "
                "or use the camera; it is centre-cropped and resized.")
     sources = ["Upload", "Camera"] + (["Sample photo"] if channels == 3 else [])
-    if not has_test_set(card):  # a pretrained ImageNet model opens on a real photo
+    if not card.dataset.has_test_set:  # a pretrained ImageNet model opens on a real photo
         sources.insert(0, sources.pop())
     source = st.radio("Input", sources, horizontal=True, key="draw_source")
     if source == "Sample photo":
         name = st.selectbox("Photo (bundled with scikit-image)", list(SAMPLE_PHOTOS), key="draw_photo")
         raw, origin = sample_photo(name), name
     else:
-        upload = upload_image("draw_upload") if source == "Upload" else upload_image("draw_camera", "Camera", camera=True)
+        camera = source != "Upload"
+        upload = upload_image(f"draw_{'camera' if camera else 'upload'}", source, camera=camera)
         if upload is None:
             st.info("Choose an image to classify.")
             st.stop()
@@ -88,6 +88,6 @@ else:
     st.session_state[SHARED_INPUT] = {"image": raw, "source": origin}
     left, right = st.columns(2)
     left.image(raw, caption="your image", width=240)
-    left.image(enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 240), caption=f"model input {size}x{size}")
+    left.image(enlarge(image, 240), caption=f"model input {size}x{size}")
     with right:
         show_prediction(image)

@@ -5,7 +5,8 @@ import streamlit as st
 
 from core import paths
 from core.data import list_datasets
-from pages._common import PAGES, shipped_cards
+from pages._ui import shipped_cards
+from streamlit_app import PAGES
 
 st.title("CNN Studio")
 st.markdown("Train convolutional networks on real image data, watch them learn, and look inside them. "
@@ -39,7 +40,8 @@ else:
         "parameters": f"{card.params:,}",
         "size": size_words(card),
         "epochs": card.training.get("epochs") or "pretrained",
-        "training time": f"{card.training['train_seconds']:,.0f} s" if card.training.get("train_seconds") else "none here",
+        "training time": (f"{card.training['train_seconds']:,.0f} s" if card.training.get("train_seconds")
+                          else "none here"),
     } for folder, card in cards]
     st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch",
                  column_config={"epochs": st.column_config.TextColumn(width="small"),
@@ -51,7 +53,8 @@ else:
     with left:
         training = card.training
         st.markdown(f"**{card.model.name}** on **{card.dataset.name}**: **{headline_words(card)}**, "
-                    + (f"x-centre MAE **{card.metrics['test_x_mae_px']:.2f} px**, " if "test_x_mae_px" in card.metrics else "")
+                    + (f"x-centre MAE **{card.metrics['test_x_mae_px']:.2f} px**, "
+                       if "test_x_mae_px" in card.metrics else "")
                     + (f"test MSE **{card.metrics['test_mse']:.4f}**, " if "test_mse" in card.metrics else "")
                     + f"{card.params:,} parameters, "
                     + (f"{training['epochs']} epoch(s) in {training.get('train_seconds') or 0:,.1f} s."

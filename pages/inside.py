@@ -1,30 +1,27 @@
 """Inside the network: layer outputs, filters, Grad-CAM, saliency and occlusion for one input."""
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.engine.checkpoint import list_snapshots
 from core.inside.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
-                          layer_table, occlusion, saliency)
+                                 hide_box, layer_table, occluder_rect, occlusion, saliency)
 from core.engine.predict import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
-from core.viz import filter_montage, montage, overlay
-from pages._common import cached_snapshot, enlarge
-from pages._inputs import choose_input
-from pages._models import choose_model
+from core.viz import enlarge, filter_montage, montage, overlay
+from pages._ui import cached_snapshot, choose_image, choose_model
 
 st.title("Inside the network")
 folder, model, card = choose_model("classification", "inside_model")
 label = folder.rsplit("/", 1)[-1]
 channels, size = input_spec(card)
 classes = card.dataset.class_names
-image = choose_input(card, "inside")
+image = choose_image(card, "inside")
 
 probs = predict_proba(model, card, image)
 top = int(probs.argmax())
 x = to_batch(image, card)
 left, right = st.columns([1, 2])
-left.image(enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 196), caption="input")
+left.image(enlarge(image, 196), caption="input")
 left.metric("Prediction", str(classes[top]), f"{probs[top]:.1%}", delta_color="off")
 right.plotly_chart(probability_chart(probs, classes), width="stretch", key="inside_probs")
 
@@ -60,7 +57,7 @@ with filters_tab:
 with cam_tab:
     left, right = st.columns(2)
     wanted = left.selectbox("Explain class", range(len(classes)), index=top, key=f"inside_cam_class_{label}",
-                            format_func=lambda i: f"{classes[i]} ({probs[i]:.1%})" + (" - predicted" if i == top else ""))
+                            format_func=lambda i: f"{classes[i]} ({probs[i]:.1%}){' - predicted' if i == top else ''}")
     a, b = st.columns(2)
     if convs:
         cam_layer = right.selectbox("Grad-CAM layer", convs, index=convs.index(default_cam_layer(model)),
@@ -86,23 +83,18 @@ with occ_tab:
     left.image(enlarge(overlay(image, drop / max(drop.max(), 1e-6)), 280), caption="occlusion sensitivity")
     from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
 
-    scale = 280 / size
-    grey = [round(m * 255) for m in card.dataset.mean]  # the same grey the map's squares use
-    rgb = grey * 3 if len(grey) == 1 else grey
-    start = {"type": "rect", "left": (size - patch) / 2 * scale, "top": (size - patch) / 2 * scale,
-             "width": patch * scale, "height": patch * scale, "fill": f"rgb({rgb[0]},{rgb[1]},{rgb[2]})",
-             "stroke": "#e4572e", "strokeWidth": 2}
+    scale, grey = 280 / size, [round(m * 255) for m in card.dataset.mean]  # the grey the map's squares use
+    start = occluder_rect(size, patch, scale, grey)
     with right:
         st.caption("Drag out a box on the input to hide that part (the last box counts; the toolbar's edit "
                    "toggle moves it):")
-        moved = st_canvas(background_image=enlarge(image[0] if channels == 1 else image.transpose(1, 2, 0), 280),
-                          drawing_mode="rect", fill_color=start["fill"], stroke_color="#e4572e", stroke_width=2,
+        moved = st_canvas(background_image=enlarge(image, 280), drawing_mode="rect", fill_color=start["fill"],
+                          stroke_color="#e4572e", stroke_width=2, height=280, width=280,
                           initial_drawing={"version": "4.4.0", "objects": [start]},
-                          height=280, width=280, key=f"inside_occluder_{label}_{patch}")
+                          key=f"inside_occluder_{label}_{patch}")
     boxes = ((moved.json_data or {}).get("objects") if moved is not None else None) or [start]
-    x0, y0, x1, y1 = canvas_box(boxes[-1], scale, size)
-    hidden = image.copy()
-    hidden[:, y0:y1, x0:x1] = np.array(grey, np.uint8).reshape(-1, 1, 1)
+    x0, y0, x1, y1 = box = canvas_box(boxes[-1], scale, size)
+    hidden = hide_box(image, box, grey)
     p_hidden = predict_proba(model, card, hidden)
     right.metric(f"P({classes[top]}) with pixels x {x0}-{x1 - 1}, y {y0}-{y1 - 1} hidden", f"{p_hidden[top]:.1%}",
                  f"{p_hidden[top] - probs[top]:+.1%}")

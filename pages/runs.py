@@ -1,4 +1,5 @@
-"""Compare runs: every run in one table, overlaid curves, accuracy against time, and one run's errors."""
+"""Compare runs: every run in one table, overlaid curves, accuracy against time, a grouped recipe's models side by
+side, and one run's errors."""
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,10 @@ import streamlit as st
 
 from core.trainer.evaluate import most_confused
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure
-from core.trainer.runs import list_runs, read_events, summarize
-from pages._common import cached_checkpoint, cached_dataset, cached_report, enlarge
+from core.trainer import report
+from core.trainer.runs import list_runs, read_events, read_group, summarize
+from core.viz import enlarge
+from pages._ui import cached_checkpoint, cached_dataset, cached_report
 
 st.title("Compare runs")
 runs = list_runs()
@@ -25,6 +28,28 @@ left, right = st.columns(2)
 left.plotly_chart(compare_figure({n: read_events(runs[names.index(n)][0]) for n in chosen}), width="stretch",
                   key="runs_curves")
 right.plotly_chart(accuracy_time_figure([r for r in rows if r["run"] in chosen]), width="stretch", key="runs_time")
+
+groups = {tuple(g["runs"]): g.get("name", "group") for d, _, _ in runs if (g := read_group(d)).get("runs")}
+if groups:
+    st.subheader("A recipe's models side by side")
+    members = st.selectbox("Group", list(groups), format_func=lambda k: f"{groups[k]}: {', '.join(k)}",
+                           key="runs_group")
+    group = report.group_report([runs[0][0].parent / n for n in members])
+    if "rows" not in group:
+        (st.info if "waiting" in group else st.warning)(group.get("waiting") or group["failed"])
+    else:
+        st.markdown(group["sentence"])
+        left, right = st.columns(2)
+        left.plotly_chart(compare_figure(group["events"]), width="stretch", key="group_curves")
+        right.plotly_chart(accuracy_time_figure(group["rows"]), width="stretch", key="group_time")
+        for col, row, d in zip(st.columns(len(group["dirs"])), group["rows"], group["dirs"]):
+            classes = [str(c) for c in cached_checkpoint(str(d))[1].dataset.class_names]
+            confusion = cached_report(str(d))["confusion"]
+            col.markdown(f"**{row['model']}**: most common confusions")
+            col.caption(", ".join(f"{classes[t]} read as {classes[p]} ({n}x)"
+                                  for t, p, n in most_confused(confusion)[:5]) or "none")
+            col.plotly_chart(confusion_figure(confusion, classes, title=f"{row['model']}: confusion matrix"),
+                             width="stretch", key=f"group_confusion_{d.name}")
 
 finished = [n for n, (d, spec, status) in zip(names, runs)  # classifiers with a model saved: their mistakes
             if (d / "card.json").is_file() and spec.get("kind", "classifier") == "classifier"]
@@ -61,7 +86,7 @@ def gallery(column, indices, per_row: int = 4) -> None:
     for i, idx in enumerate(indices[: per_row * 3]):
         image = data.test_x[idx].numpy()
         top3 = np.argsort(probs[idx])[::-1][:3]
-        cols[i % per_row].image(enlarge(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), 96),
+        cols[i % per_row].image(enlarge(image, 96),
                                 caption=f"true {classes[labels[idx]]}; top 3: "
                                 + " | ".join(f"{classes[k]} {probs[idx][k]:.0%}" for k in top3))
 

@@ -2,14 +2,44 @@
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from core.plots import confusion_figure, efficiency_figure, folds_figure, training_figure
+from core.trainer import report
 from core.trainer.presets import GROUPS, PRESETS, preset
-from core.trainer.runs import (active_run, can_resume, list_runs, read_group, read_status, resume_run, start_run,
-                               start_runs)
-from pages._results import cv_results, group_results, open_elsewhere, transfer_evidence
-from pages._live import live_run, run_results
-from pages._train import classifier_settings, recipe_settings
+from core.trainer.runs import (active_run, can_resume, list_runs, read_events, read_group, read_status, request_stop,
+                               resume_run, set_learning_rate, start_run, start_runs)
+from core.viz import enlarge
+from pages._ui import cached_checkpoint, model_choices, recipe_form
+
+PERCENT = st.column_config.NumberColumn(format="percent")
+
+
+def live_run(run_dir: Path) -> None:
+    """The run's progress, live charts, the recipe's pictures and controls; reruns the app once it ends."""
+    status, events = read_status(run_dir), read_events(run_dir)
+    st.progress(*report.progress_line(status, events))
+    st.plotly_chart(training_figure(events, *report.live_metric(run_dir)), width="stretch", key="trainer_chart")
+    monitor, picture = events.get("monitor", []), report.latest_picture(run_dir)
+    left, right = st.columns([2, 3])
+    if (figure := report.monitor_figure(monitor)) is not None:
+        left.plotly_chart(figure, width="stretch", key="trainer_monitor")
+    if monitor and picture is not None:
+        right.image(enlarge(picture, 720, square=False),
+                    caption=f"After epoch {monitor[-1]['epoch']}: {monitor[-1].get('caption', '')}")
+    if status.get("state") == "running":
+        left, mid, right = st.columns([2, 2, 1])
+        lr = events["step"][-1]["lr"] if events["step"] else 1e-3
+        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, lr, format="%.6f", key="trainer_new_lr")
+        if mid.button("Apply learning rate", key="trainer_apply_lr"):
+            set_learning_rate(run_dir, new_lr)
+        if right.button("Stop", icon=":material/stop:", key="trainer_stop"):
+            request_stop(run_dir)
+    elif st.session_state.get("trainer_shown") != (run_dir.name, status.get("state")):
+        st.session_state["trainer_shown"] = (run_dir.name, status.get("state"))
+        st.rerun(scope="app")  # the run ended: draw the results below once
+
 
 st.title("Train a model")
 busy = active_run()
@@ -18,22 +48,22 @@ grouped = [s.model for s in GROUPS.get(name, [])]  # a group trains each of thes
 if grouped:
     st.info(f"This recipe trains {' and '.join(grouped)} one after the other with the same settings, then compares "
             "them on one screen: accuracy, training time and each one's most common confusions.")
-base, k = preset(name), f"trainer_{name}_"  # widget keys per recipe: choosing a recipe resets the settings
 with st.expander("Settings", expanded=busy is None):  # folded while a run trains: its charts come first
-    if base.kind == "classifier":
-        spec = classifier_settings(base, k, grouped)
-    else:
-        st.caption(f"{'An' if base.kind[0] in 'aeiou' else 'A'} {base.kind} recipe: each setting is a field of its dataclass; the defaults made the shipped "
-                   "checkpoint (or train in seconds, for the quick recipes).")
-        spec = recipe_settings(base, k)
-if base.kind == "classifier":
-    transfer_evidence(spec.model)
+    spec = recipe_form(preset(name), f"trainer_{name}_", grouped)  # keys per recipe: a new recipe resets them
+bench = report.transfer_benchmark() if getattr(spec, "model", "") == "efficientnet_lite0" else None
+if bench:
+    with st.expander("Why transfer learning: test accuracy against training images per class (CIFAR-10)",
+                     expanded=True, icon=":material/trending_up:"):
+        st.plotly_chart(efficiency_figure(bench["efficiency"]), width="stretch", key="trainer_efficiency")
+        st.caption(f"From `python -m bench.transfer` ({bench['threads']} CPU threads, {bench['resolution']} px "
+                   "images). With few images per class the pretrained features win by far; the from-scratch runs "
+                   "had a CPU time budget each, so the 'all' point is below what long training reaches.")
 if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:
-        st.session_state["trainer_run"] = str(start_runs([dataclasses.replace(spec, model=m)
-                                                          for m in grouped], group=name)[0]
-                                               if grouped else start_run(spec))
-        st.session_state["trainer_watch"] = Path(st.session_state["trainer_run"]).name  # watch the new run
+        started = (start_runs([dataclasses.replace(spec, model=m) for m in grouped], group=name)[0] if grouped
+                   else start_run(spec))
+        st.session_state["trainer_run"] = str(started)
+        st.session_state["trainer_watch"] = started.name  # watch the new run
         busy = active_run()
     except RuntimeError as exc:
         st.error(str(exc))
@@ -48,21 +78,42 @@ names = [r[0].name for r in runs]
 if busy is not None and read_group(busy) and busy.name in names:
     st.session_state["trainer_watch"] = busy.name  # follow the group's runs as they take turns
 current = Path(st.session_state.get("trainer_run") or busy or runs[0][0]).name
-watched = runs[names.index(st.selectbox("Watch run", names, index=names.index(current) if current in names else 0,
-                                        key="trainer_watch"))][0]
+chosen = st.selectbox("Watch run", names, index=names.index(current) if current in names else 0, key="trainer_watch")
+watched = runs[names.index(chosen)][0]
 
 status = read_status(watched)  # only a run in progress refreshes itself, every second, without rerunning the page
-st.fragment(live_run, run_every=1.0 if status.get("state") in ("starting", "running", "queued") else None)(watched)
-if status.get("state") in ("failed", "diverged", "interrupted") or (
-        status.get("state") == "stopped" and not (watched / "card.json").is_file()):  # stopped before training
-    (st.warning if status["state"] in ("stopped", "interrupted") else st.error)(status.get("message", "The run failed."))
+state, saved = status.get("state"), (watched / "card.json").is_file()
+st.fragment(live_run, run_every=1.0 if state in report.WORKING else None)(watched)
+if state in ("failed", "diverged", "interrupted") or (state == "stopped" and not saved):  # stopped before training
+    (st.warning if state in ("stopped", "interrupted") else st.error)(status.get("message", "The run failed."))
 if busy is None and can_resume(watched) and st.button("Resume the run", icon=":material/play_arrow:",
                                                       key="trainer_resume"):
     resume_run(watched)
     st.rerun()
-if status.get("cv"):
-    cv_results(status)
-if status.get("state") in ("finished", "stopped", "diverged") and (watched / "card.json").is_file():
-    run_results(watched, status)
-    open_elsewhere(watched)
-group_results([str(watched.parent / n) for n in read_group(watched).get("runs", [])])
+if status.get("cv", {}).get("folds"):
+    st.success(report.cv_summary(status["cv"]))
+    left, right = st.columns([2, 3])
+    left.dataframe(pd.DataFrame(status["cv"]["folds"]), hide_index=True, column_config={"accuracy": PERCENT})
+    right.plotly_chart(folds_figure(status["cv"]["folds"], status["cv"]["mean"]), width="stretch", key="trainer_folds")
+if state in ("finished", "stopped", "diverged") and saved:
+    _, card = cached_checkpoint(str(watched))
+    st.success(report.result_summary(card, status))
+    left, right = st.columns([3, 2])
+    if card.metrics.get("test_confusion"):
+        left.plotly_chart(confusion_figure(card.metrics["test_confusion"], card.dataset.class_names), width="stretch",
+                          key="trainer_confusion")
+    (right if card.metrics.get("test_confusion") else left).dataframe(report.metric_table(card), hide_index=True)
+    right.code(card.command or "", language="bash", wrap_lines=True)
+    label = next((lbl for lbl, f in model_choices("classification").items() if Path(f) == watched), None)
+    targets = (("draw_model", "pages/draw.py", "Try it on the Draw page"),
+               ("inside_model", "pages/inside.py", "Look inside it"))
+    for column, (key, page, text) in zip(st.columns([1, 1, 2]), targets):
+        if label and column.button(text, key=f"open_{key}_{watched.name}", icon=":material/arrow_forward:"):
+            st.session_state[key] = label
+            st.switch_page(page)
+if read_group(watched):  # one run of a group: the group's state, its comparison in one sentence
+    group = report.group_report([watched.parent / n for n in read_group(watched).get("runs", [])])
+    if "rows" in group:
+        st.markdown(group["sentence"] + " Curves, times and confusions side by side: **Compare runs**.")
+    else:
+        (st.info if "waiting" in group else st.warning)(group.get("waiting") or group["failed"])

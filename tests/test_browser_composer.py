@@ -1,5 +1,6 @@
 """Real browser, Multi-MNIST composer on the shipped checkpoints: change the left digit and see the
-multi-task CNN's answer change; move a digit; then type a digit string and see the CRNN read it.
+multi-task CNN's answer change; move a digit; then, on the digit-string reader, type a
+string and see the CRNN read it.
 Screenshots: composer_pair.png, composer_pair_changed.png, composer_pair_moved.png, composer_string.png,
 composer_string_changed.png.
 """
@@ -59,8 +60,7 @@ def test_changing_a_digit_changes_the_prediction(app_url, page):  # noqa: F811
 
 def test_the_crnn_reads_a_typed_string(app_url, page):  # noqa: F811
     page.set_viewport_size({"width": 1400, "height": 1500})
-    page.goto(app_url + "/composer")
-    page.get_by_text("A digit string").first.click()
+    page.goto(app_url + "/strings")
     page.get_by_text("The beam's candidates").first.wait_for(timeout=90_000)
     wait_for_metric(page, "CRNN reads (beam)", "40721")
     page.wait_for_timeout(1500)

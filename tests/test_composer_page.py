@@ -1,4 +1,5 @@
-"""AppTest for the Multi-MNIST composer on small pair and CRNN models trained here on real MNIST digits."""
+"""AppTest for the Multi-MNIST composer and the digit-string reader on small pair and CRNN models trained here
+on real MNIST digits."""
 import pytest
 
 from core.engine.checkpoint import update_card
@@ -21,9 +22,9 @@ def runs(tmp_path_factory, real_data_module):
     return folder
 
 
-def open_page(runs, monkeypatch, real_data_module, **state):  # sequence mode has no pair-model chooser
+def open_page(runs, monkeypatch, real_data_module, **state):
     return open_page_on_run("composer.py", runs, monkeypatch, real_data_module, select_key="composer_model",
-                            run="tiny_pair", required=False, **state)
+                            run="tiny_pair", **state)
 
 
 def metrics(at) -> dict:
@@ -80,16 +81,14 @@ def test_attribution_methods_and_noise(runs, monkeypatch, real_data_module):
         assert not at.exception and f"{method}: left x-centre" in captions
 
 
-def test_sequence_mode_reads_a_string(runs, monkeypatch, real_data_module):
-    at = open_page(runs, monkeypatch, real_data_module, composer_mode="A digit string")
-    label = next(o for o in at.selectbox(key="composer_crnn").options if "tiny_crnn" in o)
-    at.selectbox(key="composer_crnn").set_value(label).run()
+def test_the_string_reader_reads_a_string(runs, monkeypatch, real_data_module):
+    at = open_page_on_run("strings.py", runs, monkeypatch, real_data_module, select_key="strings_model", run="tiny_crnn")
     assert not at.exception
     shown = metrics(at)
     assert "CRNN reads (beam)" in shown and "Greedy (best path)" in shown
     assert len(at.dataframe) >= 1
-    at.text_input(key="composer_text").set_value("12a").run()
+    at.text_input(key="strings_text").set_value("12a").run()
     assert "digits only" in " ".join(w.value for w in at.warning)
-    at.text_input(key="composer_text").set_value("123456").run()
-    at.slider(key="composer_gap").set_value(10).run()
+    at.text_input(key="strings_text").set_value("123456").run()
+    at.slider(key="strings_gap").set_value(10).run()
     assert "do not fit" in " ".join(w.value for w in at.warning)

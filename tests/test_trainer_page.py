@@ -132,7 +132,7 @@ def test_uploaded_zip_data_set_is_offered_and_trains(tmp_path):
     assert status["state"] == "finished" and status["test_accuracy"] >= 0.8  # dark vs light is easy
 
 
-def test_cnn_vs_mlp_recipe_trains_both_and_ends_on_the_comparison():
+def test_cnn_vs_mlp_recipe_trains_both_and_is_compared_side_by_side():
     at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=60).run()
     at.selectbox(key="trainer_preset").set_value("Seed 004 CNN vs MLP (MNIST)").run()
     prefix = "trainer_Seed 004 CNN vs MLP (MNIST)_"
@@ -151,9 +151,14 @@ def test_cnn_vs_mlp_recipe_trains_both_and_ends_on_the_comparison():
     at.run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
-    assert "test accuracy" in text and "points** above" in text and "the time" in text
-    assert sum("most common confusions" in m.value for m in at.markdown) == 2
-    assert len([c for c in at.get("plotly_chart")]) >= 4  # curves, accuracy vs time, two confusion matrices
+    assert "test accuracy" in text and "points** above" in text and "Compare runs" in text
+    compare = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=120).run()
+    assert not compare.exception
+    assert len(compare.selectbox(key="runs_group").value) == 2  # the group's two runs, compared below
+    text = " ".join(m.value for m in compare.markdown)
+    assert "points** above" in text and "the time" in text
+    assert sum("most common confusions" in m.value for m in compare.markdown) == 2
+    assert len(compare.get("plotly_chart")) >= 4 + 3  # the group's curves, time, two matrices; the page's own
 
 
 def test_k_fold_mode_reports_every_fold():

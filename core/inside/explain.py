@@ -183,3 +183,20 @@ def canvas_box(obj: dict, scale: float, size: int) -> tuple[int, int, int, int]:
     x1 = int(np.clip(round((obj["left"] + obj["width"] * obj.get("scaleX", 1)) / scale), x0 + 1, size))
     y1 = int(np.clip(round((obj["top"] + obj["height"] * obj.get("scaleY", 1)) / scale), y0 + 1, size))
     return x0, y0, x1, y1
+
+
+def occluder_rect(size: int, patch: int, scale: float, grey: list[int]) -> dict:
+    """The fabric.js rectangle the occluder starts as: a `patch`-pixel square of the data set's mean `grey`
+    (one value, or one per RGB channel) in the middle of a canvas `scale` times the image."""
+    rgb = grey * 3 if len(grey) == 1 else grey
+    corner = (size - patch) / 2 * scale
+    return {"type": "rect", "left": corner, "top": corner, "width": patch * scale, "height": patch * scale,
+            "fill": f"rgb({rgb[0]},{rgb[1]},{rgb[2]})", "stroke": "#e4572e", "strokeWidth": 2}
+
+
+def hide_box(image: np.ndarray, box: tuple[int, int, int, int], grey: list[int]) -> np.ndarray:
+    """A copy of a uint8 (C, H, W) image with the pixel box (x0, y0, x1, y1) painted the data set's mean grey."""
+    x0, y0, x1, y1 = box
+    hidden = image.copy()
+    hidden[:, y0:y1, x0:x1] = np.array(grey, np.uint8).reshape(-1, 1, 1)
+    return hidden

@@ -130,6 +130,7 @@ class LatentMap:
     components: np.ndarray  # (K, D) unit principal directions, largest variance first
     stds: np.ndarray  # (K,) spread of the codes along each direction
     xy: np.ndarray  # (N, 2) the codes in the first two principal directions
+    images: np.ndarray  # (N, H, W) uint8: the encoded images (first channel), for showing beside their codes
 
     def project(self, z: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(z) - self.mean) @ self.components[:2].T
@@ -158,7 +159,7 @@ def latent_map(model: nn.Module, x_uint8: torch.Tensor, labels: torch.Tensor, n:
     k = min(directions, vt.shape[0])
     stds = sv[:k] / math.sqrt(max(len(z) - 1, 1))
     return LatentMap(idx, labels[idx].numpy(), z, mean, vt[:k].astype(np.float32), stds.astype(np.float32),
-                     ((z - mean) @ vt[:2].T).astype(np.float32))
+                     ((z - mean) @ vt[:2].T).astype(np.float32), x_uint8[idx][:, 0].numpy().copy())
 
 
 def tsne_layout(z: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -195,3 +196,17 @@ def add_noise(x_uint8: np.ndarray, strength: float, seed: int = 0) -> np.ndarray
     rng = np.random.default_rng(seed)
     noisy = x_uint8.astype(np.float32) / 255 + strength * rng.standard_normal(x_uint8.shape).astype(np.float32)
     return (np.clip(noisy, 0, 1) * 255).round().astype(np.uint8)
+
+
+def image_mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of two uint8 images on the 0-1 pixel scale (the scale the test MSE uses)."""
+    return float(((a.astype(np.float32) / 255 - b.astype(np.float32) / 255) ** 2).mean())
+
+
+def reconstruction_rows(model: nn.Module, originals: list[np.ndarray], inputs: list[np.ndarray] | None = None):
+    """(reconstructions, |error| images, MSE per image) of uint8 (H, W) images: each reconstructed from its
+    input (the original itself, or a noisy copy: the autoencoder as a denoiser) and compared to the original."""
+    batch = torch.from_numpy(np.stack(inputs if inputs is not None else originals))[:, None]
+    recons = decode(model, encode_all(model, batch))
+    errors = [np.abs(o.astype(int) - r.astype(int)).astype(np.uint8) for o, r in zip(originals, recons)]
+    return recons, errors, [image_mse(o, r) for o, r in zip(originals, recons)]

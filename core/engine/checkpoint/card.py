@@ -82,6 +82,11 @@ class DatasetInfo:
     normalisation: str = ""  # uploaded models: the normalisation the user chose by name
     extra: dict = field(default_factory=dict)  # anything else a reader recorded (e.g. skipped files)
 
+    @property
+    def has_test_set(self) -> bool:
+        """Whether the data set can be loaded here to pick test images (ImageNet, a pretrained model's, cannot)."""
+        return self.name != "imagenet"
+
 
 @dataclass
 class ModelCard:

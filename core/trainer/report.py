@@ -1,0 +1,121 @@
+"""What the Trainer says about a run, as words, tables and figures: its progress line, its live pictures, the
+end-of-run summary of any recipe kind, a k-fold run's folds and a group's comparison.
+
+Pure data shaping over `core.trainer.runs`; the page only places what these functions return.
+"""
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from core import paths
+from core.engine.recipe import SAMPLES_FILE
+from core.plots import line_figure
+from core.trainer.recipes import KINDS
+from core.trainer.runs import read_events, read_group, read_spec, read_status, summarize
+
+PAGES_OF = {"classification": "Draw and Inside the network", "reconstruction": "Latent space",
+            "multi_digit": "Multi-MNIST composer", "digit_string": "Digit-string reader",
+            "captioning": "Caption generator"}  # where a finished run's model is offered
+# this machine's own `python -m bench.transfer` run if there is one, else the measurement shipped with the project
+TRANSFER_BENCH = [paths.PROJECT_ROOT / "bench" / folder / "transfer.json" for folder in ("results", "reference")]
+WORKING = ("queued", "starting", "running")
+
+
+def live_metric(run_dir: Path) -> tuple[str, str, bool]:
+    """(event metric, chart title, whether it is a proportion) of the run's recipe kind."""
+    return KINDS[read_spec(run_dir).get("kind", "classifier")].live
+
+
+def progress_line(status: dict, events: dict[str, list[dict]]) -> tuple[float, str]:
+    """(fraction done, one line of words) for the run's progress bar, before and after its first step."""
+    state, steps = status.get("state", "?"), events["step"]
+    if not steps:  # loading the data, or extracting a pretrained model's features
+        prep = (events.get("prepare") or [{"done": 0, "total": 1, "message": "preparing the data..."}])[-1]
+        return prep["done"] / max(prep["total"], 1), f"{state}: {prep['message']}"
+    last, recent = steps[-1], steps[-20:]
+    speed = sum(s["images_per_s"] for s in recent) / len(recent)
+    text = (f"{state}: epoch {last['epoch']}, step {last['step']}, loss {last['loss']:.4f}, lr {last['lr']:.2e}, "
+            f"{speed:,.0f} images/s")
+    if state == "running":
+        elapsed = time.time() - status.get("started", time.time())
+        text += f", about {elapsed * (1 - last['progress']) / max(last['progress'], 1e-9):.0f} s left"
+    return min(last["progress"], 1.0), text
+
+
+def monitor_figure(monitor: list[dict]):
+    """The recipe's numeric per-epoch measurements (e.g. BLEU-4) as one chart, or None before two epochs."""
+    last = monitor[-1]["metrics"] if monitor else {}
+    keys = [k for k, v in last.items() if isinstance(v, (int, float))]
+    if not keys or len(monitor) < 2:
+        return None
+    return line_figure({k.replace("_", " "): [(m["epoch"], m["metrics"][k]) for m in monitor] for k in keys},
+                       "epoch", title="measured after each epoch")
+
+
+def latest_picture(run_dir: Path) -> np.ndarray | None:
+    """The recipe's latest live picture (e.g. reconstructions), or None while there is none."""
+    try:
+        with np.load(Path(run_dir) / SAMPLES_FILE) as files:
+            return files["pictures"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def result_summary(card, status: dict) -> str:
+    """One sentence on a finished run: its headline, training time, and where its model is now offered."""
+    head = card.headline.describe() if card.headline else "Trained"
+    return (f"**{head}** after {card.training.get('train_seconds', 0):,.1f} s of training. "
+            f"{status.get('message', '')} The model is now offered on {PAGES_OF[card.task]}.")
+
+
+def metric_table(card) -> dict[str, list]:
+    """A card's test metrics as rows: per-class accuracy for a classifier, every number for other kinds."""
+    if card.task == "classification" and card.metrics.get("test_per_class"):
+        per_class = card.metrics["test_per_class"]
+        return {"class": list(per_class), "test accuracy": [f"{v:.1%}" for v in per_class.values()]}
+    flat = {k: v for k, v in card.metrics.items() if isinstance(v, (int, float))}
+    flat.update({f"{k} {s} {m}": v for k, d in card.metrics.items() if isinstance(d, dict)
+                 for s, sub in d.items() if isinstance(sub, dict) for m, v in sub.items() if m != "n"})
+    return {"test metric": list(flat), "value": [f"{v:.4g}" for v in flat.values()]}
+
+
+def cv_summary(cv: dict) -> str:
+    """One sentence on a k-fold run: mean held-out accuracy and its spread."""
+    spread = f" +/- {cv['std']:.2%} (standard deviation)" if cv["completed"] > 1 else ""
+    return (f"**{cv['k']}-fold cross-validation**: held-out accuracy **{cv['mean']:.2%}**{spread} over "
+            f"{cv['completed']} fold(s), {cv['train_seconds']:.1f} s of training.")
+
+
+def group_report(dirs: list[Path]) -> dict:
+    """A group of runs trained one after the other: {"waiting": sentence} while any trains, {"failed": sentence}
+    when fewer than two finished, else {"rows", "dirs", "sentence", "events"} of the comparison."""
+    states = [read_status(d).get("state", "?") for d in dirs]
+    if any(s in WORKING for s in states):
+        return {"waiting": "Training " + ", then ".join(f"`{d.name}` ({s})" for d, s in zip(dirs, states))
+                + ". The comparison appears here when all are done."}
+    done = [d for d in dirs if (d / "card.json").is_file()]
+    if len(done) < 2:
+        return {"failed": "Fewer than two runs of the group finished (" + ", ".join(states) + "): nothing to compare."}
+    rows = [summarize(d, read_spec(d), read_status(d)) for d in done]
+    best = max(rows, key=lambda r: r["test accuracy"] or 0)
+    sentence = " ".join(
+        f"**{best['model']}** reaches **{best['test accuracy']:.2%}** test accuracy, "
+        f"**{100 * (best['test accuracy'] - r['test accuracy']):.2f} points** above **{r['model']}** "
+        f"({r['test accuracy']:.2%}); it trained in {best['train s']:.1f} s against {r['train s']:.1f} s "
+        f"({best['train s'] / max(r['train s'], 1e-9):.1f}x the time), with {best['parameters']:,} parameters "
+        f"against {r['parameters']:,}." for r in rows if r is not best)
+    return {"rows": rows, "dirs": done, "sentence": sentence, "name": read_group(dirs[0]).get("name", "group"),
+            "events": {r["model"]: read_events(d) for r, d in zip(rows, done)}}
+
+
+def transfer_benchmark() -> dict | None:
+    """The data-efficiency measurement of `python -m bench.transfer` (this machine's, else the shipped one)."""
+    try:
+        return json.loads(next(p for p in TRANSFER_BENCH if p.is_file()).read_text())
+    except (StopIteration, OSError, ValueError):
+        return None

@@ -1,0 +1,392 @@
+"""The one non-page UI module: the widgets several pages use, the caches every session shares, and the
+Trainer's settings form. Pure UI: every computation is a call into `core`.
+
+- caches built once per server (data sets, checkpoints, test reports, latent maps, caption scenes);
+- choosing a model, `choose_model(task, key)`: shipped checkpoints, the user's runs and, for classifiers,
+  uploaded models, which live in this browser session only (`st.session_state[UPLOADED]`), never in a cache;
+- choosing an image, `choose_image(card, key)` and `upload_image(key)`; uploading a data set, `zip_uploader`;
+- `recipe_form(recipe, key)`: the settings of any recipe kind as widgets.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from core import paths
+from core.cli import TRAIN_COMMANDS
+from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
+from core.data import AugmentConfig, DataError, list_datasets, load_dataset
+from core.draw.preprocess import (SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, read_image,
+                                  sample_photo)
+from core.engine.checkpoint import CARD, CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
+from core.engine.optim import OPTIMIZERS, SCHEDULES
+from core.engine.predict import input_spec, is_digit_model
+from core.models import list_models
+from core.viz import augmented_grid, enlarge
+
+if PagesManager.uses_pages_directory:
+    # A fresh server's first visit straight to a page URL (say /draw) runs the page through Streamlit's
+    # legacy pages/-folder router, before streamlit_app.py could call st.navigation. Switch the router
+    # off and rerun, so the entry point builds the real navigation and then runs the page asked for.
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+# ---- what sessions share ----
+
+SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
+
+
+@st.cache_data(show_spinner=False)
+def shipped_cards() -> list[tuple[str, dict]]:
+    """(checkpoint folder, model card) for every shipped checkpoint."""
+    order = lambda fc: (fc[1].task != "classification",  # noqa: E731
+                        fc[1].dataset.name != "mnist", fc[0].name)
+    return [(str(folder), card) for folder, card in sorted(list_checkpoints(paths.SHIPPED_CHECKPOINTS), key=order)]
+
+
+def model_choices(task: str) -> dict[str, str]:
+    """Label "name (model on data set, shipped | my run)" -> folder of every checkpoint of `task`: the shipped ones
+    first (in the order of `shipped_cards`), then the saved runs (a run in progress says how far it got)."""
+    found = [(Path(f), c, "shipped") for f, c in shipped_cards()]
+    found += [(f, c, "my run" if c.run.get("state") != "in_progress" else f"my run, epoch {c.run['epoch']} so far")
+              for f, c in list_checkpoints(paths.runs_dir())]
+    return {f"{f.name} ({c.model.name} on {c.dataset.name}, {tag})": str(f) for f, c, tag in found if c.task == task}
+
+
+@st.cache_data(show_spinner="Evaluating on the test set...")
+def cached_report(folder: str) -> dict:
+    """Test-set report (accuracy, per_class, confusion) of a saved classifier checkpoint."""
+    from core.trainer.evaluate import evaluate_classifier
+
+    model, card = cached_checkpoint(folder)
+    ds = card.dataset
+    report = evaluate_classifier(model, cached_dataset(ds.name), ds.mean, ds.std)
+    return {**report, "probs": report["probs"].numpy()}
+
+
+@st.cache_resource(show_spinner="Loading the data set...")
+def cached_dataset(name: str):
+    """A data set from the data directory, shared across sessions (read-only tensors)."""
+    return load_dataset(name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def cached_snapshot(folder: str, epoch: int):
+    """A checkpoint's model with its weights after `epoch` (shared, never trained)."""
+    return load_snapshot(Path(folder), epoch)
+
+
+def cached_checkpoint(folder: str):
+    """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it. Loaded
+    again when its card changes: a run in progress saves a new checkpoint after every epoch."""
+    card = Path(folder) / CARD
+    return _loaded_checkpoint(folder, card.stat().st_mtime_ns if card.is_file() else 0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _loaded_checkpoint(folder: str, card_stamp: int):
+    return load_checkpoint(Path(folder))
+
+
+MAP_SIZE = 2000  # test images on the map
+BANK_SIZE = 10000  # training images searched for nearest neighbours
+
+
+@st.cache_resource(show_spinner="Encoding the map's test images...")
+def cached_latent_map(folder: str):
+    """The LatentMap of MAP_SIZE test images (shared, read-only)."""
+    from core.latent.autoencode import latent_map
+
+    model, card = cached_checkpoint(folder)
+    data = cached_dataset(card.dataset.name)
+    return latent_map(model, data.test_x, data.test_y, n=MAP_SIZE)
+
+
+@st.cache_data(show_spinner="Running t-SNE on the codes (about 20 s, once per model)...")
+def cached_latent_tsne(folder: str):
+    from core.latent.autoencode import tsne_layout
+
+    return tsne_layout(cached_latent_map(folder).z)
+
+
+@st.cache_resource(show_spinner="Encoding training images for the neighbour search...")
+def cached_latent_bank(folder: str):
+    """A LatentMap of BANK_SIZE training images: nearest neighbours of the user's image come from it."""
+    from core.latent.autoencode import latent_map
+
+    model, card = cached_checkpoint(folder)
+    data = cached_dataset(card.dataset.name)
+    return latent_map(model, data.train_x, data.train_y, n=BANK_SIZE, seed=1)
+
+
+@st.cache_resource(show_spinner="Composing test scenes from MNIST, Fashion-MNIST and CIFAR-10...")
+def _makers():
+    from core.captions.captioning import scene_makers
+
+    return scene_makers()
+
+
+def cached_scenes(card: dict, mode: str, n: int = 200):
+    """`n` fresh test scenes ('seen' or 'held_out' combinations of the checkpoint's split), fixed seed."""
+    return _scenes(tuple(tuple(p) for p in card.held_out_pairs), mode, n)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _scenes(held: tuple, mode: str, n: int):
+    _, test_maker = _makers()
+    return test_maker.make(n, seed=11 + (mode == "held_out"), held_out=set(held), mode=mode)
+
+
+# ---- choosing a model ----
+
+UPLOADED = "uploaded_models"  # session key: label -> (model, card)
+UPLOAD_TYPES = ["zip", "pt", "pth", "ts", "torchscript", "keras", "h5", "hdf5", "pkl", "safetensors", "onnx", "bin"]
+
+
+def uploaded_models() -> dict:
+    return st.session_state.setdefault(UPLOADED, {})
+
+
+def upload_panel(select_key: str) -> None:
+    """An expander to upload a model; a good upload becomes the selected model of `select_key`'s selectbox."""
+    models = uploaded_models()
+    with st.expander("Bring your own model", icon=":material/upload_file:", expanded=False):
+        st.caption("A zipped CNN Studio checkpoint (card.json + model.safetensors), a TorchScript file, or a Keras "
+                   "`.keras` / `.h5` model (e.g. seed 001's `mnist_cnn_best.h5`). Nothing in the file is run as "
+                   "code: pickles and Keras Lambda layers are refused.")
+        file = st.file_uploader("Model file", type=UPLOAD_TYPES, key=f"{select_key}_byo_file")
+        if file is not None and st.session_state.get(f"{select_key}_byo_done") != file.file_id:
+            st.session_state[f"{select_key}_byo_done"] = file.file_id  # load each upload once
+            try:
+                with st.spinner("Reading the model..."):
+                    model, card = load_model_file(file.getvalue(), file.name)
+            except Exception as exc:  # noqa: BLE001 - ModelFileError explains itself; anything else is a bad file too
+                reason = exc if isinstance(exc, ModelFileError) else f"it could not be read as a model ({exc})."
+                st.session_state[f"{select_key}_byo_error"] = f"**{file.name}** cannot be used: {reason}"
+            else:
+                label = f"{file.name} (uploaded {card.model.name})"
+                models[label] = (model, card)
+                st.session_state[select_key] = label
+                st.session_state.pop(f"{select_key}_byo_error", None)
+        if file is not None and st.session_state.get(f"{select_key}_byo_error"):
+            st.error(st.session_state[f"{select_key}_byo_error"])
+        label = st.session_state.get(select_key)
+        if label in models:
+            _settings(label, models)
+
+
+def _settings(label: str, models: dict) -> None:
+    model, card = models[label]
+    st.success(describe(card))
+    if (card.upload or {}).get("layers_visible") is False:
+        st.warning("This TorchScript model's children do not chain into its output, so its layers cannot be "
+                   "shown one by one: prediction works, feature maps and Grad-CAM do not.")
+    if not card.dataset.normalisation:
+        return  # a CNN Studio checkpoint: its card already says everything
+    left, right = st.columns(2)
+    options = [n for n in NORMALISATIONS if card.dataset.channels == 3 or "ImageNet" not in n]
+    norm = left.selectbox("Input normalisation", options, index=options.index(card.dataset.normalisation),
+                          key=f"byo_norm_{label}", help="How the model's training data was scaled. Seed 001 "
+                          "divides pixels by 255: [0, 1].")
+    names = right.text_input("Class names (comma separated)", ", ".join(card.dataset.class_names),
+                             key=f"byo_names_{label}")
+    new = with_normalisation(card, norm)
+    parsed = [n.strip() for n in names.split(",")]
+    try:
+        new = with_class_names(new, parsed) if parsed != card.dataset.class_names else new
+    except ValueError as exc:
+        st.warning(f"Class names not changed: {exc}")
+    models[label] = (model, new)
+
+
+def choose_model(task: str, key: str, label: str = "Model"):
+    """The one model chooser of every page: a selectbox over the shipped checkpoints and saved runs of `task`
+    (for classifiers also this session's uploads, with the upload panel below it).
+
+    Returns (folder, model, card), or stops the page with a message saying how to train one. An uploaded
+    model's folder is a name that holds no snapshots unless the upload was a checkpoint zip.
+    """
+    select_slot = st.container()
+    if task == "classification":
+        upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
+    choices, uploads = model_choices(task), (uploaded_models() if task == "classification" else {})
+    if not choices and not uploads:
+        st.error(f"No {task.replace('_', ' ')} checkpoint found. Train one with `{TRAIN_COMMANDS[task]}`"
+                 + (", or upload a model above." if task == "classification" else "."))
+        st.stop()
+    if st.session_state.get(key) not in (*uploads, *choices):
+        st.session_state.pop(key, None)  # a run or upload that is gone
+    chosen = select_slot.selectbox(label, [*choices, *uploads], key=key)
+    if chosen in uploads:
+        model, card = uploads[chosen]
+        return (card.upload or {}).get("folder", f"uploaded:{chosen}"), model, card
+    try:
+        return (choices[chosen], *cached_checkpoint(choices[chosen]))
+    except CheckpointError as exc:
+        st.error(f"This checkpoint cannot be loaded: {exc}")
+        st.stop()
+
+
+# ---- choosing an image ----
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+
+
+def upload_image(key: str, label: str = "Image", camera: bool = False) -> tuple[np.ndarray, str] | None:
+    """The one way a page takes an image file (or a camera shot): (decoded image, its name), read by core's
+    guarded decoder; a file that is not an image gets one message saying what to upload, and None."""
+    file = st.camera_input(label, key=key) if camera else st.file_uploader(label, type=IMAGE_TYPES, key=key)
+    if file is None:
+        return None
+    try:
+        return read_image(file.getvalue()), getattr(file, "name", "camera")
+    except ValueError as exc:
+        st.error(f"Cannot use this file: {exc}.")  # the reader says what it expected
+        return None
+
+
+def choose_image(card, key: str) -> np.ndarray:
+    """The input a classifier page explains, as uint8 (C, H, W) at the model's size: the Draw page's drawing, a
+    test image, a sample photo (scikit-image's bundled photos, for colour models) or an upload."""
+    channels, size = input_spec(card)
+    classes, photo = card.dataset.class_names, {"channels": channels, "dark_background": has_dark_background(card)}
+    shared, tests = st.session_state.get(SHARED_INPUT), card.dataset.has_test_set
+    sources = ((["Drawing from the Draw page"] if shared is not None else []) + (["Test image"] if tests else [])
+               + (["Sample photo"] if channels == 3 else []) + ["Upload"])
+    if not tests:  # a pretrained model opens on a real photo
+        sources.insert(0, sources.pop(sources.index("Sample photo")))
+    source = st.radio("Input", sources, horizontal=True, key=f"{key}_source")
+    image = None
+    if source == "Drawing from the Draw page":
+        raw = shared["image"]
+        image = raw if raw.shape == (size, size) and channels == 1 else preprocess_photo(raw, size=size, **photo)
+    elif source == "Sample photo":
+        name = st.selectbox("Photo (bundled with scikit-image)", list(SAMPLE_PHOTOS), key=f"{key}_photo")
+        image = preprocess_photo(sample_photo(name), size=size, **photo)
+    elif source == "Test image":
+        try:
+            data = cached_dataset(card.dataset.name)
+            left, right = st.columns(2)
+            wanted = left.selectbox("Class", range(len(classes)), format_func=lambda i: str(classes[i]),
+                                    key=f"{key}_class")
+            pool = np.nonzero(data.test_y.numpy() == wanted)[0]
+            index = right.number_input(f"Index among {len(pool)} test images", 0, len(pool) - 1, 0, key=f"{key}_index")
+            image = data.test_x[pool[index]].numpy()
+        except DataError as exc:
+            st.warning(f"The test set is not available here ({exc}) Showing the example drawing instead.")
+    else:
+        upload = upload_image(f"{key}_upload")
+        if upload is not None:
+            image = preprocess_photo(upload[0], size=size, **photo)
+    if image is None:
+        image = example_digit(size) if is_digit_model(card) else np.zeros((channels, size, size), np.uint8)
+    return image if image.ndim == 3 else image[None]
+
+
+# ---- the Trainer's settings ----
+
+def recipe_form(base, key: str, grouped: list[str] = ()):
+    """The settings of any recipe as widgets keyed by `key`; returns the recipe they describe. A classifier gets
+    its full panel (data, model, optimiser, schedule, regularisation, augmentation with a preview, validation,
+    k-fold); any other kind one widget per field of its dataclass."""
+    if base.kind == "classifier":
+        return _classifier_settings(base, key, list(grouped))
+    st.caption(f"{'An' if base.kind[0] in 'aeiou' else 'A'} {base.kind} recipe: each setting is a field of its "
+               "dataclass; the defaults made the shipped checkpoint (or train in seconds, for the quick recipes).")
+    return _field_settings(base, key)
+
+
+def zip_uploader(select_key: str) -> None:
+    """Upload an image-folder .zip as a data set; a good one becomes the value of the `select_key` selectbox."""
+    from core.data.folder import store_uploaded_zip
+    from core.trainer.runs import uploads_dir
+
+    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
+                              "or just <class>/*)", type=["zip"], key="trainer_zip")
+    if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
+        st.session_state.trainer_zip_done = zipped.file_id
+        try:
+            st.session_state[select_key] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
+        except DataError as exc:
+            st.error(f"{zipped.name} cannot be used: {exc}")
+
+
+def _classifier_settings(base, k: str, grouped: list[str]):
+    """The classifier recipe's settings as widgets (data, model, optimizer, schedule, regularisation,
+    augmentation with a preview, validation, k-fold, device); returns the TrainSpec they describe."""
+    from core.trainer.runs import uploaded_datasets
+
+    zip_uploader(k + "data")
+    a, b, c, d = st.columns(4)
+    datasets, models = [*list_datasets(), *uploaded_datasets()], list(list_models())
+    dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data",
+                          format_func=lambda n: f"uploaded: {Path(n).name}" if n.startswith("folder:") else n)
+    model = b.selectbox("Model", models, index=models.index(base.model), key=k + "model", disabled=bool(grouped),
+                        help="Set by the recipe: it trains " + " and ".join(grouped) if grouped else None)
+    epochs = c.number_input("Epochs", 1, 500, base.config.epochs, key=k + "epochs")
+    batch = d.select_slider("Batch size", [16, 32, 64, 128, 256, 512], base.config.batch_size, key=k + "batch")
+    optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(base.config.optimizer), key=k + "opt")
+    lr = b.number_input("Learning rate", 1e-5, 2.0, base.config.lr, format="%.5f", key=k + "lr")
+    schedule = c.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(base.config.schedule), key=k + "sched")
+    decay = d.number_input("Weight decay", 0.0, 1.0, base.config.weight_decay, format="%.5f", key=k + "wd")
+    smoothing = a.slider("Label smoothing", 0.0, 0.3, base.label_smoothing, key=k + "ls")
+    mixup = b.slider("Mixup alpha", 0.0, 1.0, base.mixup_alpha, key=k + "mixup")
+    cutmix = c.slider("Cutmix alpha", 0.0, 1.0, base.cutmix_alpha, key=k + "cutmix")
+    val_split = d.slider("Validation share", 0.0, 0.3, base.val_split, key=k + "val")
+    translate = a.slider("Shift (px)", 0, 6, base.augment.translate, key=k + "tr")
+    rotate = b.slider("Rotate (deg)", 0, 30, int(base.augment.rotate), key=k + "rot")
+    scale = c.slider("Zoom (+/-)", 0.0, 0.3, base.augment.scale, key=k + "scale")
+    hflip = d.toggle("Horizontal flip (photos only)", base.augment.hflip, key=k + "flip")
+    early = a.number_input("Early stopping (epochs, 0 off)", 0, 50, base.config.early_stopping, key=k + "early")
+    seed = b.number_input("Seed", 0, 10_000, base.config.seed, key=k + "seed")
+    threads = c.number_input("CPU threads (0 = all)", 0, 64, base.config.threads, key=k + "threads")
+    device = d.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=k + "device")
+    folds = a.number_input("Stratified k-fold (0 = off)", 0, 10, base.folds, key=k + "folds",
+                           help="Train k models, each scored on the fold of the training set it never saw.")
+    checks = b.number_input("Validations per epoch", 1, 10, 4, key=k + "checks",
+                            help="Score the validation share this many times per epoch: a per-step validation curve.")
+    augment = AugmentConfig(translate, hflip, float(rotate), scale)
+    try:
+        steps_per_epoch = int(len(cached_dataset(dataset).train_x) * (1 - val_split)) // batch
+        sample = cached_dataset(dataset).train_x[:4]
+        st.image(enlarge(augmented_grid(sample, augment, copies=6), 360, square=False),
+                 caption="four training images, six augmented draws each (what the model sees this run)")
+    except DataError as exc:
+        steps_per_epoch = 0
+        st.caption(f"No preview: {exc}")
+    return dataclasses.replace(
+        base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
+        val_split=val_split, augment=augment, folds=int(folds) if folds != 1 else 0,
+        model_options=base.model_options if model == base.model else {},  # e.g. the transfer recipe's fine_tune
+        config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
+                                   schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
+                                   threads=int(threads), device=device,
+                                   eval_every_steps=steps_per_epoch // checks if val_split and checks > 1 else 0))
+
+
+def _field_settings(base, k: str):
+    """Any other recipe's settings, one widget per field of its dataclass (typed from the default)."""
+    values, columns = {}, st.columns(4)
+    for i, f in enumerate(f for f in dataclasses.fields(base) if f.name not in ("model", "dataset", "data_dir")):
+        col, value, label = columns[i % 4], getattr(base, f.name), f.name.replace("_", " ")
+        if isinstance(value, bool):
+            values[f.name] = col.toggle(label, value, key=k + f.name)
+        elif isinstance(value, int):
+            values[f.name] = int(col.number_input(label, 0, 10_000_000, value, key=k + f.name))
+        elif isinstance(value, float):
+            values[f.name] = col.number_input(label, 0.0, 1000.0, value, format="%.5g", key=k + f.name)
+        elif isinstance(value, tuple):
+            text = col.text_input(label + " (comma separated)", ",".join(map(str, value)), key=k + f.name)
+            try:
+                values[f.name] = tuple(type(value[0] if value else 0)(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                st.error(f"{label}: numbers separated by commas, e.g. {','.join(map(str, value)) or '8,16,32'}.")
+                values[f.name] = value
+        else:
+            values[f.name] = col.text_input(label, value, key=k + f.name)
+    return dataclasses.replace(base, **values)

@@ -1,0 +1,71 @@
+"""Digit-string reader: type or roll a digit string, see a CRNN read it column by column (CTC alignment, beam)."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.composer.ctc import align, beam_decode, greedy_decode, to_digits
+from core.composer.multidigit import pick_tiles, string_log_probs, string_offsets
+from core.data import DataError
+from core.data.multimnist import compose
+from core.plots import ctc_figure
+from pages._ui import cached_dataset, choose_model
+
+
+def _text(labels) -> str:
+    return "".join(str(d) for d in to_digits(labels)) or "(nothing)"
+
+
+st.title("Read a digit string")
+try:
+    mnist = cached_dataset("mnist")
+except DataError as exc:
+    st.info(f"The reader writes the string with MNIST test digits, which are not available here: {exc}")
+    st.stop()
+folder, model, card = choose_model("digit_string", "strings_model", "CRNN model")
+gen = card.generator
+width, max_len = gen["width"], gen["max_len"]
+st.caption(f"Conv features -> bidirectional GRU over {width // 8} columns of 8 px -> 11 classes per column "
+           f"(blank + 10 digits), trained with CTC on strings of 1 to {max_len} digits {gen['gap'][0]} to "
+           f"{gen['gap'][1]} px apart: no segmentation, no positions given.")
+a, b, c, d, e = st.columns([2, 2, 2, 1.5, 1.3])
+text = a.text_input(f"Digits (1 to {max_len})", "40721", max_chars=max_len, key="strings_text").strip()
+gap = b.slider("Spacing (px between tiles)", -10, 10, 0, key="strings_gap",
+               help="Negative: tiles overlap. Trained on the range shown in the caption above.")
+noise = c.slider("Noise", 0.0, 0.5, 0.0, 0.05, key="strings_noise")
+beam_width = d.select_slider("Beam width", [1, 2, 4, 8, 16], 8, key="strings_beam")
+if e.button("Rewrite", icon=":material/casino:", key="strings_reroll", help="Other test images of the same digits"):
+    st.session_state["strings_seed"] = st.session_state.get("strings_seed", 0) + 1
+if not text.isdigit():
+    st.warning("Type digits only (0-9), at least one.")
+    st.stop()
+offsets = string_offsets(len(text), gap, width)
+if offsets[0] < 0:
+    st.warning(f"{len(text)} digits {gap} px apart do not fit on the {width} px canvas: lower the spacing.")
+    st.stop()
+tiles = pick_tiles(text, mnist.test_x[:, 0].numpy(), mnist.test_y.numpy(), st.session_state.get("strings_seed", 0))
+image, _ = compose(tiles, offsets, width=width, noise=noise, seed=1)
+log_probs = string_log_probs(model, card, image)
+greedy, _ = greedy_decode(log_probs)
+beams = beam_decode(log_probs, beam_width)
+best = beams[0][0]
+right = _text(best) == text
+m1, m2, m3 = st.columns(3)
+plain = {"delta_color": "off", "delta_arrow": "off"}  # the deltas are words, not changes
+m1.metric("CRNN reads (beam)", _text(best), "correct" if right else f"wrong: it is {text}", **plain)
+m2.metric("Greedy (best path)", _text(greedy), "same as beam" if greedy == best else "differs from beam", **plain)
+m3.metric("P(reading)", f"{np.exp(beams[0][1]):.1%}", "summed over all its alignments", **plain)
+st.plotly_chart(ctc_figure(image, np.exp(log_probs), align(log_probs, best), column_px=width / log_probs.shape[0]),
+                width="stretch", key="strings_ctc", config={"displayModeBar": False})
+st.caption("Top: the composed string. Bottom: each column's probabilities for blank and the ten digits; the "
+           "red path is the CTC alignment of the reading (Viterbi over the blank-separated labels), and each "
+           "digit is written above the column where the alignment first emits it.")
+st.markdown("**The beam's candidates**")
+st.dataframe(pd.DataFrame([{"reading": _text(lab), "probability": float(np.exp(lp)), "log p": lp}
+                           for lab, lp in beams[:8]]), hide_index=True, width="content",
+             column_config={"probability": st.column_config.NumberColumn(format="%.4f"),
+                            "log p": st.column_config.NumberColumn(format="%.2f")})
+with st.expander("Accuracy of this checkpoint (from its model card)"):
+    by_len = card.metrics.get("test_by_length", {})
+    st.dataframe(pd.DataFrame([{"digits": k, "exact match (greedy)": v["exact_greedy"], "strings": v["n"]}
+                               for k, v in by_len.items()]), hide_index=True, width="content")
+    st.caption(f"Fresh test strings from MNIST's test digits: `python -m core evaluate {folder}`")
