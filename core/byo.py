@@ -1,27 +1,32 @@
 """Bring your own model: turn an uploaded file into a plain PyTorch module plus a model card.
 
-Accepted: a zipped CNN Studio checkpoint (card.json + model.safetensors), a TorchScript file, and Keras 3
-`.keras` / legacy `.h5` files (seed 001's `mnist_cnn_best.h5`). Nothing in a file is ever run as Python:
-checkpoints are safetensors + JSON, TorchScript archives are read by TorchScript's own loader (which only
-rebuilds tensors and TorchScript code, never Python objects), and Keras files load with `safe_mode=True`
-(a Lambda layer's pickled function is refused) and are then converted layer by layer to torch modules, so
-the hooks of `core.inside.explain` (feature maps, Grad-CAM, saliency) work on them as on our own models. Every
-conversion is checked against the original's output before it is used. Python pickles (`torch.save` of a
-whole model, `.pkl`) are refused with advice, never unpickled.
+Accepted, all as data: a zipped CNN Studio checkpoint (card.json + model.safetensors), an ONNX model (its
+graph checked against an allow-list of operators and rebuilt from PyTorch layers, `core.models.onnx_import`),
+and Keras 3 `.keras` / legacy `.h5` files (seed 001's `mnist_cnn_best.h5`), read with `safe_mode=True` and
+converted layer by layer (`core.models.keras_import`). Every conversion is checked against the original's
+output before it is used, and a model whose weights or outputs are not finite is refused.
+
+Refused, with advice: TorchScript files and Python pickles (`torch.save` of a model, `.pkl`). Both are
+programs: TorchScript carries code that runs when the model is called (it can read and write files), a
+pickle runs code when it is loaded. Zips are opened by the guarded reader (`core.data.archive`): sizes and
+member counts checked before anything is unpacked, encrypted or unreadable members refused by name.
 """
 from __future__ import annotations
 
 import dataclasses
-import io
+import hashlib
+import json
 import os
-import tempfile
-import zipfile
-from pathlib import Path
+import shutil
+from pathlib import Path, PurePosixPath
 
 import torch
 from torch import nn
 
-from core.engine.checkpoint import CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, load_checkpoint
+from core import paths
+from core.data.archive import ArchiveError, open_zip
+from core.engine.checkpoint import (CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, check_finite,
+                                    load_checkpoint)
 from core.models.keras_import import ModelFileError, load_keras
 
 MAX_BYTES = 300 * 2**20
@@ -34,7 +39,9 @@ NORMALISATIONS = {  # name -> (mean, std) on the [0, 1] scale, per channel when 
     "MNIST mean/std": (0.1307, 0.3081),
     "ImageNet mean/std": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
 }
-PROBE_SHAPES = [(1, 28), (3, 32), (1, 32), (3, 28), (3, 64), (1, 64), (3, 96), (3, 224)]
+FORMATS = "a zipped CNN Studio checkpoint, an ONNX model (.onnx) or a Keras model (.keras or .h5)"
+PROGRAM_ADVICE = (" Export the model to ONNX instead (torch.onnx.export(model, example, 'model.onnx')), or train "
+                  "it in CNN Studio and upload the zipped checkpoint folder.")
 
 
 def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
@@ -45,38 +52,83 @@ def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
         raise ModelFileError(f"the file is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
     suffix = Path(filename).suffix.lower()
     if data.startswith(HDF5_MAGIC):
-        return _load_keras(data, ".h5", filename)
+        return _checked(*_load_keras(data, ".h5", filename))
     if data[:1] == b"\x80" or suffix in (".pkl", ".pickle"):
-        raise ModelFileError("this is a Python pickle. Pickles can run any code when loaded, so uploads are never "
-                             "unpickled. Save the model as TorchScript (torch.jit.script(model).save('m.pt')), "
-                             "Keras .keras/.h5, or a CNN Studio checkpoint.")
+        raise ModelFileError("this is a Python pickle. Loading a pickle can run any code, so uploads are never "
+                             "unpickled." + PROGRAM_ADVICE)
     if not data.startswith(b"PK"):
+        if suffix == ".onnx" or data[:1] == b"\x08":  # an ONNX ModelProto starts with its ir_version field
+            from core.models.onnx_import import load_onnx
+
+            model, channels, size, classes, layers = load_onnx(data)
+            return _checked(model, _card("ONNX", filename, channels, size, classes, layers))
         if suffix in (".h5", ".hdf5", ".keras", ".pt", ".pth", ".zip"):
             raise ModelFileError(f"the file ends in {suffix} but its content is not that format: it is truncated, "
                                  "corrupt, or not a model.")
-        raise ModelFileError("not a model file this page knows. Upload a zipped CNN Studio checkpoint, a TorchScript "
-                             "file (.pt), or a Keras model (.keras or .h5).")
+        raise ModelFileError(f"not a model file this page knows. Upload {FORMATS}.")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        names = archive.namelist()
-        unpacked = sum(i.file_size for i in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ModelFileError(f"the archive cannot be read ({exc}): the file is truncated or corrupt.") from None
-    if unpacked > 4 * MAX_BYTES:
-        raise ModelFileError(f"the archive unpacks to {unpacked / 2**20:.0f} MB, which is more than any model here needs.")
-    if "config.json" in names and "model.weights.h5" in names:
-        return _load_keras(data, ".keras", filename)
-    cards = [n for n in names if n == CARD or n.endswith("/" + CARD)]
-    if cards:
-        return _load_checkpoint_zip(archive, cards[0])
-    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
-        if any("/code/" in n for n in names) or any(n.endswith("/constants.pkl") for n in names):
-            return _load_torchscript(data, filename)
-        raise ModelFileError("this is a torch.save() file: it stores pickled Python objects, which could run code, "
-                             "and for a state_dict no architecture. Export the model with "
-                             "torch.jit.script(model).save('model.pt') (or trace it) and upload that.")
-    raise ModelFileError("a zip archive, but not a CNN Studio checkpoint (card.json + model.safetensors), a Keras "
-                         ".keras file, or a TorchScript file.")
+        with open_zip(data, filename, max_total=4 * MAX_BYTES, max_members=10_000) as archive:
+            names = archive.names
+            if "config.json" in names and "model.weights.h5" in names:
+                _check_keras_input(archive.read("config.json"))
+                return _checked(*_load_keras(data, ".keras", filename))
+            cards = [n for n in names if n == CARD or n.endswith("/" + CARD)]
+            if cards:
+                return _checked(*_load_checkpoint_zip(archive, cards[0], hashlib.sha256(data).hexdigest()[:16]))
+            if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+                if any("/code/" in n for n in names) or any(n.endswith("/constants.pkl") for n in names):
+                    raise ModelFileError("this is a TorchScript file. TorchScript is a program: calling the model runs "
+                                         "its code, which can read and write files on the server, so it is refused."
+                                         + PROGRAM_ADVICE)
+                raise ModelFileError("this is a torch.save() file: it stores pickled Python objects, which could run "
+                                     "code, and for a state_dict no architecture." + PROGRAM_ADVICE)
+    except ArchiveError as exc:
+        raise ModelFileError(str(exc)) from None
+    raise ModelFileError(f"a zip archive, but not a model CNN Studio reads. Upload {FORMATS}.")
+
+
+def _checked(model: nn.Module, card: ModelCard) -> tuple[nn.Module, ModelCard]:
+    """Refuse a model whose weights, or whose output on a grey test image, are not finite numbers."""
+    try:
+        check_finite(model, card.upload.get("file", "the model") if card.upload else "the model")
+    except CheckpointError as exc:
+        raise ModelFileError(str(exc)) from None
+    channels, size = card.dataset.channels, card.dataset.image_size
+    with torch.no_grad():
+        out = model(torch.full((1, channels, size, size), 0.5))
+    if not torch.isfinite(out).all():
+        raise ModelFileError("the model's output on a plain grey image is not a finite number (NaN or infinity); "
+                             "every prediction it made would be meaningless.")
+    return model, card
+
+
+KERAS_MAX_SIDE = 1024
+
+
+def _check_keras_input(config: bytes) -> None:
+    """Refuse a .keras model whose declared input is too large to build, before Keras allocates its weights."""
+    try:
+        text = json.loads(config)
+    except ValueError:
+        raise ModelFileError("the .keras file's config.json is not valid JSON: the file is damaged.") from None
+    shapes = []
+
+    def find(node) -> None:
+        if isinstance(node, dict):
+            for key in ("batch_shape", "batch_input_shape"):
+                if isinstance(node.get(key), list):
+                    shapes.append(node[key])
+            for value in node.values():
+                find(value)
+        elif isinstance(node, list):
+            for value in node[:1000]:
+                find(value)
+    find(text)
+    for shape in shapes:
+        sides = [d for d in shape[1:3] if isinstance(d, int)]
+        if any(d > KERAS_MAX_SIDE for d in sides):
+            raise ModelFileError(f"the model's input is {shape}; images up to {KERAS_MAX_SIDE} pixels a side are "
+                                 "supported (a larger input would not fit in memory).")
 
 
 def _card(kind: str, filename: str, channels: int, size: int, num_classes: int, layers: list[str]) -> ModelCard:
@@ -116,120 +168,51 @@ def with_class_names(card: ModelCard, names: list[str]) -> ModelCard:
 
 # --- CNN Studio checkpoint zip ----------------------------------------------------------------------------
 
-def _load_checkpoint_zip(archive: zipfile.ZipFile, card_name: str) -> tuple[nn.Module, ModelCard]:
+def _load_checkpoint_zip(archive, card_name: str, digest: str) -> tuple[nn.Module, ModelCard]:
+    """Unpack only the checkpoint's own files (card, weights, snapshots: fixed names, so no path can escape)
+    into the app's upload cache, keyed by the zip's content hash, and load it. Whatever fails, nothing
+    half-unpacked stays behind."""
     prefix = card_name[: -len(CARD)]
-    folder = Path(tempfile.mkdtemp(prefix="cnn_studio_upload_"))
-    for name in archive.namelist():
-        rel = name[len(prefix):] if name.startswith(prefix) else None
-        if rel in (CARD, WEIGHTS) or (rel and rel.startswith("snapshots/") and rel.endswith(".safetensors")
-                                      and "/" not in rel[len("snapshots/"):]):
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            (folder / rel).write_bytes(archive.read(name))  # only these fixed names: no path traversal
+    wanted = [n for n in archive.names if n.startswith(prefix) and (
+        n[len(prefix):] in (CARD, WEIGHTS) or (n[len(prefix):].startswith("snapshots/") and n.endswith(".safetensors")
+                                               and len(PurePosixPath(n[len(prefix):]).parts) == 2))]
+    folder = paths.cache_dir("uploaded_models") / digest
+    if not (folder / CARD).is_file():
+        partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+        try:
+            for name in wanted:
+                target = partial / name[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(name))
+            shutil.rmtree(folder, ignore_errors=True)
+            partial.replace(folder)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     try:
         model, card = load_checkpoint(folder)
     except CheckpointError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
         raise ModelFileError(str(exc).replace(str(folder) + os.sep, "")) from None
     card = dataclasses.replace(card, upload={"file": "checkpoint zip", "format": "CNN Studio checkpoint",
                                              "folder": str(folder)})
     return model.eval(), card
 
 
-# --- TorchScript ------------------------------------------------------------------------------------------
-
-class ScriptStage(nn.Module):
-    """One child of a TorchScript module, as a plain module that forward hooks can attach to.
-
-    The scripted child is held outside the module tree (scripted modules refuse hooks), and `kind` names
-    its original class, so a scripted Conv2d still counts as a conv layer for filters and Grad-CAM.
-    """
-
-    def __init__(self, inner: torch.jit.ScriptModule, kind: str):
-        super().__init__()
-        object.__setattr__(self, "inner", inner)
-        self.kind = kind
-
-    def forward(self, x):
-        return self.inner(x)
-
-    @property
-    def weight(self):
-        return self.inner.weight
-
-    def extra_repr(self) -> str:
-        return f"scripted {self.kind}"
-
-
-def _expand(module, prefix: str = "") -> list[tuple[str, ScriptStage]]:
-    stages = []
-    for name, child in module.named_children():
-        full = f"{prefix}{name}"
-        kind = getattr(child, "original_name", type(child).__name__)
-        if kind == "Sequential":
-            stages.extend(_expand(child, full + "."))
-        else:
-            stages.append((full, ScriptStage(child, kind)))
-    return stages
-
-
-class StagedModel(nn.Module):
-    """A chain of ScriptStages; names are the TorchScript module paths with '.' shown as '/'."""
-
-    def __init__(self, stages: list[tuple[str, nn.Module]]):
-        super().__init__()
-        for name, stage in stages:
-            self.add_module(name.replace(".", "/"), stage)
-
-    def forward(self, x):
-        for stage in self.children():
-            x = stage(x)
-        return x
-
-
-def _load_torchscript(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
-    try:
-        scripted = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
-    except Exception as exc:  # noqa: BLE001 - any loader failure is a bad file
-        raise ModelFileError(f"not a loadable TorchScript file ({str(exc).splitlines()[0][:200]}).") from None
-    shape, out = None, None
-    for channels, size in PROBE_SHAPES:
-        try:
-            with torch.no_grad():
-                out = scripted(torch.rand(2, channels, size, size))
-        except Exception:  # noqa: BLE001 - wrong shape: try the next
-            continue
-        if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == 2:
-            shape = (channels, size)
-            break
-    if shape is None:
-        raise ModelFileError("the TorchScript model did not accept any image shape tried "
-                             f"({', '.join(f'{c}x{s}x{s}' for c, s in PROBE_SHAPES)}) or did not return "
-                             "one row of class scores per image.")
-    channels, size = shape
-    probe = torch.rand(3, channels, size, size)
-    with torch.no_grad():
-        want = scripted(probe)
-        whole = StagedModel([("model", ScriptStage(scripted, getattr(scripted, "original_name", "model")))])
-        model = whole  # one opaque stage (prediction, saliency), unless a chain of its children reproduces it
-        for stages in (_expand(scripted), [(n, ScriptStage(c, getattr(c, "original_name", "?")))
-                                           for n, c in scripted.named_children()]):
-            if not stages:
-                continue
-            candidate = StagedModel(stages).eval()
-            try:
-                if torch.allclose(candidate(probe), want, atol=1e-5, rtol=1e-4):
-                    model = candidate
-                    break
-            except Exception:  # noqa: BLE001 - children do not chain: try coarser
-                continue
-    layers = [f"{n}: {m.kind}" for n, m in model.named_children()] if model is not whole else []
-    card = _card("TorchScript", filename, channels, size, int(want.shape[1]), layers)
-    card.upload["layers_visible"] = model is not whole
-    return model, card
-
-
 # --- Keras ------------------------------------------------------------------------------------------------
 
 def _load_keras(data: bytes, suffix: str, filename: str) -> tuple[nn.Module, ModelCard]:
+    if suffix == ".h5":  # the architecture is a JSON attribute: check its input size before Keras builds it
+        import io
+
+        import h5py
+
+        try:
+            with h5py.File(io.BytesIO(data), "r") as h5:
+                config = h5.attrs.get("model_config")
+        except Exception:  # noqa: BLE001 - an unreadable HDF5 file is reported by Keras's own loader below
+            config = None
+        if config is not None:
+            _check_keras_input(config.encode() if isinstance(config, str) else bytes(config))
     model, channels, size, num_classes, layers = load_keras(data, suffix)
     return model, _card(f"Keras {suffix}", filename, channels, size, num_classes, layers)
 

@@ -45,6 +45,8 @@ def console_run(desc: str = "training") -> tuple[Callable[[Event], None], RunCon
             bar.write(f"epoch {event.epoch}: {_fmt(event.metrics)}")
         elif event.kind == "fold":
             bar.write(f"fold {event.fold}/{event.folds}: held-out accuracy {event.accuracy:.4%}")
+        elif event.kind == "warning":
+            bar.write(f"warning: {event.message}")
         elif event.kind == "end":
             bar.write(event.message)
 

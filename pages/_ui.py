@@ -20,8 +20,8 @@ from core import paths
 from core.cli import TRAIN_COMMANDS
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
 from core.data import AugmentConfig, DataError, list_datasets, load_dataset
-from core.draw.preprocess import (SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, read_image,
-                                  sample_photo)
+from core.data.images import ImageError, decode_image
+from core.draw.preprocess import SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, sample_photo
 from core.engine.checkpoint import CARD, CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
 from core.engine.optim import OPTIMIZERS, SCHEDULES
 from core.engine.predict import input_spec, is_digit_model
@@ -145,7 +145,8 @@ def _scenes(held: tuple, mode: str, n: int):
 # ---- choosing a model ----
 
 UPLOADED = "uploaded_models"  # session key: label -> (model, card)
-UPLOAD_TYPES = ["zip", "pt", "pth", "ts", "torchscript", "keras", "h5", "hdf5", "pkl", "safetensors", "onnx", "bin"]
+# the formats read, plus those refused with a reason (TorchScript, pickles) rather than filtered out in silence
+UPLOAD_TYPES = ["zip", "onnx", "keras", "h5", "hdf5", "pt", "pth", "ts", "torchscript", "pkl", "safetensors", "bin"]
 
 
 def uploaded_models() -> dict:
@@ -156,9 +157,10 @@ def upload_panel(select_key: str) -> None:
     """An expander to upload a model; a good upload becomes the selected model of `select_key`'s selectbox."""
     models = uploaded_models()
     with st.expander("Bring your own model", icon=":material/upload_file:", expanded=False):
-        st.caption("A zipped CNN Studio checkpoint (card.json + model.safetensors), a TorchScript file, or a Keras "
-                   "`.keras` / `.h5` model (e.g. seed 001's `mnist_cnn_best.h5`). Nothing in the file is run as "
-                   "code: pickles and Keras Lambda layers are refused.")
+        st.caption("A zipped CNN Studio checkpoint (card.json + model.safetensors), an ONNX model, or a Keras "
+                   "`.keras` / `.h5` model (e.g. seed 001's `mnist_cnn_best.h5`). Models are read as data and rebuilt "
+                   "from PyTorch layers; files that are programs (TorchScript, pickles, Keras Lambda layers) are "
+                   "refused.")
         file = st.file_uploader("Model file", type=UPLOAD_TYPES, key=f"{select_key}_byo_file")
         if file is not None and st.session_state.get(f"{select_key}_byo_done") != file.file_id:
             st.session_state[f"{select_key}_byo_done"] = file.file_id  # load each upload once
@@ -183,9 +185,6 @@ def upload_panel(select_key: str) -> None:
 def _settings(label: str, models: dict) -> None:
     model, card = models[label]
     st.success(describe(card))
-    if (card.upload or {}).get("layers_visible") is False:
-        st.warning("This TorchScript model's children do not chain into its output, so its layers cannot be "
-                   "shown one by one: prediction works, feature maps and Grad-CAM do not.")
     if not card.dataset.normalisation:
         return  # a CNN Studio checkpoint: its card already says everything
     left, right = st.columns(2)
@@ -244,8 +243,8 @@ def upload_image(key: str, label: str = "Image", camera: bool = False) -> tuple[
     if file is None:
         return None
     try:
-        return read_image(file.getvalue()), getattr(file, "name", "camera")
-    except ValueError as exc:
+        return decode_image(file.getvalue()), getattr(file, "name", "camera")
+    except ImageError as exc:
         st.error(f"Cannot use this file: {exc}.")  # the reader says what it expected
         return None
 
@@ -354,6 +353,8 @@ def _classifier_settings(base, k: str, grouped: list[str]):
     try:
         steps_per_epoch = int(len(cached_dataset(dataset).train_x) * (1 - val_split)) // batch
         sample = cached_dataset(dataset).train_x[:4]
+        for problem in cached_dataset(dataset).problems():
+            st.warning(f"This data set can be used, but: {problem}.", icon=":material/warning:")
         st.image(enlarge(augmented_grid(sample, augment, copies=6), 360, square=False),
                  caption="four training images, six augmented draws each (what the model sees this run)")
     except DataError as exc:

@@ -15,11 +15,12 @@ from pages._ui import cached_checkpoint, model_choices, recipe_form
 
 PERCENT = st.column_config.NumberColumn(format="percent")
 
-
 def live_run(run_dir: Path) -> None:
     """The run's progress, live charts, the recipe's pictures and controls; reruns the app once it ends."""
     status, events = read_status(run_dir), read_events(run_dir)
     st.progress(*report.progress_line(status, events))
+    for warning in events.get("warning", []):  # e.g. a class missing from the test split: said, not hidden
+        st.warning(warning["message"], icon=":material/warning:")
     st.plotly_chart(training_figure(events, *report.live_metric(run_dir)), width="stretch", key="trainer_chart")
     monitor, picture = events.get("monitor", []), report.latest_picture(run_dir)
     left, right = st.columns([2, 3])
@@ -65,8 +66,8 @@ if st.button("Start training", type="primary", disabled=busy is not None, icon="
         st.session_state["trainer_run"] = str(started)
         st.session_state["trainer_watch"] = started.name  # watch the new run
         busy = active_run()
-    except RuntimeError as exc:
-        st.error(str(exc))
+    except (RuntimeError, ValueError) as exc:  # a run already training, or a setting no run can use
+        st.error(f"Not started: {exc}")
 if busy is not None:
     st.caption(f"Training now: `{busy.name}`. Runs keep going when you leave the page; any tab can watch them.")
 

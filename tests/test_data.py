@@ -167,7 +167,7 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="no images"):
         load_image_folder(str(tmp_path / "empty"))
     (tmp_path / "fake.zip").write_bytes(b"hello")
-    with pytest.raises(DataError, match="neither"):
+    with pytest.raises(DataError, match="not a readable zip"):
         load_image_folder(str(tmp_path / "fake.zip"))
     with pytest.raises(MissingDataError):
         load_dataset(f"folder:{tmp_path / 'nowhere'}")
@@ -268,7 +268,7 @@ def test_uploaded_zip_is_stored_checked_and_named(tmp_path):
     ds = load_dataset(name)
     assert ds.class_names == ["blue", "red"] and len(ds.train_x) + len(ds.test_x) == 10
     assert store_uploaded_zip(buffer.getvalue(), "my shapes!.zip", tmp_path / "uploads") == name  # same content
-    with pytest.raises(DataError, match="not a readable .zip"):
+    with pytest.raises(DataError, match="not a readable zip"):
         store_uploaded_zip(b"PK\x03\x04junk", "bad.zip", tmp_path / "uploads")
     empty = io.BytesIO()
     with zipfile.ZipFile(empty, "w") as zf:
@@ -290,7 +290,7 @@ def _image(mode: str, size: tuple[int, int], fmt: str = "PNG") -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new(mode, size, 100).save(buffer, format=fmt)
+    Image.new(mode, size, (100, 100, 100, 255) if mode == "RGBA" else 100).save(buffer, format=fmt)  # opaque
     return buffer.getvalue()
 
 

@@ -101,8 +101,8 @@ def test_nan_loss_stops_with_advice(digits):
     task = NanAfter(digits.mean, digits.std, after=len(train) + 5)
     events = []
     result = fit(net, task, train, test, TrainConfig(epochs=5), callback=events.append)
-    assert result.reason == "nan" and "learning rate" in result.message
-    assert events[-1].kind == "end" and events[-1].reason == "nan"
+    assert result.reason == "diverged" and "learning rate" in result.message
+    assert events[-1].kind == "end" and events[-1].reason == "diverged"
     assert all(torch.isfinite(p).all() for p in net.parameters())
     assert result.steps == len(train) + 5
 

@@ -60,13 +60,14 @@ def read_flickr8k(folder: str | Path) -> CaptionCorpus:
 def load_flickr8k(folder: str | Path, size: int = 64, log=print) -> tuple[torch.Tensor, list[list[str]], list[str]]:
     """Images of a Flickr8k-layout folder, centre-cropped and resized to size x size, with their captions,
     and every problem found (malformed caption lines, unreadable images): each is skipped, never fatal."""
-    from core.draw.preprocess import preprocess_photo, read_image
+    from core.data.images import decode_image
+    from core.draw.preprocess import preprocess_photo
 
     corpus = read_flickr8k(folder)
     images, captions, problems = [], [], list(corpus.problems)
     for name, caps in sorted(corpus.images.items()):
         try:
-            raw = read_image((Path(folder) / "Images" / name).read_bytes())
+            raw = decode_image((Path(folder) / "Images" / name).read_bytes())
             images.append(preprocess_photo(raw, size=size, channels=3))
             captions.append(caps)
         except (OSError, ValueError) as exc:

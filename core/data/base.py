@@ -30,6 +30,9 @@ class CorruptDataError(DataError):
     """A data file exists but is truncated, corrupt or not in the expected format."""
 
 
+MIN_PER_CLASS = 2  # fewer images of a class in a split cannot be split, learnt from or scored meaningfully
+
+
 @dataclass
 class Dataset:
     """Train and test splits as uint8 tensors, shaped (N, C, H, W), with labels as int64 (N,)."""
@@ -58,6 +61,21 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def problems(self) -> list[str]:
+        """What would make training or scoring on this data set misleading, in words (empty when nothing):
+        classes with no images in a split, and classes too small to learn from or to score."""
+        found = []
+        for split, labels in (("training", self.train_y), ("test", self.test_y)):
+            counts = torch.bincount(labels, minlength=self.num_classes).tolist()
+            missing = [str(self.class_names[c]) for c, n in enumerate(counts) if n == 0]
+            small = [f"{self.class_names[c]} ({n})" for c, n in enumerate(counts) if 0 < n < MIN_PER_CLASS]
+            if missing:
+                found.append(f"no {split} images of class{'es' if len(missing) > 1 else ''} {', '.join(missing[:10])}"
+                             + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+            if small:
+                found.append(f"too few {split} images (under {MIN_PER_CLASS}) of {', '.join(small[:10])}")
+        return found
+
     def describe(self) -> dict:
         """A JSON-ready summary, the `dataset` section of a model card."""
         return {
@@ -71,6 +89,7 @@ class Dataset:
             "test_size": int(self.test_x.shape[0]),
             "hflip": self.hflip,
             "source": self.source,
+            **({"extra": {"problems": problems}} if (problems := self.problems()) else {}),
         }
 
 

@@ -2,40 +2,42 @@
 
 Owns the layout rules and decoding. With no train/test split, `<class>/*` is divided 80/20 by a seeded
 stratified split. Images are decoded once with Pillow (grey if every image is grey, else RGB), resized
-to one square size, and the decoded arrays are cached as `.npz` under the user cache, keyed by the
-source's path, size and modification time. Unreadable files are skipped and counted in `notes`.
+to one square size (at most MAX_SIDE), and the decoded arrays are cached as `.npz` under the user cache,
+keyed by the source's path, size and modification time. Zips are opened by the guarded reader
+(`core.data.archive`) and images decoded by the guarded decoder (`core.data.images`); unreadable files
+are skipped and counted in `notes`. `Dataset.problems()` lists classes missing from a split or too small.
 """
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-
 from core import paths
+from core.data.archive import open_zip
 from core.data.base import DataError, Dataset, MissingDataError, channel_stats, register_prefix, stratified_split
+from core.data.images import ImageError, decode_image, peek_image
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-MAX_PIXELS = 40_000_000  # larger images are refused rather than decoded (decompression bombs)
 HOLDOUT_FRACTION = 0.2  # test share when the folder has no train/test split
+MAX_SIDE = 512  # images are resized to at most this side: a data set of huge photos still fits in memory
 
 
-def _list_files(source: Path) -> tuple[list[str], callable]:
-    """All image paths (POSIX, relative to the source) and a function that reads one's bytes."""
+@contextmanager
+def _open_source(source: Path):
+    """(all file paths, POSIX and relative to the source; a function that reads one's bytes), from a folder
+    or a zip opened by the guarded reader."""
     if source.is_dir():
-        names = [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()]
-        return names, lambda n: (source / n).read_bytes()
-    if source.is_file() and zipfile.is_zipfile(source):
-        zf = zipfile.ZipFile(source)
-        return [i.filename for i in zf.infolist() if not i.is_dir()], zf.read
-    if source.is_file():
-        raise DataError(f"{source} is neither a directory nor a valid .zip archive.")
-    raise MissingDataError(f"Image folder {source} does not exist.")
+        yield [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()], \
+            lambda n: (source / n).read_bytes()
+    elif source.is_file():
+        with open_zip(source) as archive:
+            yield archive.names, archive.read
+    else:
+        raise MissingDataError(f"Image folder {source} does not exist.")
 
 
 def _split_layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -53,17 +55,6 @@ def _split_layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     return {"all": flat}
 
 
-def decode_image(data: bytes, size: int, grey: bool) -> np.ndarray:
-    """Image bytes -> uint8 (size, size) grey or (size, size, 3) RGB; ValueError for images over MAX_PIXELS."""
-    with Image.open(io.BytesIO(data)) as img:
-        if img.width * img.height > MAX_PIXELS:
-            raise ValueError("image too large")
-        img = img.convert("L" if grey else "RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
-
-
 def _cache_path(source: Path, size: int | None) -> Path:
     stat = source.stat()
     key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{size}|v1"
@@ -73,7 +64,11 @@ def _cache_path(source: Path, size: int | None) -> Path:
 def load_image_folder(path: str, name: str | None = None, image_size: int | None = None, seed: int = 0) -> Dataset:
     """Read an image-folder data set (see the module docstring) into a `Dataset`."""
     source = Path(path).expanduser()
-    names, read = _list_files(source)
+    with _open_source(source) as (names, read):
+        return _load(source, names, read, name, image_size, seed)
+
+
+def _load(source: Path, names: list[str], read, name: str | None, image_size: int | None, seed: int) -> Dataset:
     layout = _split_layout(names)
     entries = [e for split in layout.values() for e in split]
     if not entries:
@@ -107,31 +102,30 @@ def load_image_folder(path: str, name: str | None = None, image_size: int | None
 
 
 def _decode_all(layout, read, class_names, image_size):
-    sample = [read(n) for n, _ in [e for s in layout.values() for e in s][:64]]
     sizes, modes = Counter(), set()
-    for data in sample:
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                sizes[img.size] += 1
-                modes.add(img.mode)
-        except (UnidentifiedImageError, OSError):
-            continue
+    for n, _ in [e for s in layout.values() for e in s][:64]:
+        if (header := peek_image(read(n))) is not None:
+            sizes[header[0]] += 1
+            modes.add(header[1])
     if not sizes:
         raise DataError("None of the first images in the folder could be read as an image.")
-    grey = modes <= {"L", "1", "I", "I;16", "LA"}
-    size = image_size or max(sizes.most_common(1)[0][0])
+    grey = modes <= {"L", "1", "I", "I;16", "I;16B", "I;16L", "F", "LA"}
+    size = min(image_size or max(sizes.most_common(1)[0][0]), MAX_SIDE)
     index = {c: i for i, c in enumerate(class_names)}
     arrays, skipped = {}, []
     for split, entries in layout.items():
+        if not entries:
+            raise DataError(f"There is a train/ folder but no {split}/ folder with images: add {split}/<class>/ "
+                            "images, or put the class folders at the top level (20% of each class is then held out).")
         xs, ys = [], []
         for n, cls in entries:
             try:
-                xs.append(decode_image(read(n), size, grey))
+                xs.append(decode_image(read(n), size=size, grey=grey))
                 ys.append(index[cls])
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-                skipped.append(n)
+            except ImageError as exc:
+                skipped.append(f"{n} ({exc})")
         if not xs:
-            raise DataError(f"The {split} split has no readable images.")
+            raise DataError(f"The {split} split has no readable images" + (f", e.g. {skipped[-1]}." if skipped else "."))
         x = np.stack(xs)
         arrays[f"{split}_x"] = np.ascontiguousarray(x[:, None] if grey else x.transpose(0, 3, 1, 2))
         arrays[f"{split}_y"] = np.array(ys, dtype=np.int64)
@@ -140,6 +134,7 @@ def _decode_all(layout, read, class_names, image_size):
 
 
 MAX_UPLOAD_BYTES = 1024 * 2**20
+MAX_UPLOAD_EXPANDED = 2 * 2**30  # an uploaded data set may expand to this much
 
 
 def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
@@ -149,10 +144,8 @@ def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
 
     if len(data) > MAX_UPLOAD_BYTES:
         raise DataError(f"{filename} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
-    try:
-        zipfile.ZipFile(io.BytesIO(data)).namelist()
-    except zipfile.BadZipFile:
-        raise DataError(f"{filename} is not a readable .zip archive (truncated or another format).") from None
+    with open_zip(data, filename, max_total=MAX_UPLOAD_EXPANDED):
+        pass  # refused here, before it is stored, if the archive is unreadable, a bomb or encrypted
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:40] or "upload"
     path = Path(root) / f"{stem}_{hashlib.sha256(data).hexdigest()[:10]}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,9 +153,10 @@ def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
         path.write_bytes(data)
     try:
         load_image_folder(str(path))
-    except DataError as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the stored copy goes and the user gets words
         path.unlink(missing_ok=True)
-        raise DataError(str(exc).replace(str(path), filename)) from None
+        reason = str(exc) if isinstance(exc, DataError) else f"it could not be read as a data set ({exc})"
+        raise DataError(reason.replace(str(path), filename)) from None
     return f"folder:{path}"
 
 

@@ -9,38 +9,33 @@ words.txt. Decoded arrays are cached like image folders.
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image
 
 from core import paths
+from core.data.archive import open_zip
 from core.data.base import CorruptDataError, Dataset, MissingDataError, channel_stats, register_dataset
 from core.data.files import RemoteFile, find_or_download
-from core.data.folder import decode_image
+from core.data.images import ImageError, decode_image
 
 ZIP_NAME = "tiny-imagenet-200.zip"
 REMOTE = RemoteFile(ZIP_NAME, ("http://cs231n.stanford.edu/",), md5="90528d7ca1a48142e341f4ef8d21d0de")
 
 
 class _Source:
-    """Read files by their path below the `tiny-imagenet-200/` root, from a zip or a folder."""
+    """Read files by their path below the `tiny-imagenet-200/` root, from a folder or an open GuardedZip."""
 
-    def __init__(self, path: Path):
-        if path.is_dir():
+    def __init__(self, path: Path, archive=None):
+        if archive is None:
             root = path / "tiny-imagenet-200" if (path / "tiny-imagenet-200").is_dir() else path
             self.names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
             self.read = lambda n: (root / n).read_bytes()
         else:
-            try:
-                zf = zipfile.ZipFile(path)
-            except zipfile.BadZipFile as exc:
-                raise CorruptDataError(f"{path}: not a readable zip ({exc}); download {ZIP_NAME} again.") from None
-            prefix = "tiny-imagenet-200/" if any(i.startswith("tiny-imagenet-200/") for i in zf.namelist()) else ""
-            self.names = [n[len(prefix):] for n in zf.namelist() if n.startswith(prefix) and not n.endswith("/")]
-            self.read = lambda n: zf.read(prefix + n)
+            prefix = "tiny-imagenet-200/" if any(i.startswith("tiny-imagenet-200/") for i in archive.names) else ""
+            self.names = [n[len(prefix):] for n in archive.names if n.startswith(prefix)]
+            self.read = lambda n: archive.read(prefix + n)
         self.present = set(self.names)
 
     def text(self, name: str) -> list[str]:
@@ -50,8 +45,14 @@ class _Source:
 
 
 def read_tiny_imagenet(path: Path) -> Dataset:
-    """The data set from a `tiny-imagenet-200.zip` or its extracted folder."""
-    src = _Source(path)
+    """The data set from a `tiny-imagenet-200.zip` (opened by the guarded zip reader) or its extracted folder."""
+    if path.is_dir():
+        return _read(path, _Source(path))
+    with open_zip(path) as archive:
+        return _read(path, _Source(path, archive))
+
+
+def _read(path: Path, src: _Source) -> Dataset:
     wnids = [w.strip() for w in src.text("wnids.txt") if w.strip()]
     words = dict(line.split("\t", 1) for line in src.text("words.txt") if "\t" in line) if "words.txt" in src.present else {}
     names = [words.get(w, w).split(",")[0].strip() for w in wnids]
@@ -79,10 +80,13 @@ def read_tiny_imagenet(path: Path) -> Dataset:
         images, labels = [], []
         for n, label in items:
             try:
-                images.append(decode_image(src.read(n), 64, grey=False))
+                images.append(decode_image(src.read(n), size=64))
                 labels.append(label)
-            except (OSError, ValueError, Image.DecompressionBombError):
-                problems.append(f"{n}: unreadable image, skipped")
+            except ImageError as exc:
+                problems.append(f"{n}: {exc}, skipped")
+        if not images:
+            raise CorruptDataError(f"{path}: none of the {len(items):,} {split} images could be read "
+                                   f"(first problem: {problems[-1]}); the archive is damaged, download it again.")
         arrays[split] = (torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy()), torch.tensor(labels))
     mean, std = channel_stats(arrays["train"][0])
     return Dataset("tiny_imagenet", *arrays["train"], *arrays["test"], names, mean, std, hflip=True,

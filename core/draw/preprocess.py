@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import io
-
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 INK_THRESHOLD = 0.05  # pixels brighter than this (on [0, 1], ink bright) count as ink
 EXAMPLE_STROKES = [[(80, 70), (200, 70), (125, 225)], [(110, 150), (185, 150)]]  # a crossed 7 on a 280 canvas
-MAX_UPLOAD_PIXELS = 40_000_000  # larger uploads are refused before decoding (decompression bombs)
 
 
 @dataclass
@@ -113,19 +110,6 @@ def has_dark_background(card: dict) -> bool:
     """A grey data set of light objects on black (its mean pixel is darker than mid-grey): MNIST, Fashion-MNIST."""
     ds = card.dataset
     return ds.channels == 1 and float(ds.mean[0]) < 0.4
-
-
-def read_image(data: bytes) -> np.ndarray:
-    """Decode uploaded bytes to an RGB uint8 array; ValueError with a readable reason otherwise."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise ValueError(f"the image is {img.width}x{img.height} pixels; the limit is "
-                                 f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"this file is not a readable image ({type(exc).__name__}); "
-                         "upload a PNG, JPEG, BMP, GIF or WebP picture") from exc
 
 
 def render_strokes(strokes: list[list[tuple[float, float]]], *, size: int, width: int) -> np.ndarray:

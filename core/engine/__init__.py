@@ -7,11 +7,12 @@ normalisation (`tasks.py`), single-image and batched prediction (`predict.py`) a
 its typed model card (`checkpoint/`). Features (`core.trainer`, `core.latent`, ...) build on these;
 nothing here imports a feature.
 """
-from core.engine.events import (EndEvent, EpochEvent, EvalEvent, Event, PrepareEvent, RunControl, StepEvent, Task)
+from core.engine.events import (EndEvent, EpochEvent, EvalEvent, Event, PrepareEvent, RunControl, StepEvent, Task,
+                                WarningEvent)
 from core.engine.fit import (NAN_ADVICE, FitResult, TrainConfig, WeightAverage, evaluate, fit, seed_everything,
                              select_device)
 from core.engine.loaders import ComposedLoader, TensorLoader
 
 __all__ = ["NAN_ADVICE", "ComposedLoader", "EndEvent", "EpochEvent", "EvalEvent", "Event", "FitResult", "PrepareEvent",
-           "RunControl", "StepEvent", "Task", "TensorLoader", "TrainConfig", "WeightAverage", "evaluate", "fit",
+           "WarningEvent", "RunControl", "StepEvent", "Task", "TensorLoader", "TrainConfig", "WeightAverage", "evaluate", "fit",
            "seed_everything", "select_device"]

@@ -65,7 +65,14 @@ class PrepareEvent:
     kind: str = "prepare"
 
 
-Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent
+@dataclass
+class WarningEvent:
+    """Something the user should know before trusting the run, e.g. a class missing from the test split."""
+    message: str
+    kind: str = "warning"
+
+
+Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent | WarningEvent
 
 
 class Task(Protocol):

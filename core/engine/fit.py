@@ -131,6 +131,29 @@ def evaluate(model: nn.Module, task: Task, loader: Iterable, device: torch.devic
 
 NAN_ADVICE = ("The loss became {value} at epoch {epoch}, step {step}: training diverged. Lower the learning "
               "rate (try a tenth), switch on gradient clipping or a warm-up, or check the input normalisation.")
+GROWTH_ADVICE = ("The loss grew from {start:.4g} at the start to {value:.4g} (averaged over the last steps) by epoch "
+                 "{epoch}, step {step}: training diverged. Lower the learning rate (try a tenth), switch on gradient "
+                 "clipping or a warm-up, or check the input normalisation.")
+
+
+class DivergenceWatch:
+    """Tells when a loss has exploded: its running mean stays above `factor` times the first step's loss (the
+    untrained model's, at chance) plus a margin of 0.5, for `patience` steps in a row. Ordinary noise and the
+    bump of a one-cycle warm-up stay far below that; an unstable learning rate (Adam at lr 10) passes it at
+    once. A resumed run measures from its own first step."""
+
+    def __init__(self, factor: float = 10.0, patience: int = 5, smoothing: float = 0.1):
+        self.factor, self.patience, self.smoothing = factor, patience, smoothing
+        self.start = self.mean = None
+        self.over = 0
+
+    def diverged(self, loss: float) -> bool:
+        if self.start is None:
+            self.start = self.mean = loss
+            return False
+        self.mean += self.smoothing * (loss - self.mean)
+        self.over = self.over + 1 if self.mean > self.factor * abs(self.start) + 0.5 else 0
+        return self.over >= self.patience
 
 
 def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterable | None = None,
@@ -168,6 +191,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                         plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor, monitor_mode=mode)
 
     average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    watch = DivergenceWatch()
     result = FitResult(reason="completed", message="", epochs=0, steps=0, train_seconds=0.0, wall_seconds=0.0)
     best_state, best_value, stale = None, None, 0
     if resume is not None:
@@ -194,8 +218,13 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             loss, stats = task.training_loss(model, batch)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
-                result.reason = "nan"
+                result.reason = "diverged"
                 result.message = NAN_ADVICE.format(value=loss_value, epoch=epoch, step=result.steps + 1)
+                break
+            if watch.diverged(loss_value):
+                result.reason = "diverged"
+                result.message = GROWTH_ADVICE.format(start=watch.start, value=watch.mean, epoch=epoch,
+                                                      step=result.steps + 1)
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -275,8 +304,8 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
     if cfg.keep_best and best_state is not None and result.best_epoch != result.epochs:
         model.load_state_dict(best_state)
         result.message = (result.message + f" Restored the best weights (epoch {result.best_epoch}).").strip()
-    elif result.reason == "nan":
-        result.message += " The weights are those from just before the divergence."
+    elif result.reason == "diverged":
+        result.message += " The weights are those of the step it stopped at: do not trust this model."
     result.best_value = best_value
     result.wall_seconds = time.perf_counter() - wall_start
     if not result.message:

@@ -27,6 +27,7 @@ from core.engine.checkpoint import ModelCard, headline_of, save_checkpoint, save
 from core.engine.events import Event, RunControl, Task
 from core.engine.fit import TrainConfig, fit, seed_everything
 from core.engine.resume import RESUME_FILE, TrainState, load_state, save_state
+from core.engine.settings import check_out_dir, check_settings
 
 SAMPLES_FILE = "samples.npz"  # a run folder's latest live pictures (see Prepared.monitor)
 
@@ -151,8 +152,9 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
     uninterrupted run would have had. `command` is recorded in the card (default: the recipe's own).
     """
     emit, control = callback or (lambda event: None), control or RunControl()
+    check_settings(recipe)  # a value no run can use is refused before any work
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after training
+        check_out_dir(out)  # an unwritable folder fails now, not after training
     if resume and out is None:
         raise ValueError("resume needs the run's output folder")
     state = load_state(out) if resume else None

@@ -23,10 +23,11 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
-from core.engine import Event, RunControl, TensorLoader, TrainConfig
+from core.engine import Event, RunControl, TensorLoader, TrainConfig, WarningEvent
 from core.engine.checkpoint import DatasetInfo, ModelCard, spec_of
 from core.engine.optim import OPTIMIZERS, SCHEDULES
 from core.engine.recipe import Prepared, register_recipe, run
+from core.engine.settings import check_out_dir, check_settings
 from core.engine.tasks import ClassificationTask
 from core.models import build_model, count_parameters, list_models
 from core.progress import console_run
@@ -77,8 +78,18 @@ class TrainSpec:
     def command(self, out: str | Path) -> str:
         return command_for(self, out)
 
+    def check(self) -> None:
+        """What `core.engine.settings.check_settings` cannot see field by field."""
+        if self.folds == 1:
+            raise ValueError("k-fold needs at least 2 folds (0 switches it off); got 1.")
+        if self.config.schedule not in SCHEDULES or self.config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer or schedule ({self.config.optimizer}, {self.config.schedule}); "
+                             f"choose from {', '.join(OPTIMIZERS)} and {', '.join(SCHEDULES)}.")
+
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
         data = load_dataset(self.dataset, self.data_dir)
+        for problem in data.problems():  # used anyway, but the user is told what the numbers will mean
+            emit(WarningEvent(f"{data.name}: {problem}."))
         if self.augment.hflip and not data.hflip:
             raise ValueError(f"Horizontal flips change the labels of {data.name} (e.g. digits); switch hflip off.")
         train_x, train_y, test_x, test_y = data.train_x, data.train_y, data.test_x, data.test_y
@@ -266,7 +277,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         spec = spec_from_args(args)
-        check_spec(spec)
+        check_settings(spec)
+        check_out_dir(args.out)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -291,21 +303,7 @@ def main(argv=None) -> int:
     close()
     print(f"test accuracy {card.metrics['test_accuracy']:.4%} ({card.params:,} parameters, "
           f"{card.training['train_seconds']:.1f} s training) -> {args.out}")
-    return 0 if card.training["stop_reason"] != "nan" else 2
-
-
-def check_spec(spec: TrainSpec) -> None:
-    """Refuse settings that cannot work, in plain words, before any data is read."""
-    c = spec.config
-    for name, value, low in (("epochs", c.epochs, 1), ("batch size", c.batch_size, 1)):
-        if value < low:
-            raise ValueError(f"{name} must be at least {low}; got {value}.")
-    if not c.lr > 0:
-        raise ValueError(f"the learning rate must be positive; got {c.lr}.")
-    if not 0 <= spec.val_split < 1:
-        raise ValueError(f"the validation share must be from 0 to just below 1; got {spec.val_split}.")
-    if spec.folds == 1 or spec.folds < 0:
-        raise ValueError(f"k-fold needs at least 2 folds (0 switches it off); got {spec.folds}.")
+    return 0 if card.training["stop_reason"] != "diverged" else 2
 
 
 if __name__ == "__main__":

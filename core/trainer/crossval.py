@@ -62,7 +62,7 @@ def cross_validate(spec, folds: int, callback: Callable[[Event], None] | None = 
         results.append(row)
         emit(FoldEvent(fold=i + 1, folds=folds, accuracy=row["accuracy"], epochs=row["epochs"],
                        train_seconds=row["train_seconds"]))
-        if row["stop_reason"] in ("nan", "stopped"):
+        if row["stop_reason"] in ("diverged", "stopped"):
             break
     accuracies = np.array([r["accuracy"] for r in results])
     return {"k": folds, "folds": results, "completed": len(results),

@@ -19,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from core.engine.settings import check_settings
 from core import paths
 
 from core.engine import Event, RunControl
@@ -91,8 +92,11 @@ def start_runs(specs: list, root: Path | None = None, names: list[str] | None = 
     """Queue runs that one worker process trains one after the other; returns their directories.
 
     With `group`, each run records it (group.json: the group's name and its runs) for a joint comparison.
-    Stopping a run of a queue cancels the runs after it.
+    Stopping a run of a queue cancels the runs after it. Settings no run can use are refused (ValueError)
+    before anything is created.
     """
+    for spec in specs:
+        check_settings(spec)
     busy = active_run()
     if busy is not None:
         raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
@@ -184,7 +188,7 @@ def _work(run_dir: Path, spec, resume: bool = False) -> None:
         card = run(spec, on_event, control, out=run_dir, resume=resume)
         flush()
         training = card.training
-        state = {"nan": "diverged", "stopped": "stopped"}.get(training["stop_reason"], "finished")
+        state = {"diverged": "diverged", "stopped": "stopped"}.get(training["stop_reason"], "finished")
         head = card.headline
         _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
                                        "message": training["message"], "train_seconds": training["train_seconds"],
