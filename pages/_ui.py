@@ -142,6 +142,13 @@ def _scenes(held: tuple, mode: str, n: int):
     return test_maker.make(n, seed=11 + (mode == "held_out"), held_out=set(held), mode=mode)
 
 
+def remembered(key: str, memo, compute):
+    """`compute()` once per `memo` in this session (e.g. an attribution that takes a second), then reused."""
+    if st.session_state.get(key, (None,))[0] != memo:
+        st.session_state[key] = (memo, compute())
+    return st.session_state[key][1]
+
+
 # ---- choosing a model ----
 
 UPLOADED = "uploaded_models"  # session key: label -> (model, card)

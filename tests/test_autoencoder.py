@@ -50,13 +50,37 @@ def test_short_training_lowers_the_loss(name, kl):
         assert after["val_kl"] > 0
 
 
-def test_ssim_and_psnr_known_values():
+def test_ssim_and_psnr_from_scikit_image_give_known_values():
     x = torch.rand(4, 1, 28, 28)
-    torch.testing.assert_close(ssim(x, x), torch.ones(4))
+    torch.testing.assert_close(ssim(x, x), torch.ones(4, dtype=torch.float64))
     noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
     assert float(ssim(x, noisy).mean()) < 0.9
-    assert float(ssim(torch.zeros(1, 1, 16, 16), torch.ones(1, 1, 16, 16))) < 0.01
-    torch.testing.assert_close(psnr(torch.tensor([0.01, 0.001])), torch.tensor([20.0, 30.0]))
+    # flat images a and b: no variance, so SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1) exactly
+    a, b, c1 = 0.2, 0.4, 0.01 ** 2
+    flat = ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b))
+    assert float(flat) == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), abs=1e-6)
+    shifted = torch.full((2, 3, 12, 12), 0.5)
+    torch.testing.assert_close(psnr(shifted, shifted + torch.tensor([0.1, 0.01])[:, None, None, None]),
+                               torch.tensor([20.0, 40.0], dtype=torch.float64), atol=1e-4, rtol=0)  # 10 log10(1/MSE)
+    assert float(psnr(x, x)[0]) == 100.0  # identical: capped, not infinite
+    small = torch.rand(2, 1, 8, 8)  # the digits set: a window that fits 8 pixels
+    assert torch.isfinite(ssim(small, small.flip(-1))).all()
+
+
+def test_library_ssim_matches_the_former_hand_written_one():
+    """The Gaussian-window SSIM CNN Studio computed by hand before, as the reference."""
+    import torch.nn.functional as F
+
+    g = torch.exp(-((torch.arange(11) - 5) ** 2).float() / (2 * 1.5 ** 2))
+    w = ((g / g.sum())[:, None] * (g / g.sum())[None, :])[None, None]
+    x = torch.rand(6, 1, 28, 28)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    mu_x, mu_y = F.conv2d(x, w), F.conv2d(y, w)
+    var_x, var_y = F.conv2d(x * x, w) - mu_x ** 2, F.conv2d(y * y, w) - mu_y ** 2
+    cov = F.conv2d(x * y, w) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    hand = (((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))).flatten(1).mean(1)
+    torch.testing.assert_close(ssim(x, y).float(), hand, atol=1e-4, rtol=1e-4)
 
 
 def test_probe_on_features_with_a_known_answer():

@@ -25,7 +25,7 @@ def prediction(page) -> str:
 
 
 def open_cam_tab(page) -> None:
-    page.get_by_role("tab", name="Grad-CAM & saliency").click()
+    page.get_by_role("tab", name="Attribution methods").click()
     page.get_by_text("Grad-CAM at net._conv_head", exact=False).first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
 

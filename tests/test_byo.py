@@ -208,7 +208,7 @@ def test_uploaded_keras_model_drives_the_draw_and_inside_pages(tmp_path):
     assert not at.exception
     assert {"conv1", "pool1", "out"} <= set(at.dataframe[0].value["layer"])
     captions = " ".join(c for img in at.get("image") for c in img.captions)
-    assert "Grad-CAM at conv3" in captions and "gradient saliency" in captions
+    assert "Grad-CAM at conv3" in captions and "Saliency for" in captions
     at.text_input(key="byo_names_mine.keras (uploaded Keras .keras)").set_value(
         "zero, one, two, three, four, five, six, seven, eight, nine").run()
     assert not at.exception and at.metric[0].value in {"zero", "one", "two", "three", "four", "five", "six",
@@ -224,4 +224,4 @@ def test_uploaded_model_without_convolutions_explains_what_it_can(tmp_path):
     assert not at.exception
     infos = " ".join(i.value for i in at.info)
     assert "no convolution layer" in infos and "Grad-CAM needs a convolution layer" in infos
-    assert any("gradient saliency" in c for img in at.get("image") for c in img.captions)
+    assert any("Saliency for" in c for img in at.get("image") for c in img.captions)

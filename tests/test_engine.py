@@ -181,3 +181,20 @@ def test_cross_validation_folds_partition_the_training_set():
     assert steps == sorted(steps) and len(set(steps)) == len(steps)  # numbered on across folds
     with pytest.raises(ValueError):
         cross_validate(spec, 1)
+
+
+def test_classification_report_agrees_with_scikit_learn():
+    """CNN Studio's one hand-written metric (accuracy, per-class accuracy, confusion) against the reference."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
+
+    from core.trainer.evaluate import classification_report
+
+    rng = np.random.default_rng(0)
+    labels = torch.from_numpy(rng.integers(0, 5, 500))
+    logits = torch.from_numpy(rng.normal(size=(500, 5))) + 2 * torch.nn.functional.one_hot(labels, 5)
+    report = classification_report(logits, labels, list("abcde"))
+    pred = logits.argmax(1).numpy()
+    assert report["accuracy"] == pytest.approx(accuracy_score(labels.numpy(), pred))
+    assert report["confusion"] == confusion_matrix(labels.numpy(), pred, labels=range(5)).tolist()
+    recall = recall_score(labels.numpy(), pred, average=None, labels=range(5))
+    assert list(report["per_class"].values()) == pytest.approx(recall.round(4).tolist())

@@ -1,4 +1,5 @@
 """AppTest for Inside the network: opens on a real input and every tab renders from the core calls."""
+import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -22,9 +23,22 @@ def test_opens_with_a_prediction_and_all_tabs(real_data, monkeypatch):
     captions = " ".join(c for img in at.get("image") for c in img.captions)
     assert any("click one to enlarge" in c.value for c in at.caption)
     assert at.get("plotly_chart"), "the channel grid is a clickable chart"
-    for part in ("channel 0 of", "weights", "Grad-CAM at", "gradient saliency", "occlusion sensitivity"):
-        assert part in captions
+    for part in ("channel 0 of", "weights", "Grad-CAM at", "HiResCAM at", "Guided Grad-CAM at", "Saliency for",
+                 "SmoothGrad for", "Integrated Gradients for", "Occlusion for", "occlusion sensitivity"):
+        assert part in captions, part  # a 28 px model: every attribution method, each with its cost in ms
+    assert re.search(r"Integrated Gradients for 0 \([\d,]+ ms\)", captions)
     assert at.metric[1].label.startswith("P(0) with pixels x ")
+
+
+def test_the_sanity_check_reinitialises_the_model_and_reports_every_method(real_data, monkeypatch):
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data))
+    at = open_page()
+    at.multiselect(key="inside_methods").set_value(["Grad-CAM", "Saliency"]).run()
+    at.button(key="inside_sanity").click().run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "method" in df.value.columns)
+    assert list(table["method"]) == ["Grad-CAM", "Saliency"] and "all layers re-initialised" in table.columns
+    assert table["all layers re-initialised"].abs().max() < 0.9  # a destroyed model changes both maps
 
 
 def test_shared_drawing_is_the_default_input():

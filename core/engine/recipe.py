@@ -28,6 +28,7 @@ from core.engine.events import Event, RunControl, Task
 from core.engine.fit import TrainConfig, fit, seed_everything
 from core.engine.resume import RESUME_FILE, TrainState, load_state, save_state
 from core.engine.settings import check_out_dir, check_settings
+from core.engine.tblog import open_log
 
 SAMPLES_FILE = "samples.npz"  # a run folder's latest live pictures (see Prepared.monitor)
 
@@ -158,6 +159,30 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
     if resume and out is None:
         raise ValueError("resume needs the run's output folder")
     state = load_state(out) if resume else None
+    log = open_log(out, recipe)  # TensorBoard event files beside the checkpoint
+    try:
+        card = _train(recipe, _tee(emit, log), control, out, state, command, log)
+    except BaseException:
+        if log is not None:
+            log.close({})
+        raise
+    if log is not None:
+        log.close(card.metrics)
+    return card
+
+
+def _tee(emit: Callable[[Event], None], log) -> Callable[[Event], None]:
+    if log is None:
+        return emit
+
+    def both(event: Event) -> None:
+        emit(event)
+        log(event)
+    return both
+
+
+def _train(recipe, emit, control, out, state, command, log) -> ModelCard:
+    """The body of `run`: prepare, fit with a checkpoint per epoch, evaluate, save."""
     started = time.perf_counter()
     seed_everything(recipe.seed)
     prepared = recipe.prepare(emit, control)
@@ -173,6 +198,8 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
             tmp = Path(out) / f".{SAMPLES_FILE}.tmp.npz"
             np.savez_compressed(tmp, pictures=pictures)
             tmp.replace(Path(out) / SAMPLES_FILE)
+        if pictures is not None and log is not None:
+            log.pictures(pictures, epoch)
         emit(MonitorEvent(epoch=epoch, metrics=metrics, caption=caption))
 
     def end_of_epoch(progress: TrainState) -> None:

@@ -1,8 +1,8 @@
 """Look inside a network from the outside: activations, Grad-CAM, gradient saliency, occlusion.
 
-Owns explainability for any `nn.Module` that maps a (B, C, H, W) image batch to outputs. Everything
-attaches forward hooks (and tensor hooks for gradients) from outside the model and removes them before
-returning, so models carry no explain branches. A `target` picks the scalar to explain from the model's
+Owns explainability for any `nn.Module` that maps a (B, C, H, W) image batch to outputs: layer outputs
+through forward hooks attached from outside the model (removed before returning, so models carry no
+explain branches), and the attribution maps, computed by Captum in `core.inside.attribution`. A `target` picks the scalar to explain from the model's
 output; by default the logit of one class, and later multi-head models pass their own (e.g. one head's
 regression output), which is how Grad-CAM works per head.
 """
@@ -13,7 +13,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 Target = Callable[[torch.Tensor], torch.Tensor]  # model output -> (B,) scalars to explain
@@ -91,75 +90,40 @@ def activations(model: nn.Module, x: torch.Tensor, names: list[str] | None = Non
     return out, acts
 
 
-def _normalise(m: torch.Tensor) -> torch.Tensor:
-    """Scale each map of a (B, H, W) batch to [0, 1] (an all-zero map stays zero)."""
-    flat = m.flatten(1)
-    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(m)
-
-
 def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None = None,
              hires: bool = False) -> torch.Tensor:
-    """Grad-CAM maps (B, H, W) in [0, 1] at the input's resolution, for `target` at `layer`.
+    """Grad-CAM maps (B, H, W) in [0, 1] at the input's resolution, for `target` at `layer` (default: the
+    last conv layer), computed by Captum; hires=True gives HiResCAM (see `core.inside.attribution`)."""
+    from core.inside.attribution import hires_cam, layer_cam
 
-    hires=True computes HiResCAM (Draelos & Carin, 2020): gradient x activation at every position,
-    summed over channels, instead of weighting each channel by its spatially averaged gradient. For
-    heads that read a flattened map with position-specific weights (the multi-task pair CNN) averaging
-    the gradient mixes up positions, and HiResCAM shows the locations the output actually used.
-    """
     layer = layer or default_cam_layer(model)
     was_training = model.training
     model.eval()
-    with torch.enable_grad(), recording(model, [layer]) as store:
-        x = x.detach().requires_grad_(True)  # makes every activation part of the graph, even under frozen weights
-        score = target(model(x)).sum()
-        act = store[layer]
-        if act.dim() != 4:
-            raise ValueError(f"layer {layer!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (B, C, H, W)")
-        (grads,) = torch.autograd.grad(score, act)
-    model.train(was_training)
-    weights = grads if hires else grads.mean(dim=(2, 3), keepdim=True)  # per position, or (B, C, 1, 1) per channel
-    cam = F.relu((weights * act.detach()).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    return _normalise(cam)
+    try:
+        return (hires_cam if hires else layer_cam)(model, x.detach(), target, layer)
+    finally:
+        model.train(was_training)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
-    """|d target / d input|, max over channels, scaled to [0, 1]: (B, H, W)."""
-    was_training = model.training
-    model.eval()
-    with torch.enable_grad():
-        x = x.detach().clone().requires_grad_(True)
-        target(model(x)).sum().backward()
-    model.train(was_training)
-    return _normalise(x.grad.abs().amax(dim=1))
+    """|d target / d input|, max over channels, scaled to [0, 1]: (B, H, W), by Captum's Saliency."""
+    from core.inside.attribution import attribute
+
+    return attribute("Saliency", model, x, target)
 
 
 def occlusion(model: nn.Module, x: torch.Tensor, target: Target, *, patch: int, stride: int,
-              fill: float = 0.0, batch_size: int = 256) -> torch.Tensor:
-    """How much `target` drops when a patch x patch square of `fill` covers each spot: (H', W') for one image.
+              fill: float = 0.0, batch_size: int = 64) -> torch.Tensor:
+    """How much `target` drops when a patch x patch square of `fill` covers each spot, per pixel (the mean
+    over the squares that hide it), for one image: (H, W), by Captum's Occlusion. Positive: evidence."""
+    from core.inside.attribution import occlusion_map
 
-    Positive values mark evidence for the target; the map has one value per patch position.
-    """
-    if x.shape[0] != 1:
-        raise ValueError("occlusion explains one image at a time")
-    _, _, h, w = x.shape
-    ys = list(range(0, max(h - patch, 0) + 1, stride))
-    xs = list(range(0, max(w - patch, 0) + 1, stride))
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        base = target(model(x))[0]
-        variants = []
-        for top in ys:
-            for left in xs:
-                v = x[0].clone()
-                v[:, top:top + patch, left:left + patch] = fill
-                variants.append(v)
-        scores = torch.cat([target(model(torch.stack(variants[i:i + batch_size])))
-                            for i in range(0, len(variants), batch_size)])
-    model.train(was_training)
-    return (base - scores).view(len(ys), len(xs))
+    try:
+        return occlusion_map(model, x, target, patch, stride, fill, batch_size)
+    finally:
+        model.train(was_training)
 
 
 def layer_table(model: nn.Module, acts: dict[str, torch.Tensor]) -> list[dict]:

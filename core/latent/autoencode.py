@@ -1,5 +1,5 @@
-"""Autoencoder maths: reconstruction metrics (MSE, PSNR, SSIM), the probe classifiers, and the latent-space
-operations the explorer page uses (encode, decode, maps, walks, interpolation, samples, noise).
+"""Autoencoder maths: reconstruction metrics (MSE; PSNR and SSIM from scikit-image), the probe classifiers, and
+the latent-space operations the explorer page uses (encode, decode, maps, walks, interpolation, samples, noise).
 
 Training lives in `core.latent.recipe`; nothing here trains.
 """
@@ -11,36 +11,36 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
 # --- metrics ----------------------------------------------------------------------------------------------
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    g = torch.exp(-((torch.arange(size) - size // 2) ** 2).float() / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03) of (B, C, H, W)
-    tensors in [0, 1], averaged over channels and the valid window positions."""
-    c = x.shape[1]
-    side = min(11, *x.shape[-2:])
-    side -= 1 - side % 2  # odd; images smaller than 11 pixels get a smaller window
-    w = _gaussian_window(side).to(x).repeat(c, 1, 1, 1)
-    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
-    var_x = F.conv2d(x * x, w, groups=c) - mu_x**2
-    var_y = F.conv2d(y * y, w, groups=c) - mu_y**2
-    cov = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return s.flatten(1).mean(1)
+    """Per-image SSIM of (B, C, H, W) tensors in [0, 1], by scikit-image (Wang et al. 2004: Gaussian window of
+    sigma 1.5, K1 0.01, K2 0.03, population covariances, the mean over the valid window positions and over
+    channels). Images under 11 pixels a side get a narrower Gaussian that fits them."""
+    from skimage.metrics import structural_similarity
+
+    side = min(x.shape[-2:])
+    sigma = 1.5 if side >= 11 else max((side - 1) // 2 - 0.5, 0.5) / 3.5
+    xs, ys = x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy()
+    return torch.tensor([structural_similarity(a, b, data_range=1.0, channel_axis=0, gaussian_weights=True,
+                                               sigma=sigma, use_sample_covariance=False) for a, b in zip(xs, ys)])
 
 
-def psnr(mse_per_image: torch.Tensor) -> torch.Tensor:
-    return 10 * torch.log10(1.0 / mse_per_image.clamp_min(1e-10))
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of (B, C, H, W) tensors in [0, 1], by scikit-image; identical images count as
+    100 dB (not infinity), so averages stay finite."""
+    import warnings
+
+    from skimage.metrics import peak_signal_noise_ratio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # identical images: division by zero -> inf
+        values = [peak_signal_noise_ratio(a, b, data_range=1.0)
+                  for a, b in zip(x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy())]
+    return torch.tensor(values).clamp(max=100.0)
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,8 @@ def reconstruction_report(model: nn.Module, x_uint8: torch.Tensor) -> dict[str, 
     target = as_float(x_uint8)
     recon = reconstruct(model, x_uint8)
     per_image = (recon - target).pow(2).flatten(1).mean(1)
-    return {"mse": float(per_image.mean()), "psnr": float(psnr(per_image).mean()), "ssim": float(ssim(recon, target).mean())}
+    return {"mse": float(per_image.mean()), "psnr": float(psnr(target, recon).mean()),
+            "ssim": float(ssim(target, recon).mean())}
 
 
 @torch.inference_mode()
