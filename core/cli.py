@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", action="store_true", help="print one JSON object per checkpoint (a list if several)")
     ev.add_argument("--n", type=int, default=0, help="composed test images for Multi-MNIST / caption models")
     ev.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
+    sm = sub.add_parser("samples", help="write the small sample sets the pages open on (checkpoints/samples)")
+    sm.add_argument("names", nargs="*", help="data sets (default: every one the pages use)")
+    sm.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
     cd = sub.add_parser("card", help="print a checkpoint's validated model card (JSON)")
     cd.add_argument("checkpoint")
     cd.add_argument("--migrate", action="store_true", help="rewrite card.json in the current schema (weights untouched)")
@@ -146,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.verb == "samples":
+            from core.data.samples import SIZES, make_sample
+
+            for name in args.names or SIZES:
+                print(f"{name}: {make_sample(name, args.data_dir)}")
+            return 0
         if args.verb == "card":
             card = read_card(args.checkpoint)
             if args.migrate:

@@ -9,7 +9,6 @@ Trainer's settings form. Pure UI: every computation is a call into `core`.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,14 @@ from streamlit.runtime.pages_manager import PagesManager
 from core import paths
 from core.cli import TRAIN_COMMANDS
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
-from core.data import AugmentConfig, DataError, list_datasets, load_dataset
+from core.data import AugmentConfig, DataError, list_datasets
+from core.data.samples import load_or_sample
 from core.data.images import ImageError, decode_image
 from core.draw.preprocess import SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, sample_photo
 from core.engine.checkpoint import CARD, CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
-from core.engine.optim import OPTIMIZERS, SCHEDULES
 from core.engine.predict import input_spec, is_digit_model
 from core.models import list_models
+from core.trainer import form
 from core.viz import augmented_grid, enlarge
 
 if PagesManager.uses_pages_directory:
@@ -71,8 +71,16 @@ def cached_report(folder: str) -> dict:
 
 @st.cache_resource(show_spinner="Loading the data set...")
 def cached_dataset(name: str):
-    """A data set from the data directory, shared across sessions (read-only tensors)."""
-    return load_dataset(name)
+    """A data set from the data directory, else its sample shipped with CNN Studio (`Dataset.sample`); shared
+    across sessions (read-only tensors). Pages never download."""
+    return load_or_sample(name)
+
+
+def sample_note(ds, where=st) -> None:
+    """Say so when a page shows the shipped sample of a data set rather than the whole set."""
+    if ds.sample:
+        where.caption(f"Showing the {len(ds.test_y):,} {ds.name} test images shipped with CNN Studio: the data set is "
+                      f"not in {paths.data_dir()} (the README's Data section says where to put it).")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -104,7 +112,9 @@ def cached_latent_map(folder: str):
 
     model, card = cached_checkpoint(folder)
     data = cached_dataset(card.dataset.name)
-    return latent_map(model, data.test_x, data.test_y, n=MAP_SIZE)
+    found = latent_map(model, data.test_x, data.test_y, n=MAP_SIZE)
+    found.note = " (the sample shipped with CNN Studio: the data set is not on this machine)" if data.sample else ""
+    return found
 
 
 @st.cache_data(show_spinner="Running t-SNE on the codes (about 20 s, once per model)...")
@@ -128,7 +138,7 @@ def cached_latent_bank(folder: str):
 def _makers():
     from core.captions.captioning import scene_makers
 
-    return scene_makers()
+    return scene_makers(loader=load_or_sample)
 
 
 def cached_scenes(card: dict, mode: str, n: int = 200):
@@ -277,6 +287,7 @@ def choose_image(card, key: str) -> np.ndarray:
     elif source == "Test image":
         try:
             data = cached_dataset(card.dataset.name)
+            sample_note(data)
             left, right = st.columns(2)
             wanted = left.selectbox("Class", range(len(classes)), format_func=lambda i: str(classes[i]),
                                     key=f"{key}_class")
@@ -297,14 +308,67 @@ def choose_image(card, key: str) -> np.ndarray:
 # ---- the Trainer's settings ----
 
 def recipe_form(base, key: str, grouped: list[str] = ()):
-    """The settings of any recipe as widgets keyed by `key`; returns the recipe they describe. A classifier gets
-    its full panel (data, model, optimiser, schedule, regularisation, augmentation with a preview, validation,
-    k-fold); any other kind one widget per field of its dataclass."""
-    if base.kind == "classifier":
-        return _classifier_settings(base, key, list(grouped))
-    st.caption(f"{'An' if base.kind[0] in 'aeiou' else 'A'} {base.kind} recipe: each setting is a field of its "
-               "dataclass; the defaults made the shipped checkpoint (or train in seconds, for the quick recipes).")
-    return _field_settings(base, key)
+    """The settings of any recipe as widgets keyed by `key` + field (the form is `core.trainer.form`'s); returns
+    the recipe they describe. A classifier also gets a data set upload and a preview of its augmentation."""
+    from core.trainer.runs import uploaded_datasets
+
+    classifier = base.kind == "classifier"
+    if classifier:
+        zip_uploader(key + "data")
+        fields = form.classifier_fields(base, [*list_datasets(), *uploaded_datasets()], list(list_models()), grouped)
+    else:
+        st.caption(f"{'An' if base.kind[0] in 'aeiou' else 'A'} {base.kind} recipe: each setting is a field of its "
+                   "dataclass; the defaults made the shipped checkpoint (or train in seconds, for the quick recipes).")
+        fields = form.recipe_fields(base)
+    columns = st.columns(4)
+    values = {f.key: _widget(columns[i % 4], f, key + f.key) for i, f in enumerate(fields)}
+    steps_per_epoch = _augmentation_preview(values) if classifier else 0
+    return form.apply(base, values, steps_per_epoch)
+
+
+def _widget(column, f, key: str):
+    """One form field as its Streamlit widget; returns the value (the field's own for a bad number list)."""
+    if f.widget == "select":
+        shown = (lambda n: f"uploaded: {Path(n).name}" if str(n).startswith("folder:") else str(n))
+        return column.selectbox(f.label, f.options, index=f.options.index(f.value), key=key, help=f.help,
+                                disabled=f.disabled, format_func=shown)
+    if f.widget == "select_slider":
+        return column.select_slider(f.label, f.options, f.value, key=key)
+    if f.widget in ("int", "float"):
+        cast = int if f.widget == "int" else float
+        value = column.number_input(f.label, cast(f.low), cast(f.high), cast(f.value), key=key, help=f.help,
+                                    **({} if f.widget == "int" else {"format": "%.5g"}))
+        return cast(value)
+    if f.widget == "slider":
+        return column.slider(f.label, f.low, f.high, f.value, key=key)
+    if f.widget == "toggle":
+        return column.toggle(f.label, f.value, key=key)
+    if f.widget == "numbers":
+        try:
+            return form.parse_numbers(column.text_input(f.label, ",".join(map(str, f.value)), key=key), f.value)
+        except ValueError as exc:
+            st.error(f"{f.label}: {exc}.")
+            return f.value
+    return column.text_input(f.label, f.value, key=key)
+
+
+def _augmentation_preview(values: dict) -> int:
+    """Four training images with six augmented draws each, and the data set's problems; returns the steps
+    per epoch (0 when unknown), for validations within an epoch."""
+    try:
+        data = cached_dataset(values["data"])
+    except DataError as exc:
+        st.caption(f"No preview: {exc}")
+        return 0
+    augment = AugmentConfig(values["tr"], values["flip"], float(values["rot"]), values["scale"])
+    st.image(enlarge(augmented_grid(data.train_x[:4], augment, copies=6), 360, square=False),
+             caption="four training images, six augmented draws each (what the model sees this run)")
+    if data.sample:
+        st.caption(f"{values['data']} is not on this machine: the run reads it from the data directory (or "
+                   "downloads it) first. The preview uses the sample shipped with CNN Studio.")
+    for problem in data.problems():
+        st.warning(f"This data set can be used, but: {problem}.", icon=":material/warning:")
+    return 0 if data.sample else int(len(data.train_x) * (1 - values["val"])) // values["batch"]
 
 
 def zip_uploader(select_key: str) -> None:
@@ -312,89 +376,11 @@ def zip_uploader(select_key: str) -> None:
     from core.data.folder import store_uploaded_zip
     from core.trainer.runs import uploads_dir
 
-    zipped = st.file_uploader("Your own data set: a .zip of class folders (train/<class>/*.png and test/<class>/*, "
-                              "or just <class>/*)", type=["zip"], key="trainer_zip")
+    zipped = st.file_uploader("Your own data set: a .zip of class folders (`train/<class>/*.png` and "
+                              "`test/<class>/*`, or just `<class>/*`)", type=["zip"], key="trainer_zip")
     if zipped is not None and st.session_state.get("trainer_zip_done") != zipped.file_id:
         st.session_state.trainer_zip_done = zipped.file_id
         try:
             st.session_state[select_key] = store_uploaded_zip(zipped.getvalue(), zipped.name, uploads_dir())
         except DataError as exc:
             st.error(f"{zipped.name} cannot be used: {exc}")
-
-
-def _classifier_settings(base, k: str, grouped: list[str]):
-    """The classifier recipe's settings as widgets (data, model, optimizer, schedule, regularisation,
-    augmentation with a preview, validation, k-fold, device); returns the TrainSpec they describe."""
-    from core.trainer.runs import uploaded_datasets
-
-    zip_uploader(k + "data")
-    a, b, c, d = st.columns(4)
-    datasets, models = [*list_datasets(), *uploaded_datasets()], list(list_models())
-    dataset = a.selectbox("Data set", datasets, index=datasets.index(base.dataset), key=k + "data",
-                          format_func=lambda n: f"uploaded: {Path(n).name}" if n.startswith("folder:") else n)
-    model = b.selectbox("Model", models, index=models.index(base.model), key=k + "model", disabled=bool(grouped),
-                        help="Set by the recipe: it trains " + " and ".join(grouped) if grouped else None)
-    epochs = c.number_input("Epochs", 1, 500, base.config.epochs, key=k + "epochs")
-    batch = d.select_slider("Batch size", [16, 32, 64, 128, 256, 512], base.config.batch_size, key=k + "batch")
-    optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(base.config.optimizer), key=k + "opt")
-    lr = b.number_input("Learning rate", 1e-5, 2.0, base.config.lr, format="%.5f", key=k + "lr")
-    schedule = c.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(base.config.schedule), key=k + "sched")
-    decay = d.number_input("Weight decay", 0.0, 1.0, base.config.weight_decay, format="%.5f", key=k + "wd")
-    smoothing = a.slider("Label smoothing", 0.0, 0.3, base.label_smoothing, key=k + "ls")
-    mixup = b.slider("Mixup alpha", 0.0, 1.0, base.mixup_alpha, key=k + "mixup")
-    cutmix = c.slider("Cutmix alpha", 0.0, 1.0, base.cutmix_alpha, key=k + "cutmix")
-    val_split = d.slider("Validation share", 0.0, 0.3, base.val_split, key=k + "val")
-    translate = a.slider("Shift (px)", 0, 6, base.augment.translate, key=k + "tr")
-    rotate = b.slider("Rotate (deg)", 0, 30, int(base.augment.rotate), key=k + "rot")
-    scale = c.slider("Zoom (+/-)", 0.0, 0.3, base.augment.scale, key=k + "scale")
-    hflip = d.toggle("Horizontal flip (photos only)", base.augment.hflip, key=k + "flip")
-    early = a.number_input("Early stopping (epochs, 0 off)", 0, 50, base.config.early_stopping, key=k + "early")
-    seed = b.number_input("Seed", 0, 10_000, base.config.seed, key=k + "seed")
-    threads = c.number_input("CPU threads (0 = all)", 0, 64, base.config.threads, key=k + "threads")
-    device = d.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=k + "device")
-    folds = a.number_input("Stratified k-fold (0 = off)", 0, 10, base.folds, key=k + "folds",
-                           help="Train k models, each scored on the fold of the training set it never saw.")
-    checks = b.number_input("Validations per epoch", 1, 10, 4, key=k + "checks",
-                            help="Score the validation share this many times per epoch: a per-step validation curve.")
-    augment = AugmentConfig(translate, hflip, float(rotate), scale)
-    try:
-        steps_per_epoch = int(len(cached_dataset(dataset).train_x) * (1 - val_split)) // batch
-        sample = cached_dataset(dataset).train_x[:4]
-        for problem in cached_dataset(dataset).problems():
-            st.warning(f"This data set can be used, but: {problem}.", icon=":material/warning:")
-        st.image(enlarge(augmented_grid(sample, augment, copies=6), 360, square=False),
-                 caption="four training images, six augmented draws each (what the model sees this run)")
-    except DataError as exc:
-        steps_per_epoch = 0
-        st.caption(f"No preview: {exc}")
-    return dataclasses.replace(
-        base, dataset=dataset, model=model, label_smoothing=smoothing, mixup_alpha=mixup, cutmix_alpha=cutmix,
-        val_split=val_split, augment=augment, folds=int(folds) if folds != 1 else 0,
-        model_options=base.model_options if model == base.model else {},  # e.g. the transfer recipe's fine_tune
-        config=dataclasses.replace(base.config, epochs=int(epochs), batch_size=batch, optimizer=optimizer, lr=lr,
-                                   schedule=schedule, weight_decay=decay, early_stopping=int(early), seed=int(seed),
-                                   threads=int(threads), device=device,
-                                   eval_every_steps=steps_per_epoch // checks if val_split and checks > 1 else 0))
-
-
-def _field_settings(base, k: str):
-    """Any other recipe's settings, one widget per field of its dataclass (typed from the default)."""
-    values, columns = {}, st.columns(4)
-    for i, f in enumerate(f for f in dataclasses.fields(base) if f.name not in ("model", "dataset", "data_dir")):
-        col, value, label = columns[i % 4], getattr(base, f.name), f.name.replace("_", " ")
-        if isinstance(value, bool):
-            values[f.name] = col.toggle(label, value, key=k + f.name)
-        elif isinstance(value, int):
-            values[f.name] = int(col.number_input(label, 0, 10_000_000, value, key=k + f.name))
-        elif isinstance(value, float):
-            values[f.name] = col.number_input(label, 0.0, 1000.0, value, format="%.5g", key=k + f.name)
-        elif isinstance(value, tuple):
-            text = col.text_input(label + " (comma separated)", ",".join(map(str, value)), key=k + f.name)
-            try:
-                values[f.name] = tuple(type(value[0] if value else 0)(v) for v in text.split(",") if v.strip())
-            except ValueError:
-                st.error(f"{label}: numbers separated by commas, e.g. {','.join(map(str, value)) or '8,16,32'}.")
-                values[f.name] = value
-        else:
-            values[f.name] = col.text_input(label, value, key=k + f.name)
-    return dataclasses.replace(base, **values)

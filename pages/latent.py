@@ -25,7 +25,7 @@ except DataError as exc:
 m = card.metrics
 st.caption(f"{card.model.name}, {card.model.kwargs['latent_dim']}-d code, trained on {card.dataset.name}: test MSE "
            f"{m['test_mse']:.4f}, PSNR {m['test_psnr']:.1f} dB, SSIM {m['test_ssim']:.3f}. The map shows "
-           f"{len(lmap.z):,} test images.")
+           f"{len(lmap.z):,} test images{lmap.note}.")
 
 
 def show(img, caption, side=168, where=st):

@@ -11,7 +11,7 @@ from core.plots import accuracy_time_figure, compare_figure, confusion_figure
 from core.trainer import report
 from core.trainer.runs import list_runs, read_events, read_group, summarize
 from core.viz import enlarge
-from pages._ui import cached_checkpoint, cached_dataset, cached_report
+from pages._ui import cached_checkpoint, cached_dataset, cached_report, sample_note
 
 st.title("Compare runs")
 runs = list_runs()
@@ -61,6 +61,7 @@ model, card = cached_checkpoint(str(run_dir))
 report = cached_report(str(run_dir))
 classes = [str(c) for c in card.dataset.class_names]
 data = cached_dataset(card.dataset.name)
+sample_note(data)
 confusions = most_confused(report["confusion"])
 st.caption("Most common confusions: " + (", ".join(f"{classes[t]} read as {classes[p]} ({n}x)"
                                                    for t, p, n in confusions) or "none"))

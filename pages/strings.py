@@ -8,7 +8,7 @@ from core.composer.multidigit import pick_tiles, string_log_probs, string_offset
 from core.data import DataError
 from core.data.multimnist import compose
 from core.plots import ctc_figure
-from pages._ui import cached_dataset, choose_model
+from pages._ui import cached_dataset, choose_model, sample_note
 
 
 def _text(labels) -> str:
@@ -18,6 +18,7 @@ def _text(labels) -> str:
 st.title("Read a digit string")
 try:
     mnist = cached_dataset("mnist")
+    sample_note(mnist)
 except DataError as exc:
     st.info(f"The reader writes the string with MNIST test digits, which are not available here: {exc}")
     st.stop()

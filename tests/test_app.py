@@ -27,3 +27,25 @@ def test_home_lists_shipped_models_from_cards():
     assert any("python -m core train" in c.value for c in at.code)
     datasets = at.dataframe[1].value
     assert {"mnist", "fashion_mnist", "cifar10", "cifar100", "digits"} <= set(datasets["name"])
+
+
+def test_every_page_opens_on_its_example_offline(tmp_path, monkeypatch):
+    """A fresh clone with no data set: every page opens on real images (the samples in checkpoints/samples),
+    says where they come from, and shows no error."""
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path / "runs"))
+    from core.data.samples import load_sample
+
+    for name, (train, test) in {"mnist": (500, 1000), "fashion_mnist": (2000, 1000), "cifar10": (200, 500)}.items():
+        ds = load_sample(name)
+        assert ds.sample and (len(ds.train_y), len(ds.test_y)) == (train, test) and ds.num_classes == 10
+        assert set(ds.test_y.tolist()) == set(range(10))  # every class shown
+    shown = {}
+    for page in ("home", "draw", "inside", "composer", "strings", "captions", "latent", "trainer", "runs"):
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120).run()
+        assert not at.exception, (page, at.exception)
+        assert not at.error, (page, [e.value for e in at.error])
+        shown[page] = " ".join(c.value for c in at.caption)
+    for page in ("composer", "strings"):
+        assert "test images shipped with CNN Studio" in shown[page], page
+    assert "the sample shipped with CNN Studio" in shown["latent"]

@@ -1,4 +1,5 @@
 """Trainer page and background runs: a run survives reruns, reports live, can be stopped, ends in results."""
+import dataclasses
 import time
 
 import pytest
@@ -230,3 +231,28 @@ def test_an_autoencoder_recipe_trains_live_from_the_page():
     from core.engine.checkpoint import read_card
     card = read_card(run_dir)
     assert card.task == "reconstruction" and card.headline.name == "test_mse" and card.run["state"] == "complete"
+
+
+def test_the_settings_form_maps_widgets_to_the_recipe():
+    """The form is data (core.trainer.form): every classifier widget lands in its setting, and any other
+    recipe gets one typed field per setting."""
+    from core.latent.recipe import AutoencoderRecipe
+    from core.trainer import form
+    from core.trainer.presets import preset
+
+    base = preset("Quick demo (digits)")
+    fields = form.classifier_fields(base, ["digits", "mnist"], ["fast_cnn", "mlp"], [])
+    values = {f.key: f.value for f in fields}
+    assert form.apply(base, values, steps_per_epoch=40) == dataclasses.replace(
+        base, config=dataclasses.replace(base.config, eval_every_steps=10 if base.val_split else 0))
+    values.update(data="mnist", model="mlp", epochs=7, lr=0.01, rot=15, flip=True, folds=1, val=0.1, checks=4)
+    spec = form.apply(base, values, steps_per_epoch=40)
+    assert (spec.dataset, spec.model, spec.config.epochs, spec.config.lr) == ("mnist", "mlp", 7, 0.01)
+    assert spec.augment.rotate == 15.0 and spec.augment.hflip and spec.folds == 0 and spec.config.eval_every_steps == 10
+    ae = AutoencoderRecipe()
+    by_key = {f.key: f for f in form.recipe_fields(ae)}
+    assert by_key["widths"].widget == "numbers" and by_key["epochs"].widget == "int" and "dataset" not in by_key
+    assert form.parse_numbers("8, 16,32", (1,)) == (8, 16, 32)
+    with pytest.raises(ValueError, match="e.g. 32,64,128"):
+        form.parse_numbers("8,x", (32, 64, 128))
+    assert form.apply(ae, {"epochs": 2, "widths": (8, 16)}).widths == (8, 16)

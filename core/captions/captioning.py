@@ -167,12 +167,13 @@ def exact_match(references: list[list[str]], hypotheses: list[str]) -> float:
 
 # --- data, training, evaluation -----------------------------------------------------------------------------
 
-def scene_makers(data_dir: str | None = None):
-    """(train SceneMaker, test SceneMaker) over MNIST, Fashion-MNIST and CIFAR-10."""
+def scene_makers(data_dir: str | None = None, loader=None):
+    """(train SceneMaker, test SceneMaker) over MNIST, Fashion-MNIST and CIFAR-10 (`loader(name, data_dir)`
+    reads each: `load_dataset` by default; the pages pass `load_or_sample`)."""
     from core.data import load_dataset
     from core.data.scenes import SOURCES, SceneMaker
 
-    sets = [load_dataset(name, data_dir) for name in SOURCES]
+    sets = [(loader or load_dataset)(name, data_dir) for name in SOURCES]
     return SceneMaker(*sets, split="train"), SceneMaker(*sets, split="test")
 
 

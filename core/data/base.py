@@ -48,6 +48,7 @@ class Dataset:
     hflip: bool = False  # whether a horizontal flip keeps the label (true for photos, false for digits)
     source: str = ""  # where the data was read from, for model cards and messages
     notes: list[str] = field(default_factory=list)  # e.g. unreadable files that were skipped
+    sample: bool = False  # the small sample shipped with CNN Studio (core.data.samples), not the whole set
 
     @property
     def channels(self) -> int:

@@ -7,6 +7,7 @@ to put there. Does not parse any format.
 """
 from __future__ import annotations
 
+import contextvars
 import gzip
 import hashlib
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from core.data.base import CorruptDataError, MissingDataError
 
 OFFLINE_ENV = "CNN_STUDIO_OFFLINE"
+DOWNLOADS = contextvars.ContextVar("downloads", default=True)  # False: this thread only reads local files
 DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -62,8 +64,8 @@ def find_or_download(dataset: str, files: list[RemoteFile], folders: list[Path],
         return [found[f.name] for f in files]
 
     errors = []
-    if os.environ.get(OFFLINE_ENV) == "1":
-        errors.append(f"downloads are switched off ({OFFLINE_ENV}=1)")
+    if os.environ.get(OFFLINE_ENV) == "1" or not DOWNLOADS.get():
+        errors.append(f"downloads are switched off ({OFFLINE_ENV}=1, or a page that never downloads)")
     else:
         for remote in missing:
             try:

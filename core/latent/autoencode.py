@@ -132,6 +132,7 @@ class LatentMap:
     stds: np.ndarray  # (K,) spread of the codes along each direction
     xy: np.ndarray  # (N, 2) the codes in the first two principal directions
     images: np.ndarray  # (N, H, W) uint8: the encoded images (first channel), for showing beside their codes
+    note: str = ""  # where the images come from, when a reader should know (e.g. a shipped sample)
 
     def project(self, z: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(z) - self.mean) @ self.components[:2].T
