@@ -94,7 +94,7 @@ def test_every_shipped_command_still_replays():
     CLI, and the training ones rebuild the checkpoint's model and data set."""
     from core.cli import parse_recorded
 
-    for folder in sorted(paths.SHIPPED_CHECKPOINTS.iterdir()):
+    for folder in sorted(p.parent for p in paths.SHIPPED_CHECKPOINTS.glob("*/card.json")):
         card = read_card(folder)
         commands = [card.command] + [s["command"] for s in (card.probe, card.lambda_sweep) if s]
         for command in commands:
