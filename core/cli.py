@@ -173,3 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         for report in reports:
             _print_report(report)
     return 0
+
+
+def entry() -> None:
+    """The `cnn-studio` command of an installed CNN Studio: `cnn-studio app` starts the app (quiet when idle:
+    no file watching, no usage statistics), anything else is a `python -m core` verb."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["app"]:
+        import subprocess
+        from pathlib import Path
+
+        app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+        flags = ["--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+        sys.exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), *flags, *argv[1:]]))
+    sys.exit(main(argv))
+

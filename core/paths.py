@@ -32,8 +32,13 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def runs_dir() -> Path:
-    """Where the user's training runs go: $CNN_STUDIO_RUNS, else runs/ in the project (ignored by git)."""
-    return Path(os.environ.get(RUNS_ENV) or PROJECT_ROOT / "runs")
+    """Where the user's training runs go: $CNN_STUDIO_RUNS, else runs/ in a source checkout (ignored by git),
+    else (an installed package) <XDG_DATA_HOME or ~/.local/share>/cnn_studio/runs."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV])
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "runs"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "cnn_studio" / "runs"
 
 
 def cache_dir(kind: str) -> Path:

@@ -57,7 +57,7 @@ def load_keras(data: bytes, suffix: str) -> tuple[nn.Module, int, int, int, list
         import keras
     except ImportError:
         raise ModelFileError("reading Keras files needs the `keras` and `h5py` packages "
-                             "(pip install -r requirements.txt).") from None
+                             "(pip install -e . in the project folder).") from None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"model{suffix}"
         path.write_bytes(data)

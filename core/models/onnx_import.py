@@ -108,7 +108,7 @@ def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str]]:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise ModelFileError("reading ONNX files needs the `onnx` package (pip install -r requirements.txt).") from None
+        raise ModelFileError("reading ONNX files needs the `onnx` package (pip install -e . in the project folder).") from None
     try:
         proto = onnx.load_model_from_string(data)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file

