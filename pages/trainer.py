@@ -11,9 +11,10 @@ from core.trainer.presets import GROUPS, PRESETS, preset
 from core.trainer.runs import (active_run, can_resume, list_runs, read_events, read_group, read_status, request_stop,
                                resume_run, set_learning_rate, start_run, start_runs)
 from core.viz import enlarge
-from pages._ui import cached_checkpoint, model_choices, recipe_form
+from pages._ui import cached_checkpoint, model_choices, recipe_form, shipped_cards
 
 PERCENT = st.column_config.NumberColumn(format="percent")
+
 
 def live_run(run_dir: Path) -> None:
     """The run's progress, live charts, the recipe's pictures and controls; reruns the app once it ends."""
@@ -22,13 +23,11 @@ def live_run(run_dir: Path) -> None:
     for warning in events.get("warning", []):  # e.g. a class missing from the test split: said, not hidden
         st.warning(warning["message"], icon=":material/warning:")
     st.plotly_chart(training_figure(events, *report.live_metric(run_dir)), width="stretch", key="trainer_chart")
-    monitor, picture = events.get("monitor", []), report.latest_picture(run_dir)
     left, right = st.columns([2, 3])
-    if (figure := report.monitor_figure(monitor)) is not None:
+    if (figure := report.monitor_figure(events.get("monitor", []))) is not None:
         left.plotly_chart(figure, width="stretch", key="trainer_monitor")
-    if monitor and picture is not None:
-        right.image(enlarge(picture, 720, square=False),
-                    caption=f"After epoch {monitor[-1]['epoch']}: {monitor[-1].get('caption', '')}")
+    if events.get("monitor") and (picture := report.latest_picture(run_dir)) is not None:
+        right.image(enlarge(picture, 720, square=False), caption=report.picture_caption(events["monitor"]))
     if status.get("state") == "running":
         left, mid, right = st.columns([2, 2, 1])
         lr = events["step"][-1]["lr"] if events["step"] else 1e-3
@@ -42,28 +41,33 @@ def live_run(run_dir: Path) -> None:
         st.rerun(scope="app")  # the run ended: draw the results below once
 
 
+def results(card, summary: str) -> None:
+    """A finished model: its headline, confusion matrix (classifiers) or metrics, and the command that made it."""
+    st.success(summary)
+    left, right = st.columns([3, 2])
+    if confusion := card.metrics.get("test_confusion"):
+        left.plotly_chart(confusion_figure(confusion, card.dataset.class_names), width="stretch", key="confusion")
+    (right if confusion else left).dataframe(report.metric_table(card), hide_index=True)
+    right.code(card.command or "", language="bash", wrap_lines=True)
+
+
 st.title("Train a model")
 busy = active_run()
 name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
 grouped = [s.model for s in GROUPS.get(name, [])]  # a group trains each of these models with the settings below
 if grouped:
-    st.info(f"This recipe trains {' and '.join(grouped)} one after the other with the same settings, then compares "
-            "them on one screen: accuracy, training time and each one's most common confusions.")
+    st.info(f"Trains {' and '.join(grouped)} one after the other, same settings; Compare runs sets them side by side.")
 with st.expander("Settings", expanded=busy is None):  # folded while a run trains: its charts come first
     spec = recipe_form(preset(name), f"trainer_{name}_", grouped)  # keys per recipe: a new recipe resets them
-bench = report.transfer_benchmark() if getattr(spec, "model", "") == "efficientnet_lite0" else None
-if bench:
+if getattr(spec, "model", "") == "efficientnet_lite0" and (bench := report.transfer_benchmark()):
     with st.expander("Why transfer learning: test accuracy against training images per class (CIFAR-10)",
                      expanded=True, icon=":material/trending_up:"):
         st.plotly_chart(efficiency_figure(bench["efficiency"]), width="stretch", key="trainer_efficiency")
-        st.caption(f"From `python -m bench.transfer` ({bench['threads']} CPU threads, {bench['resolution']} px "
-                   "images). With few images per class the pretrained features win by far; the from-scratch runs "
-                   "had a CPU time budget each, so the 'all' point is below what long training reaches.")
+        st.caption(report.transfer_caption(bench))
 if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:
         started = (start_runs([dataclasses.replace(spec, model=m) for m in grouped], group=name)[0] if grouped
                    else start_run(spec))
-        st.session_state["trainer_run"] = str(started)
         st.session_state["trainer_watch"] = started.name  # watch the new run
         busy = active_run()
     except (RuntimeError, ValueError) as exc:  # a run already training, or a setting no run can use
@@ -72,13 +76,16 @@ if busy is not None:
     st.caption(f"Training now: `{busy.name}`. Runs keep going when you leave the page; any tab can watch them.")
 
 runs = list_runs()
-if not runs:
-    st.info("No runs yet: pick a recipe and press Start. The quick recipes train on small data in seconds.")
+if not runs:  # something to look at before the first run: how a shipped model trained
+    folder, card = next((f, c) for f, c in shipped_cards() if c.task == "classification" and c.training.get("history"))
+    st.info(f"No runs yet: pick a recipe and press Start. Until then, how the shipped `{Path(folder).name}` trained:")
+    st.plotly_chart(training_figure(report.history_events(card)), width="stretch", key="trainer_example")
+    results(card, report.result_summary(card, {}))
     st.stop()
 names = [r[0].name for r in runs]
 if busy is not None and read_group(busy) and busy.name in names:
     st.session_state["trainer_watch"] = busy.name  # follow the group's runs as they take turns
-current = Path(st.session_state.get("trainer_run") or busy or runs[0][0]).name
+current = Path(busy or runs[0][0]).name
 chosen = st.selectbox("Watch run", names, index=names.index(current) if current in names else 0, key="trainer_watch")
 watched = runs[names.index(chosen)][0]
 
@@ -98,13 +105,7 @@ if status.get("cv", {}).get("folds"):
     right.plotly_chart(folds_figure(status["cv"]["folds"], status["cv"]["mean"]), width="stretch", key="trainer_folds")
 if state in ("finished", "stopped", "diverged") and saved:
     _, card = cached_checkpoint(str(watched))
-    st.success(report.result_summary(card, status))
-    left, right = st.columns([3, 2])
-    if card.metrics.get("test_confusion"):
-        left.plotly_chart(confusion_figure(card.metrics["test_confusion"], card.dataset.class_names), width="stretch",
-                          key="trainer_confusion")
-    (right if card.metrics.get("test_confusion") else left).dataframe(report.metric_table(card), hide_index=True)
-    right.code(card.command or "", language="bash", wrap_lines=True)
+    results(card, report.result_summary(card, status))
     label = next((lbl for lbl, f in model_choices("classification").items() if Path(f) == watched), None)
     targets = (("draw_model", "pages/draw.py", "Try it on the Draw page"),
                ("inside_model", "pages/inside.py", "Look inside it"))
@@ -112,9 +113,7 @@ if state in ("finished", "stopped", "diverged") and saved:
         if label and column.button(text, key=f"open_{key}_{watched.name}", icon=":material/arrow_forward:"):
             st.session_state[key] = label
             st.switch_page(page)
-if read_group(watched):  # one run of a group: the group's state, its comparison in one sentence
-    group = report.group_report([watched.parent / n for n in read_group(watched).get("runs", [])])
-    if "rows" in group:
-        st.markdown(group["sentence"] + " Curves, times and confusions side by side: **Compare runs**.")
-    else:
-        (st.info if "waiting" in group else st.warning)(group.get("waiting") or group["failed"])
+members = [watched.parent / n for n in read_group(watched).get("runs", [])]  # a group's runs, in order
+group = report.group_report(members) if members else {}
+if "rows" in group:  # all of the group's runs finished: the comparison in one sentence
+    st.markdown(group["sentence"] + " Curves, times and confusions side by side: **Compare runs**.")

@@ -48,7 +48,8 @@ def test_stop_and_learning_rate_orders_reach_the_worker():
 
 def test_page_starts_a_run_and_shows_results():
     at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120).run()
-    assert not at.exception and any("No runs yet" in i.value for i in at.info)
+    assert not at.exception and any("No runs yet" in i.value and "mnist_fast_cnn" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) >= 2 and any("test accuracy" in s.value for s in at.success)  # its curves, result
     at.selectbox(key="trainer_preset").set_value("Quick demo (digits)").run()
     at.number_input(key="trainer_Quick demo (digits)_epochs").set_value(3).run()
     at.button[0].click().run()

@@ -66,6 +66,11 @@ def latest_picture(run_dir: Path) -> np.ndarray | None:
         return None
 
 
+def picture_caption(monitor: list[dict]) -> str:
+    """What the latest live picture shows, e.g. 'After epoch 3: top: test images; bottom: reconstructions'."""
+    return f"After epoch {monitor[-1]['epoch']}: {monitor[-1].get('caption', '')}"
+
+
 def result_summary(card, status: dict) -> str:
     """One sentence on a finished run: its headline, training time, and where its model is now offered."""
     head = card.headline.describe() if card.headline else "Trained"
@@ -119,3 +124,24 @@ def transfer_benchmark() -> dict | None:
         return json.loads(next(p for p in TRANSFER_BENCH if p.is_file()).read_text())
     except (StopIteration, OSError, ValueError):
         return None
+
+
+def history_events(card) -> dict[str, list[dict]]:
+    """A finished checkpoint's per-epoch history as the events the live chart draws (a point per epoch), so a
+    shipped model's training can be shown before the user has a run of their own."""
+    training = card.training
+    per_epoch = max(1, training.get("steps", 0) // max(training.get("epochs", 1), 1))
+    epochs, steps = [], []
+    for h in training.get("history", []):
+        train = {k[len("train_"):]: v for k, v in h.items() if k.startswith("train_")}
+        val = {k[len("val_"):]: v for k, v in h.items() if k.startswith("val_")}
+        step = h["epoch"] * per_epoch
+        epochs.append({"epoch": h["epoch"], "step": step, "train": train, "val": val})
+        steps.append({"step": step, "loss": train.get("loss", 0.0), "lr": h.get("lr", 0.0), "metrics": {}})
+    return {"step": steps, "epoch": epochs, "eval": []}
+
+
+def transfer_caption(bench: dict) -> str:
+    return (f"From `python -m bench.transfer` ({bench['threads']} CPU threads, {bench['resolution']} px images). With "
+            "few images per class the pretrained features win by far; the from-scratch runs had a CPU time budget "
+            "each, so the 'all' point is below what long training reaches.")
