@@ -7,7 +7,7 @@ from core.captions.captioning import attention_map, caption_image, exact_match, 
 from core.data import DataError
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge, overlay, to_rgb
-from pages._ui import SHARED_INPUT, cached_scenes, choose_model, upload_image
+from pages._ui import SHARED_INPUT, cached_scenes, choose_model, remembered, upload_image
 
 st.title("Caption generator")
 folder, model, card = choose_model("captioning", "caption_model", "Captioning model")
@@ -44,59 +44,65 @@ if references is None:
             "2 x 2 grid on black. On other pictures it still writes a caption in that language, which says more "
             "about the model than about the picture.")
 
-left, right = st.columns([2, 3], gap="large")
-with right:
-    mode, width = st.columns(2)
-    beam = 1 if mode.radio("Decoding", ["Greedy", "Beam search"], horizontal=True, key="caption_mode") == "Greedy" \
-        else width.slider("Beam width", 2, 10, 5, key="caption_beam")
-    key = f"caption_prefix_{hash(image.tobytes())}"  # forced words belong to one image
-    prefix = st.session_state.get(key, [])
-    results = caption_image(model, image, beam=beam, prefix=prefix)
-    best = results[0]
-    words = [vocab.words[t] for t in best.tokens]
-    caption = " ".join(words)
-    st.markdown(f"### {caption or '(empty caption)'}")
-    if prefix:
-        st.caption(f"Forced: the first {len(prefix)} word(s); the rest decoded from there.")
-        if st.button("Undo the forced words", key="caption_reset"):
-            st.session_state.pop(key)
+@st.fragment  # moving the word slider reruns this part only; the decoding is remembered per image and beam
+def captioned(image, references) -> None:
+    left, right = st.columns([2, 3], gap="large")
+    with right:
+        mode, width = st.columns(2)
+        beam = 1 if mode.radio("Decoding", ["Greedy", "Beam search"], horizontal=True, key="caption_mode") == "Greedy" \
+            else width.slider("Beam width", 2, 10, 5, key="caption_beam")
+        key = f"caption_prefix_{hash(image.tobytes())}"  # forced words belong to one image
+        prefix = st.session_state.get(key, [])
+        results = remembered("caption_decoded", (key, beam, tuple(prefix)),
+                             lambda: caption_image(model, image, beam=beam, prefix=prefix))
+        best = results[0]
+        words = [vocab.words[t] for t in best.tokens]
+        caption = " ".join(words)
+        st.markdown(f"### {caption or '(empty caption)'}")
+        if prefix:
+            st.caption(f"Forced: the first {len(prefix)} word(s); the rest decoded from there.")
+            if st.button("Undo the forced words", key="caption_reset"):
+                st.session_state.pop(key)
+                st.rerun()
+        if references is not None:
+            right_answer = exact_match([references], [caption]) == 1.0
+            st.markdown(("**Matches a reference caption.**" if right_answer else "**No reference says exactly this.**")
+                        + " References: " + "; ".join(f"*{r}*" for r in references))
+        if len(results) > 1:
+            st.dataframe(pd.DataFrame([{"caption": vocab.decode(d.tokens + [2]), "log p": d.log_prob,
+                                        "normalised score": d.score(0.7), "ended": d.ended} for d in results]),
+                         hide_index=True, width="stretch",
+                         column_config={"log p": st.column_config.NumberColumn(format="%.3f"),
+                                        "normalised score": st.column_config.NumberColumn(format="%.3f")})
+    if not words:
+        left.image(enlarge(to_rgb(image), 320), caption="the image")
+        return
+    with left:
+        if st.session_state.get("caption_word", 1) > len(words):  # a shorter caption than the last one
+            st.session_state["caption_word"] = len(words)
+        step = st.slider("Word", 1, len(words), 1, key="caption_word") - 1 if len(words) > 1 else 0
+        heat = attention_map(best.attention[step], size=image.shape[-1])
+        st.image(enlarge(overlay(image, heat, alpha=0.55), 320), caption=f"attention for word {step + 1}: "
+                 f"“{words[step]}”")
+    with right:
+        st.markdown(f"**Step {step + 1}: the five most likely words** (choose one to force it here)")
+        top = best.top[step]
+        options = [vocab.words[i] for i, _ in top]
+        st.dataframe(pd.DataFrame({"word": options, "probability": [p for _, p in top]}), hide_index=True,
+                     width="content", column_config={"probability": st.column_config.ProgressColumn(
+                         format="%.3f", min_value=0.0, max_value=1.0)})
+        choice = st.pills("Force a word", options, key=f"caption_force_{step}_{caption}")
+        if choice is not None and choice != words[step]:
+            st.session_state[key] = list(best.tokens[:step]) + [vocab.index[choice]]
             st.rerun()
-    if references is not None:
-        right_answer = exact_match([references], [caption]) == 1.0
-        st.markdown(("**Matches a reference caption.**" if right_answer else "**No reference says exactly this.**")
-                    + " References: " + "; ".join(f"*{r}*" for r in references))
-    if len(results) > 1:
-        st.dataframe(pd.DataFrame([{"caption": vocab.decode(d.tokens + [2]), "log p": d.log_prob,
-                                    "normalised score": d.score(0.7), "ended": d.ended} for d in results]),
-                     hide_index=True, width="stretch",
-                     column_config={"log p": st.column_config.NumberColumn(format="%.3f"),
-                                    "normalised score": st.column_config.NumberColumn(format="%.3f")})
-if not words:
-    left.image(enlarge(to_rgb(image), 320), caption="the image")
-    st.stop()
-with left:
-    if st.session_state.get("caption_word", 1) > len(words):  # a shorter caption than the last one
-        st.session_state["caption_word"] = len(words)
-    step = st.slider("Word", 1, len(words), 1, key="caption_word") - 1 if len(words) > 1 else 0
-    heat = attention_map(best.attention[step], size=image.shape[-1])
-    st.image(enlarge(overlay(image, heat, alpha=0.55), 320), caption=f"attention for word {step + 1}: "
-             f"“{words[step]}”")
-with right:
-    st.markdown(f"**Step {step + 1}: the five most likely words** (choose one to force it here)")
-    top = best.top[step]
-    options = [vocab.words[i] for i, _ in top]
-    st.dataframe(pd.DataFrame({"word": options, "probability": [p for _, p in top]}), hide_index=True,
-                 width="content", column_config={"probability": st.column_config.ProgressColumn(
-                     format="%.3f", min_value=0.0, max_value=1.0)})
-    choice = st.pills("Force a word", options, key=f"caption_force_{step}_{caption}")
-    if choice is not None and choice != words[step]:
-        st.session_state[key] = list(best.tokens[:step]) + [vocab.index[choice]]
-        st.rerun()
-st.markdown("**Attention for every word**")
-cols = st.columns(min(len(words), 12))
-for i, w in enumerate(words[:12]):
-    cols[i].image(enlarge(overlay(image, attention_map(best.attention[i], size=image.shape[-1]), alpha=0.55), 96),
-                  caption=w)
+    st.markdown("**Attention for every word**")
+    cols = st.columns(min(len(words), 12))
+    for i, w in enumerate(words[:12]):
+        cols[i].image(enlarge(overlay(image, attention_map(best.attention[i], size=image.shape[-1]), alpha=0.55), 96),
+                      caption=w)
+
+
+captioned(image, references)
 with st.expander("Accuracy of this checkpoint (from its model card)"):
     rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
             for dec, res in card.metrics.items() for split, m in res.items()]

@@ -57,52 +57,57 @@ def digit_slot(side: str, default_class: int, default_x: int):
     return tile, truth, x
 
 
-left_col, right_col, settings = st.columns([2, 2, 1.3], gap="medium")
-with left_col:
-    left = digit_slot("left", 3, max(0, width // 2 - DIGIT - 2))
-with right_col:
-    right = digit_slot("right", 7, min(width - DIGIT, width // 2 + 2))
-with settings:
-    noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
-    overlap = max(0, DIGIT - abs(right[2] - left[2]))
-    st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card.generator['max_overlap']} px.")
-    method = st.radio("Attribution", ["HiResCAM", "Grad-CAM", "Saliency"], key="composer_method", horizontal=True,
-                      help="HiResCAM: gradient x activation per position (faithful for these heads); Grad-CAM: "
-                           "channel-averaged gradients; saliency: |d output / d pixel|.")
+@st.fragment  # a slider or a digit reruns the composition only, not the page
+def composition() -> None:
+    left_col, right_col, settings = st.columns([2, 2, 1.3], gap="medium")
+    with left_col:
+        left = digit_slot("left", 3, max(0, width // 2 - DIGIT - 2))
+    with right_col:
+        right = digit_slot("right", 7, min(width - DIGIT, width // 2 + 2))
+    with settings:
+        noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
+        overlap = max(0, DIGIT - abs(right[2] - left[2]))
+        st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card.generator['max_overlap']} px.")
+        method = st.radio("Attribution", ["HiResCAM", "Grad-CAM", "Saliency"], key="composer_method", horizontal=True,
+                          help="HiResCAM: gradient x activation per position (faithful for these heads); Grad-CAM: "
+                               "channel-averaged gradients; saliency: |d output / d pixel|.")
 
-image, centres = compose([left[0], right[0]], [left[2], right[2]], width=width, noise=noise, seed=1)
-order = np.argsort(centres, kind="stable")  # the model answers left to right, wherever each slot's digit is
-truths = [(left, right)[i][1] for i in order]
-true_x = centres[order]
-probs, pred_x = pair_prediction(model, card, image)
-digits = tuple(int(p.argmax()) for p in probs)
+    image, centres = compose([left[0], right[0]], [left[2], right[2]], width=width, noise=noise, seed=1)
+    order = np.argsort(centres, kind="stable")  # the model answers left to right, wherever each slot's digit is
+    truths = [(left, right)[i][1] for i in order]
+    true_x = centres[order]
+    probs, pred_x = pair_prediction(model, card, image)
+    digits = tuple(int(p.argmax()) for p in probs)
 
-st.plotly_chart(composition_figure(image, true_x, pred_x, labels=digits), width="stretch", key="composer_figure",
-                config={"displayModeBar": False})
-cols = st.columns(4)
-for i, name in enumerate(["Left", "Right"]):
-    verdict = "" if truths[i] is None else (", correct" if digits[i] == truths[i] else f", wrong: it is {truths[i]}")
-    cols[2 * i].metric(f"{name} digit", str(digits[i]), f"{probs[i].max():.1%} confident{verdict}", **PLAIN)
-    cols[2 * i + 1].metric(f"{name} x-centre", f"{pred_x[i]:.1f} px", f"error {pred_x[i] - true_x[i]:+.2f} px", **PLAIN)
-with st.expander("Both heads' class probabilities"):
-    a, b = st.columns(2)
-    a.plotly_chart(probability_chart(probs[0], [str(d) for d in range(10)]), width="stretch", key="composer_p0")
-    b.plotly_chart(probability_chart(probs[1], [str(d) for d in range(10)]), width="stretch", key="composer_p1")
+    st.plotly_chart(composition_figure(image, true_x, pred_x, labels=digits), width="stretch", key="composer_figure",
+                    config={"displayModeBar": False})
+    cols = st.columns(4)
+    for i, (name, one, two) in enumerate(zip(["Left", "Right"], cols[::2], cols[1::2])):
+        verdict = "" if truths[i] is None else ", correct" if digits[i] == truths[i] else f", wrong: it is {truths[i]}"
+        one.metric(f"{name} digit", str(digits[i]), f"{probs[i].max():.1%} confident{verdict}", **PLAIN)
+        two.metric(f"{name} x-centre", f"{pred_x[i]:.1f} px", f"error {pred_x[i] - true_x[i]:+.2f} px", **PLAIN)
+    with st.expander("Both heads' class probabilities"):
+        a, b = st.columns(2)
+        a.plotly_chart(probability_chart(probs[0], [str(d) for d in range(10)]), width="stretch", key="composer_p0")
+        b.plotly_chart(probability_chart(probs[1], [str(d) for d in range(10)]), width="stretch", key="composer_p1")
 
-st.subheader("Where each head looks")
-st.caption(f"{method} for each output of the one network: each digit head for its predicted class, and each x-centre "
-           "regression output (evidence that pushes that x up). The heads read the backbone's last map flattened, "
-           "position by position; Grad-CAM averages each channel's gradient over positions, so it often cannot "
-           "tell which digit a head used, and HiResCAM (gradient x activation at every position) can.")
-if method == "Saliency":
-    from core.composer.multidigit import head_saliency
+    st.subheader("Where each head looks")
+    st.caption(f"{method} for each output of the one network: each digit head for its predicted class, and each "
+               "x-centre regression output (evidence that pushes that x up). The heads read the backbone's last map "
+               "flattened, position by position; Grad-CAM averages each channel's gradient over positions, so it "
+               "often cannot tell which digit a head used, and HiResCAM (gradient x activation everywhere) can.")
+    if method == "Saliency":
+        from core.composer.multidigit import head_saliency
 
-    maps = head_saliency(model, card, image, digits)
-else:
-    maps = head_cams(model, card, image, digits, hires=method == "HiResCAM")
-side = 2 * max(image.shape)
-for (name, heat), col in zip(maps.items(), st.columns(4)):
-    col.image(enlarge(overlay(image, heat), side, square=False), caption=f"{method}: {name}", width="stretch")
+        maps = head_saliency(model, card, image, digits)
+    else:
+        maps = head_cams(model, card, image, digits, hires=method == "HiResCAM")
+    side = 2 * max(image.shape)
+    for (name, heat), col in zip(maps.items(), st.columns(4)):
+        col.image(enlarge(overlay(image, heat), side, square=False), caption=f"{method}: {name}", width="stretch")
+
+
+composition()
 
 sweep = card.lambda_sweep
 if sweep:

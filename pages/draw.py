@@ -27,7 +27,8 @@ def show_prediction(image: np.ndarray) -> None:
     st.plotly_chart(probability_chart(probs, classes), width="stretch", key="draw_probs")
 
 
-if is_digit_model(card):
+@st.fragment  # a stroke reruns only the canvas and what depends on it, not the page
+def drawing_board() -> None:
     from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
 
     st.session_state.setdefault("draw_canvas_id", 0)  # a new id gives a new, empty canvas
@@ -65,6 +66,10 @@ if is_digit_model(card):
     cols = st.columns(len(prep.steps))
     for col, (caption, img) in zip(cols, prep.steps):
         col.image(enlarge(img, 168), caption=caption, width=168)
+
+
+if is_digit_model(card):
+    drawing_board()
 else:
     channels, size = input_spec(card)
     st.caption(f"This model reads {size}x{size} {'grey' if channels == 1 else 'colour'} images of "

@@ -1,6 +1,4 @@
 """Latent explorer: a Fashion-MNIST autoencoder's 64-d code space, mapped, walked, interpolated and probed."""
-import time
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -28,8 +26,17 @@ st.caption(f"{card.model.name}, {card.model.kwargs['latent_dim']}-d code, traine
            f"{len(lmap.z):,} test images{lmap.note}.")
 
 
-def show(img, caption, side=168, where=st):
-    where.image(enlarge(img, side), caption=caption, width=side)
+@st.fragment  # moving a slider decodes and redraws this tab only
+def walk() -> None:
+    pos = st.session_state.get("latent_pos", 0)
+    st.caption(f"Start from map point {pos} (choose it on the map) and move along the top principal directions "
+               "of the code space, in standard deviations of the codes.")
+    cols = st.columns(4)
+    steps = [cols[i % 4].slider(f"Direction {i + 1}", -3.0, 3.0, 0.0, 0.25, key=f"latent_pc_{i}") for i in range(8)]
+    left, right = st.columns(2)
+    left.image(enlarge(lmap.images[pos], 280), caption="start", width=280)
+    right.image(enlarge(ae.decode(model, lmap.walk(lmap.z[pos], steps))[0], 280), width=280,
+                caption="decoded: the start's code moved along the directions")
 
 
 tabs = st.tabs(["Map", "Reconstructions and denoising", "Walk", "Interpolate", "Your image", "Probe table"]
@@ -64,17 +71,7 @@ with tabs[1]:
         st.image(enlarge(ae.strip(row), 900, square=False), caption=name, width="stretch")
     st.caption("Per-image MSE against the originals: " + ", ".join(f"{m:.4f}" for m in mse))
 with tabs[2]:
-    pos = st.session_state.get("latent_pos", 0)
-    st.caption(f"Start from map point {pos} (choose it on the map) and move along the top principal directions "
-               "of the code space, in standard deviations of the codes.")
-    cols = st.columns(4)
-    steps = [cols[i % 4].slider(f"Direction {i + 1}", -3.0, 3.0, 0.0, 0.25, key=f"latent_pc_{i}") for i in range(8)]
-    started = time.perf_counter()
-    picture = enlarge(ae.decode(model, lmap.walk(lmap.z[pos], steps))[0], 280)
-    left, right = st.columns(2)
-    show(lmap.images[pos], "start", 280, left)
-    ms = (time.perf_counter() - started) * 1000
-    right.image(picture, caption=f"decoded (decode + render {ms:.1f} ms)", width=280)
+    walk()
 with tabs[3]:
     a, b, c = st.columns(3)
     first = a.number_input("From map point", 0, len(lmap.z) - 1, 0, key="latent_from")
@@ -96,8 +93,8 @@ with tabs[4]:
         z, bank = ae.encode_image(model, mine), cached_latent_bank(folder)
         near = bank.nearest(z, k=8)
         left, mid, right = st.columns([1, 1, 3])
-        show(mine, f"your image ({shared.get('source', 'drawing')})", where=left)
-        show(ae.decode(model, z)[0], "reconstruction", where=mid)
+        left.image(enlarge(mine, 168), caption=f"your image ({shared.get('source', 'drawing')})", width=168)
+        mid.image(enlarge(ae.decode(model, z)[0], 168), caption="reconstruction", width=168)
         right.image(enlarge(ae.strip(list(bank.images[near])), 600, square=False),
                     caption="nearest training images in code space: "
                             + ", ".join(classes[bank.labels[p]] for p in near))

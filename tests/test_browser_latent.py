@@ -23,7 +23,7 @@ def test_slider_changes_the_decoded_image(app_url, page):  # noqa: F811
     page.screenshot(path=str(ARTIFACTS / "latent_map.png"), full_page=True)
 
     page.get_by_role("tab", name="Walk").click()
-    picture = page.locator("[data-testid='stImage']", has_text="decode + render").locator("img")
+    picture = page.locator("[data-testid='stImage']", has_text="moved along the directions").locator("img")
     picture.wait_for(timeout=30_000)
     page.wait_for_timeout(500)
     before_src, before_png = picture.get_attribute("src"), picture.screenshot()
@@ -32,7 +32,7 @@ def test_slider_changes_the_decoded_image(app_url, page):  # noqa: F811
     slider.focus()
     page.keyboard.press("End")  # all the way to +3 standard deviations
     page.wait_for_function("(old) => { const i = [...document.querySelectorAll(\"[data-testid='stImage']\")]"
-                           ".find(e => e.innerText.includes('decode + render')); return i && "
+                           ".find(e => e.innerText.includes('moved along the directions')); return i && "
                            "i.querySelector('img').getAttribute('src') !== old; }", arg=before_src, timeout=30_000)
     page.wait_for_timeout(1000)
     after_png = picture.screenshot()

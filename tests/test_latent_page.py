@@ -30,7 +30,7 @@ def test_every_view_renders_real_images(runs, monkeypatch, real_data_module):
     assert not at.exception
     text = captions(at)
     for part in ("the image", "its code, decoded", "originals", "reconstructions", "|error|", "start",
-                 "decode + render", "10 decoded codes between"):
+                 "moved along the directions", "10 decoded codes between"):
         assert part in text, part
     at.slider(key="latent_noise").set_value(0.3).run()  # the gallery becomes a denoising demo
     text = captions(at)
@@ -42,7 +42,7 @@ def test_every_view_renders_real_images(runs, monkeypatch, real_data_module):
 
 def test_slider_changes_the_decoded_image(runs, monkeypatch, real_data_module):
     at = open_page(runs, monkeypatch, real_data_module)
-    decoded = lambda: next(img for img in at.get("image") if any("decode + render" in c for c in img.captions))  # noqa: E731
+    decoded = lambda: next(img for img in at.get("image") if any("moved along the directions" in c for c in img.captions))  # noqa: E731
     before = decoded().proto.imgs[0].url
     at.slider(key="latent_pc_0").set_value(3.0).run()
     assert not at.exception and decoded().proto.imgs[0].url != before
