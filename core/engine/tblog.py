@@ -45,12 +45,21 @@ class TensorBoardLog:
 
     def __init__(self, folder: str | Path, settings: dict):
         without_tensorflow()
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (fails now, not mid-run, if missing)
 
         self.folder = Path(folder)
-        self.writer = SummaryWriter(log_dir=str(self.folder), flush_secs=5)
         self.settings = flat_settings(settings)
         self.step = 0
+        self._writer = None
+
+    @property
+    def writer(self):
+        """The event file's writer, created with the first event: a run refused before it starts leaves no file."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.folder), flush_secs=5)
+        return self._writer
 
     def __call__(self, event) -> None:
         w, kind = self.writer, event.kind
@@ -80,6 +89,8 @@ class TensorBoardLog:
         self.writer.add_image("samples", image, epoch, dataformats="HW" if image.ndim == 2 else "HWC")
 
     def close(self, metrics: dict) -> None:
+        if self._writer is None:
+            return
         final = {f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         if final:
             self.writer.add_hparams(self.settings, final, run_name=".")
