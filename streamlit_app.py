@@ -23,6 +23,9 @@ PAGES = [
     PageInfo("Train", "pages/trainer.py", "Trainer", ":material/model_training:",
              "Train any model on any data set (or a seed's recipe) and watch loss, accuracy and learning "
              "rate live; stop it or change the learning rate while it runs; confusion matrix at the end."),
+    PageInfo("Train", "pages/sweeps.py", "Sweeps", ":material/tune:",
+             "Tune a recipe with Optuna (grid, random or TPE, with pruning): every trial is a run you can watch; "
+             "a table of trials, the parallel-coordinates plot and the parameter importances."),
     PageInfo("Train", "pages/runs.py", "Compare runs", ":material/compare_arrows:",
              "All runs in one table; overlay their curves, accuracy against training time; per run a "
              "confusion matrix whose cells show their test images, and a gallery of right and wrong answers."),

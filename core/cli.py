@@ -29,6 +29,7 @@ DELEGATED = {
     "train-pair": ("core.composer.recipes", "train-pair", "train the two-digit multi-task CNN"),
     "train-crnn": ("core.composer.recipes", "train-crnn", "train the CRNN digit-string reader (CTC)"),
     "sweep-lambda": ("core.composer.recipes", "sweep", "one short pair-CNN run per lambda"),
+    "sweep": ("core.sweep.study", None, "tune a classifier recipe with Optuna: every trial is a run"),
     "train-captioner": ("core.captions.recipe", "train", "train the attention captioner (scenes or Flickr8k)"),
     "imagenet-card": ("core.trainer.transfer", "imagenet-card", "write the pretrained ImageNet model's card"),
 }

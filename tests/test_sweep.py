@@ -69,7 +69,7 @@ def test_pruning_stops_a_hopeless_trial(tmp_path):
 
 def test_two_workers_share_one_sqlite_study(tmp_path):
     command = [sys.executable, "-m", "core", "sweep", "--dataset", "digits", "--model", "fast_cnn", "--epochs", "1",
-               "--threads", "1", "--space", "config.lr=loguniform:1e-3:1e-2", "--trials", "2", "--sampler", "random",
+               "--threads", "1", "--space", "config.lr=loguniform:1e-3:1e-2", "--trials", "2", "--sampler", "random", "--pruner", "none",
                "--study", "shared", "--runs", str(tmp_path)]
     workers = [subprocess.Popen(command + ["--seed", str(i)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for i in range(2)]
@@ -80,3 +80,19 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     finished = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(finished) == 4 and len({t.number for t in finished}) == 4  # distinct trials from both workers
     assert len({t.user_attrs["run"] for t in finished}) == 4
+
+
+def test_the_sweeps_page_shows_trials_plots_and_the_best_run(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "sweeps.py"), default_timeout=60).run()
+    assert not at.exception and any("No sweeps yet" in i.value for i in at.info)
+    sweep(BASE, ["config.lr=choice:0.00001,0.003"], trials=2, sampler="grid", pruner="none", root=tmp_path,
+          study_name="page")
+    at = AppTest.from_file(str(ROOT / "pages" / "sweeps.py"), default_timeout=60).run()
+    assert not at.exception and at.selectbox(key="sweep_show").value == "page"
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [0, 1] and set(table["state"]) == {"complete"}
+    assert any("Best: trial" in s.value and "config.lr = 0.003" in s.value for s in at.success)
+    assert len(at.get("plotly_chart")) == 2  # parallel coordinates and parameter importances

@@ -42,13 +42,15 @@ def mlp(*, in_channels: int, image_size: int, num_classes: int, hidden=(128, 64)
     return Classifier(features=nn.Sequential(*layers), head=nn.Linear(width, num_classes))
 
 
-@register_model("seed004_cnn", "Seed 004 CNN: two 3x3 conv 32 + max-pools + dense 128")
-def seed004_cnn(*, in_channels: int, image_size: int, num_classes: int, width: int = 32, dense: int = 128):
+@register_model("seed004_cnn", "Seed 004 CNN: two 3x3 conv 32 + max-pools + dense 128 (its tuning knobs as options)")
+def seed004_cnn(*, in_channels: int, image_size: int, num_classes: int, width: int = 32, dense: int = 128,
+                kernel: int = 3, dropout: float = 0.0):
     features = nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+        nn.Conv2d(in_channels, width, kernel, padding=kernel // 2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(width, width, kernel, padding=kernel // 2), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
     n = flat_features(features, in_channels, image_size)
-    head = nn.Sequential(nn.Linear(n, dense), nn.ReLU(inplace=True), nn.Linear(dense, num_classes))
+    head = nn.Sequential(nn.Linear(n, dense), nn.ReLU(inplace=True), *([nn.Dropout(dropout)] if dropout else []),
+                         nn.Linear(dense, num_classes))  # no Dropout module at 0: the shipped weights' names stay
     return Classifier(features=features, head=head)
 
 

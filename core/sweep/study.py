@@ -54,6 +54,22 @@ def make_pruner(name: str):
     raise ValueError(f"unknown pruner {name!r}: median or none")
 
 
+def open_study(name: str, storage: str, sampler, pruner):
+    """Create the study, or join it when another worker has: workers started together race to create the
+    database's tables, so a worker that loses the race tries again a moment later."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(8):
+        try:
+            return optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
+                                       pruner=pruner, load_if_exists=True)
+        except (OperationalError, IntegrityError, optuna.exceptions.DuplicatedStudyError):
+            if attempt == 7:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def run_trial(trial, base, space, root: Path, study_name: str) -> float:
     """One trial: a run folder trained through the Trainer's worker code, reporting validation accuracy after
     every epoch to the pruner; returns the best validation accuracy."""
@@ -63,7 +79,7 @@ def run_trial(trial, base, space, root: Path, study_name: str) -> float:
 
     values = suggest(trial, space)
     spec = with_params(base, values)
-    run_dir = runs.new_run_dir(root, spec, name=f"{study_name}-t{trial.number}")
+    run_dir = runs.create_run(root, spec, name=f"{study_name}-t{trial.number}")
     (run_dir / SWEEP_FILE).write_text(json.dumps({"study": study_name, "trial": trial.number, "params": values}))
     pruned = {}
 
@@ -98,10 +114,8 @@ def sweep(base, space_items: list[str], trials: int, sampler: str = "tpe", prune
     if not base.val_split:
         base = with_params(base, {"val_split": 0.1})  # a sweep chooses on validation data, never on the test set
     root = Path(root or paths.runs_dir())
-    study = optuna.create_study(study_name=study_name or time.strftime("sweep-%Y%m%d-%H%M%S"),
-                                storage=storage or default_storage(root), direction="maximize",
-                                sampler=make_sampler(sampler, space, seed), pruner=make_pruner(pruner),
-                                load_if_exists=True)
+    study = open_study(study_name or time.strftime("sweep-%Y%m%d-%H%M%S"), storage or default_storage(root),
+                       make_sampler(sampler, space, seed), make_pruner(pruner))
     study.set_user_attr("space", space_items)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(lambda t: run_trial(t, base, space, root, study.study_name), n_trials=trials,

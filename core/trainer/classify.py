@@ -201,7 +201,7 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
     return "python -m core train " + shlex.join(args + ["--out", str(out)])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(out_required: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a CNN Studio classifier and save a checkpoint with its model card.")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named recipe (flags still override)")
     p.add_argument("--dataset", default=None, help="registry name or folder:PATH (default: digits)")
@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model constructor argument, VALUE as JSON (e.g. widths=[48,96,192]); repeatable")
     p.add_argument("--data-dir", default=None, help="data directory (default: $CNN_STUDIO_DATA or the cache)")
-    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    if out_required:
+        p.add_argument("--out", required=True, help="checkpoint folder to write")
     d = TrainConfig()
     for name in ("epochs", "batch_size", "lr", "weight_decay", "momentum", "warmup_epochs", "early_stopping",
                  "grad_clip", "seed", "threads", "max_steps", "time_budget_s", "ema_decay", "plateau_patience",

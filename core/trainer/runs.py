@@ -67,7 +67,7 @@ def active_run() -> Path | None:
     return waiting
 
 
-def _run_dir(root: Path, spec, name: str = "", position: int | None = None) -> Path:
+def new_run_dir(root: Path, spec, name: str = "", position: int | None = None) -> Path:
     """A new run directory named by time (and queue position), so names sort in start order."""
     stem = name or str(getattr(spec, "dataset", spec.kind)).replace(":", "_").replace("/", "_")
     stamp = time.strftime("%Y%m%d-%H%M%S") + ("" if position is None else f"-{position}")
@@ -77,6 +77,14 @@ def _run_dir(root: Path, spec, name: str = "", position: int | None = None) -> P
             run_dir.mkdir(parents=True)
             return run_dir
     raise RuntimeError(f"cannot create a run directory under {root}")
+
+
+def create_run(root: Path, spec, name: str = "", position: int | None = None, state: str = "starting") -> Path:
+    """A new run folder holding the run's spec.json and status.json: listed, watchable, trainable."""
+    run_dir = new_run_dir(Path(root), spec, name, position)
+    _write_json(run_dir / SPEC, spec_to_dict(spec))
+    _write_json(run_dir / STATUS, {"state": state, "started": time.time()})
+    return run_dir
 
 
 def start_run(spec, root: Path | None = None, name: str = "") -> Path:
@@ -101,11 +109,9 @@ def start_runs(specs: list, root: Path | None = None, names: list[str] | None = 
     if busy is not None:
         raise RuntimeError(f"A run is already training ({busy.name}); stop it or wait for it to finish.")
     root = Path(root or paths.runs_dir())
-    dirs = [_run_dir(root, spec, (names or [""] * len(specs))[i], i if len(specs) > 1 else None)
-            for i, spec in enumerate(specs)]
-    for i, (run_dir, spec) in enumerate(zip(dirs, specs)):
-        _write_json(run_dir / SPEC, spec_to_dict(spec))
-        _write_json(run_dir / STATUS, {"state": "starting" if i == 0 else "queued", "started": time.time()})
+    dirs = [create_run(root, spec, (names or [""] * len(specs))[i], i if len(specs) > 1 else None,
+                       "starting" if i == 0 else "queued") for i, spec in enumerate(specs)]
+    for run_dir in dirs:
         if group:
             _write_json(run_dir / GROUP, {"name": group, "runs": [d.name for d in dirs]})
     _start_worker(dirs)
@@ -148,7 +154,10 @@ def read_group(run_dir: Path) -> dict:
     return _read_json(Path(run_dir) / GROUP)
 
 
-def _work(run_dir: Path, spec, resume: bool = False) -> None:
+def train_run(run_dir: Path, spec, resume: bool = False, observe=None, stopped_message=None):
+    """Train `spec` in this process into `run_dir` (events, status, checkpoint), obeying the run folder's stop and
+    learning-rate orders; returns the card, or None when the run failed or was stopped before training.
+    `observe(event, control)` sees every event (a sweep's pruner); `stopped_message()` may explain a stop."""
     control, buffer, last = RunControl(), [], {"flush": 0.0, "poll": 0.0, "lr": None}
     started = _read_json(run_dir / STATUS).get("started", time.time()) if resume else time.time()
 
@@ -172,6 +181,8 @@ def _work(run_dir: Path, spec, resume: bool = False) -> None:
             if orders.get("lr") and orders["lr"] != last["lr"]:
                 last["lr"] = orders["lr"]
                 control.set_lr(float(orders["lr"]))
+        if observe is not None:
+            observe(event, control)
 
     _write_json(run_dir / STATUS, {"state": "running", "started": started, "pid": os.getpid()})
     try:
@@ -190,11 +201,13 @@ def _work(run_dir: Path, spec, resume: bool = False) -> None:
         training = card.training
         state = {"diverged": "diverged", "stopped": "stopped"}.get(training["stop_reason"], "finished")
         head = card.headline
+        message = (stopped_message() if stopped_message and state == "stopped" else None) or training["message"]
         _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
-                                       "message": training["message"], "train_seconds": training["train_seconds"],
+                                       "message": message, "train_seconds": training["train_seconds"],
                                        "test_accuracy": card.metrics.get("test_accuracy"),
                                        "headline": {"label": head.label, "value": head.value,
                                                     "words": head.describe()} if head else None})
+        return card
     except StoppedWhilePreparing as exc:
         flush()
         _write_json(run_dir / STATUS, {"state": "stopped", "started": started, "ended": time.time(), "message": str(exc)})
@@ -202,6 +215,7 @@ def _work(run_dir: Path, spec, resume: bool = False) -> None:
         flush()
         _write_json(run_dir / STATUS, {"state": "failed", "started": started, "ended": time.time(),
                                        "message": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
+    return None
 
 
 def request_stop(run_dir: Path) -> None:
@@ -305,4 +319,4 @@ if __name__ == "__main__":  # the worker: python -m core.trainer.runs [--resume]
                 _write_json(rest / STATUS, {"state": "cancelled", "message": "Cancelled: an earlier run of the "
                                             "queue was stopped.", "ended": time.time()})
             break
-        _work(folder, spec_from_dict(_read_json(folder / SPEC)), resume=resuming and i == 0)
+        train_run(folder, spec_from_dict(_read_json(folder / SPEC)), resume=resuming and i == 0)
