@@ -12,7 +12,7 @@ import sys
 from typing import Callable
 
 from core.data import DataError
-from core.engine import Event, RunControl
+from core.engine import Event, RunControl, distributed
 from core.engine.checkpoint import CheckpointError
 from core.engine.recipe import add_recipe_flags, recipe_from_args, run
 
@@ -27,6 +27,8 @@ def console_run(desc: str = "training") -> tuple[Callable[[Event], None], RunCon
 
     control = RunControl()
     signal.signal(signal.SIGINT, lambda *_: control.stop())  # finish the step, then save what we have
+    if not distributed.is_main():  # under torchrun only rank 0 reports
+        return (lambda event: None), control, (lambda: None)
     bar = tqdm(total=None, unit="step", dynamic_ncols=True, desc=desc)
 
     def on_event(event: Event) -> None:

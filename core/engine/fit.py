@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.engine import distributed
 from core.engine.events import EndEvent, EpochEvent, EvalEvent, Event, RunControl, StepEvent, Task
 from core.engine.optim import Schedule, current_lr, make_optimizer, set_lr
 from core.engine.resume import TrainState, capture, restore
@@ -112,7 +113,17 @@ def seed_everything(seed: int) -> None:
 
 
 def _to(batch: tuple, device: torch.device) -> tuple:
-    return tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
+    """The batch on `device`; on a GPU through pinned memory, so the copy overlaps the computation."""
+    pin = device.type == "cuda"
+    return tuple((t.pin_memory() if pin and not t.is_cuda else t).to(device, non_blocking=True)
+                 if isinstance(t, torch.Tensor) else t for t in batch)
+
+
+def mixed_precision(device: torch.device) -> torch.dtype | None:
+    """The autocast type on a GPU (bfloat16 where supported, else float16 with a gradient scaler); None on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def evaluate(model: nn.Module, task: Task, loader: Iterable, device: torch.device | None = None) -> dict[str, float]:
@@ -173,8 +184,14 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
         torch.set_num_threads(cfg.threads)
     device = select_device(cfg.device)
     model.to(device)
-    if cfg.channels_last and device.type == "cpu":
+    if cfg.channels_last and device.type in ("cpu", "cuda"):
         model.to(memory_format=torch.channels_last)
+    amp = mixed_precision(device)  # chosen from the device: nothing to set
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    net = model  # what trains: the model, or its DistributedDataParallel wrapper under torchrun
+    if distributed.active():
+        train_loader = distributed.Shard(train_loader, distributed.rank(), distributed.world_size())
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if hasattr(train_loader, "generator"):
         train_loader.generator.manual_seed(cfg.seed)
 
@@ -207,7 +224,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
         loss_sum, metric_sums, n_batches = 0.0, {}, 0
         tick = time.perf_counter()  # step time includes fetching the batch, excludes evaluation
         for batch in train_loader:
-            if control.stop_requested:
+            if distributed.any_rank(control.stop_requested):  # a stop on any rank stops every rank
                 result.reason, result.message = "stopped", "Stopped by the user."
                 break
             new_lr = control.take_lr()
@@ -215,22 +232,29 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
                 set_lr(optimizer, new_lr)
                 schedule.manual = True  # the user's learning rate replaces the schedule from here on
             batch = _to(batch, device)
-            loss, stats = task.training_loss(model, batch)
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                loss, stats = task.training_loss(net, batch)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            exploded = math.isfinite(loss_value) and watch.diverged(loss_value)
+            if distributed.any_rank(not math.isfinite(loss_value) or exploded):
                 result.reason = "diverged"
-                result.message = NAN_ADVICE.format(value=loss_value, epoch=epoch, step=result.steps + 1)
-                break
-            if watch.diverged(loss_value):
-                result.reason = "diverged"
-                result.message = GROWTH_ADVICE.format(start=watch.start, value=watch.mean, epoch=epoch,
-                                                      step=result.steps + 1)
+                result.message = (GROWTH_ADVICE.format(start=watch.start, value=watch.mean, epoch=epoch,
+                                                       step=result.steps + 1) if exploded else
+                                  NAN_ADVICE.format(value=loss_value, epoch=epoch, step=result.steps + 1))
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is not None:  # float16 on a GPU: scale the loss so small gradients survive
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             schedule.after_step()
             if average is not None:
                 average.update()
@@ -257,14 +281,15 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             if cfg.max_steps and result.steps >= cfg.max_steps:
                 result.reason, result.message = "max_steps", f"Reached max_steps={cfg.max_steps}."
                 break
-            if cfg.time_budget_s and result.train_seconds >= cfg.time_budget_s:
+            if cfg.time_budget_s and distributed.any_rank(result.train_seconds >= cfg.time_budget_s):
                 result.reason, result.message = "time_budget", f"Used the {cfg.time_budget_s:g} s training budget."
                 break
 
         if n_batches == 0 and result.reason != "completed":
             break  # stopped or diverged before this epoch did any work: nothing to summarise
-        train = {"loss": loss_sum / max(n_batches, 1),
-                 **{k: v / max(n_batches, 1) for k, v in metric_sums.items()}}
+        sums = distributed.summed({"loss": loss_sum, **metric_sums, "_batches": n_batches})  # over the ranks
+        n = max(sums.pop("_batches"), 1)
+        train = {k: v / n for k, v in sums.items()}
         if average is not None:
             average.swap_in()  # validate, and remember as best, the averaged weights
         val = evaluate(model, task, val_loader, device) if val_loader is not None else {}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.engine import distributed
 from core.engine.checkpoint import ModelCard, headline_of, save_checkpoint, save_snapshot
 from core.engine.events import Event, RunControl, Task
 from core.engine.fit import TrainConfig, fit, seed_everything
@@ -154,14 +155,21 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
     """
     emit, control = callback or (lambda event: None), control or RunControl()
     check_settings(recipe)  # a value no run can use is refused before any work
-    if out is not None:
-        check_out_dir(out)  # an unwritable folder fails now, not after training
     if resume and out is None:
         raise ValueError("resume needs the run's output folder")
-    state = load_state(out) if resume else None
-    log = open_log(out, recipe)  # TensorBoard event files beside the checkpoint
+    distributed.setup()  # under torchrun: join the other ranks (a no-op otherwise)
+    main = distributed.is_main()
+    if out is not None and main:
+        check_out_dir(out)  # an unwritable folder fails now, not after training
+    state = load_state(out) if resume else None  # every rank resumes from the same state
+    if not main:  # only rank 0 reports, and writes events, checkpoints and the card
+        emit, writes = (lambda event: None), None
+    else:
+        writes = out
+    log = open_log(writes, recipe)  # TensorBoard event files beside the checkpoint
     try:
-        card = _train(recipe, _tee(emit, log), control, out, state, command, log)
+        card = _train(recipe, _tee(emit, log), control, writes, state, command if command is not None else (
+            recipe.command(out) if out is not None else None), log)
     except BaseException:
         if log is not None:
             log.close({})
@@ -187,7 +195,7 @@ def _train(recipe, emit, control, out, state, command, log) -> ModelCard:
     seed_everything(recipe.seed)
     prepared = recipe.prepare(emit, control)
     model, card = prepared.model, prepared.card
-    card.command = command if command is not None else (recipe.command(out) if out is not None else None)
+    card.command = command
     record = {**card.training,  # what the recipe itself records (e.g. the pair CNN's lambda)
               "kind": recipe.kind, "settings": dataclasses.asdict(recipe), "config": prepared.config.to_dict()}
 

@@ -82,7 +82,7 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     folder = Path(out).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
+        probe = folder / f".write-test-{os.getpid()}"  # one per process: ranks of one run check it together
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:

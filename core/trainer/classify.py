@@ -23,7 +23,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
-from core.engine import Event, RunControl, TensorLoader, TrainConfig, WarningEvent
+from core.engine import Event, RunControl, TensorLoader, TrainConfig, WarningEvent, distributed
 from core.engine.checkpoint import DatasetInfo, ModelCard, spec_of
 from core.engine.optim import OPTIMIZERS, SCHEDULES
 from core.engine.recipe import Prepared, register_recipe, run
@@ -279,7 +279,8 @@ def main(argv=None) -> int:
     try:
         spec = spec_from_args(args)
         check_settings(spec)
-        check_out_dir(args.out)
+        if distributed.is_main():  # under torchrun, rank 0 writes
+            check_out_dir(args.out)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -302,8 +303,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     close()
-    print(f"test accuracy {card.metrics['test_accuracy']:.4%} ({card.params:,} parameters, "
-          f"{card.training['train_seconds']:.1f} s training) -> {args.out}")
+    if distributed.is_main():
+        print(f"test accuracy {card.metrics['test_accuracy']:.4%} ({card.params:,} parameters, "
+              f"{card.training['train_seconds']:.1f} s training) -> {args.out}"
+              + (f" ({distributed.world_size()} processes)" if distributed.active() else ""))
     return 0 if card.training["stop_reason"] != "diverged" else 2
 
 
