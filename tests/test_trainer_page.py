@@ -257,3 +257,15 @@ def test_the_settings_form_maps_widgets_to_the_recipe():
     with pytest.raises(ValueError, match="e.g. 32,64,128"):
         form.parse_numbers("8,x", (32, 64, 128))
     assert form.apply(ae, {"epochs": 2, "widths": (8, 16)}).widths == (8, 16)
+
+
+def test_the_trainer_starts_a_run_in_two_processes():
+    """A run with processes=2 trains under torchrun; only rank 0 writes its events, status and checkpoint."""
+    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, processes=2,
+                     config=TrainConfig(epochs=2, lr=3e-3, threads=1))
+    run_dir = runs.start_run(spec)
+    status = runs.wait(run_dir, timeout=300)
+    assert status["state"] == "finished", (status, (run_dir / "worker.log").read_text()[-2000:])
+    assert len(runs.read_events(run_dir)["epoch"]) == 2 and status["test_accuracy"] > 0.8
+    from core.engine.checkpoint import read_card
+    assert "--processes 2" in read_card(run_dir).command

@@ -60,6 +60,15 @@ def any_rank(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
+def from_main(value: float | None) -> float | None:
+    """Rank 0's value (a learning rate the user set, or None) on every rank."""
+    if not active():
+        return value
+    t = torch.tensor([-1.0 if value is None else float(value)], dtype=torch.float64)
+    torch.distributed.broadcast(t, src=0)
+    return None if t.item() < 0 else float(t.item())
+
+
 def summed(values: dict[str, float]) -> dict[str, float]:
     """Each value summed over the ranks (for averages: sum the numerators and the counts)."""
     if not active() or not values:

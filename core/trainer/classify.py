@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class TrainSpec:
     fold: int = -1  # with folds > 1: train on the other folds and test on this one (set by cross_validate)
     test_curve: float = 0.0  # > 0: score the test set every this fraction of an epoch (benchmarks); no model selection
     per_class: int = 0  # > 0: train on this many images of each class (a seeded subset; data efficiency); 0 = all
+    processes: int = 1  # > 1: data-parallel over this many processes (torchrun, core.engine.distributed)
 
     @property
     def seed(self) -> int:
@@ -198,6 +200,7 @@ def command_for(spec: TrainSpec, out: str | Path) -> str:
     args += ["--snapshots"] if spec.snapshots else []
     args += ["--folds", str(spec.folds)] if spec.folds > 1 else []
     args += ["--per-class", str(spec.per_class)] if spec.per_class else []
+    args += ["--processes", str(spec.processes)] if spec.processes > 1 else []
     return "python -m core train " + shlex.join(args + ["--out", str(out)])
 
 
@@ -232,6 +235,8 @@ def build_parser(out_required: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--hflip", action="store_true", help="augmentation: random horizontal flips")
     p.add_argument("--snapshots", action="store_true", help="keep every epoch's weights (float16) for the scrubber")
     p.add_argument("--per-class", type=int, default=0, help="train on N images of each class (seeded subset)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="train data-parallel in N processes (started through torchrun for you)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out from its last finished epoch (same flags as before)")
     p.add_argument("--folds", type=int, default=0,
@@ -256,7 +261,12 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
                      model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
                      val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds,
-                     per_class=args.per_class)
+                     per_class=args.per_class, processes=getattr(args, "processes", 1))
+
+
+def torchrun(processes: int) -> list[str]:
+    """The arguments that start `processes` ranks of a module on this machine (`python -m torch.distributed.run`)."""
+    return ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
 
 
 def parse_model_options(items: list[str]) -> dict:
@@ -281,6 +291,8 @@ def main(argv=None) -> int:
         check_settings(spec)
         if distributed.is_main():  # under torchrun, rank 0 writes
             check_out_dir(args.out)
+        if spec.processes > 1 and not distributed.launched():  # start the ranks: this command again, under torchrun
+            os.execv(sys.executable, [sys.executable, *torchrun(spec.processes), "-m", "core", "train", *argv])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -61,6 +61,9 @@ def classifier_fields(base, datasets: list[str], models: list[str], grouped: lis
               help="Train k models, each scored on the fold of the training set it never saw."),
         Field("checks", "Validations per epoch", "int", 4, 1, 10,
               help="Score the validation share this many times per epoch: a per-step validation curve."),
+        Field("procs", "Processes (data-parallel)", "int", base.processes, 1, 8,
+              help="Train in this many processes with torchrun (DistributedDataParallel): each takes its part of "
+                   "every batch. On this machine's cores it mostly shows how; on GPUs or many cores it is faster."),
     ]
 
 
@@ -106,5 +109,6 @@ def apply(base, values: dict, steps_per_epoch: int = 0):
     return dataclasses.replace(
         base, dataset=v["data"], model=v["model"], label_smoothing=v["ls"], mixup_alpha=v["mixup"],
         cutmix_alpha=v["cutmix"], val_split=v["val"], folds=int(v["folds"]) if v["folds"] != 1 else 0,
+        processes=int(v.get("procs", 1)),
         augment=AugmentConfig(v["tr"], v["flip"], float(v["rot"]), v["scale"]), config=config,
         model_options=base.model_options if v["model"] == base.model else {})  # e.g. the transfer recipe's options

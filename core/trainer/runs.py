@@ -22,10 +22,10 @@ from pathlib import Path
 from core.engine.settings import check_settings
 from core import paths
 
-from core.engine import Event, RunControl
+from core.engine import Event, RunControl, distributed
 from core.engine.resume import RESUME_FILE
 from core.engine.recipe import recipe_from_dict, recipe_to_dict, run
-from core.trainer.classify import StoppedWhilePreparing
+from core.trainer.classify import StoppedWhilePreparing, torchrun
 from core.trainer import recipes  # noqa: F401  (registers every recipe kind, so any spec.json can be read)
 
 SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
@@ -114,14 +114,16 @@ def start_runs(specs: list, root: Path | None = None, names: list[str] | None = 
     for run_dir in dirs:
         if group:
             _write_json(run_dir / GROUP, {"name": group, "runs": [d.name for d in dirs]})
-    _start_worker(dirs)
+    _start_worker(dirs, processes=max(getattr(spec, "processes", 1) for spec in specs))
     return dirs
 
 
-def _start_worker(dirs: list[Path], resume: bool = False) -> subprocess.Popen:
+def _start_worker(dirs: list[Path], resume: bool = False, processes: int = 1) -> subprocess.Popen:
+    """The worker process (`python -m core.trainer.runs DIRS`), or `processes` ranks of it under torchrun."""
+    launcher = torchrun(processes) if processes > 1 else []
     with open(dirs[0] / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
-        worker = subprocess.Popen([sys.executable, "-m", "core.trainer.runs", *(["--resume"] if resume else []),
-                                   *map(str, dirs)], cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        command = [sys.executable, *launcher, "-m", "core.trainer.runs", *(["--resume"] * resume), *map(str, dirs)]
+        worker = subprocess.Popen(command, cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     for run_dir in dirs:
         _workers[str(run_dir)] = worker
     return worker
@@ -140,7 +142,7 @@ def resume_run(run_dir: Path) -> Path:
     if not can_resume(run_dir):
         raise RuntimeError(f"{Path(run_dir).name} cannot be resumed: it is not interrupted or saved no finished epoch.")
     _write_json(Path(run_dir) / STATUS, {**_read_json(Path(run_dir) / STATUS), "state": "starting"})
-    _start_worker([Path(run_dir)], resume=True)
+    _start_worker([Path(run_dir)], resume=True, processes=read_spec(run_dir).get("processes", 1))
     return Path(run_dir)
 
 
@@ -159,6 +161,7 @@ def train_run(run_dir: Path, spec, resume: bool = False, observe=None, stopped_m
     learning-rate orders; returns the card, or None when the run failed or was stopped before training.
     `observe(event, control)` sees every event (a sweep's pruner); `stopped_message()` may explain a stop."""
     control, buffer, last = RunControl(), [], {"flush": 0.0, "poll": 0.0, "lr": None}
+    write_json = _write_json if distributed.is_main() else (lambda path, obj: None)  # under torchrun: rank 0 writes
     started = _read_json(run_dir / STATUS).get("started", time.time()) if resume else time.time()
 
     def flush() -> None:
@@ -184,14 +187,14 @@ def train_run(run_dir: Path, spec, resume: bool = False, observe=None, stopped_m
         if observe is not None:
             observe(event, control)
 
-    _write_json(run_dir / STATUS, {"state": "running", "started": started, "pid": os.getpid()})
+    write_json(run_dir / STATUS, {"state": "running", "started": started, "pid": os.getpid()})
     try:
         if getattr(spec, "folds", 0) > 1:
             from core.trainer.crossval import cross_validate
 
             cv = cross_validate(spec, spec.folds, on_event, control)
             flush()
-            _write_json(run_dir / STATUS, {
+            write_json(run_dir / STATUS, {
                 "state": "stopped" if control.stop_requested else "finished", "started": started, "ended": time.time(),
                 "message": f"{cv['k']}-fold cross-validation: {cv['completed']} fold(s) done.", "cv": cv,
                 "test_accuracy": None, "train_seconds": cv["train_seconds"]})
@@ -202,7 +205,7 @@ def train_run(run_dir: Path, spec, resume: bool = False, observe=None, stopped_m
         state = {"diverged": "diverged", "stopped": "stopped"}.get(training["stop_reason"], "finished")
         head = card.headline
         message = (stopped_message() if stopped_message and state == "stopped" else None) or training["message"]
-        _write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
+        write_json(run_dir / STATUS, {"state": state, "started": started, "ended": time.time(),
                                        "message": message, "train_seconds": training["train_seconds"],
                                        "test_accuracy": card.metrics.get("test_accuracy"),
                                        "headline": {"label": head.label, "value": head.value,
@@ -210,10 +213,11 @@ def train_run(run_dir: Path, spec, resume: bool = False, observe=None, stopped_m
         return card
     except StoppedWhilePreparing as exc:
         flush()
-        _write_json(run_dir / STATUS, {"state": "stopped", "started": started, "ended": time.time(), "message": str(exc)})
+        write_json(run_dir / STATUS, {"state": "stopped", "started": started, "ended": time.time(),
+                                      "message": str(exc)})
     except Exception as exc:  # noqa: BLE001  (whatever broke, the page must learn it from status.json)
         flush()
-        _write_json(run_dir / STATUS, {"state": "failed", "started": started, "ended": time.time(),
+        write_json(run_dir / STATUS, {"state": "failed", "started": started, "ended": time.time(),
                                        "message": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()})
     return None
 
