@@ -176,7 +176,9 @@ def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=
         fig.add_scatter(x=[x], y=[y], mode="markers+text", text=[name], textposition="top center", name=name,
                         marker=dict(symbol="star", size=18, color="#111", line=dict(color="white", width=1)))
     fig.update_layout(height=520, margin=dict(l=10, r=10, t=30 if title else 10, b=10), title=title,
-                      legend=dict(itemsizing="constant"), clickmode="event+select", dragmode="pan")
+                      legend=dict(itemsizing="constant"), clickmode="event+select", dragmode="pan",
+                      xaxis_title="map axis 1 (PCA: first principal direction)",
+                      yaxis_title="map axis 2 (PCA: second principal direction)")
     return fig
 
 

@@ -54,7 +54,7 @@ def model_choices(task: str) -> dict[str, str]:
     first (in the order of `shipped_cards`), then the saved runs (a run in progress says how far it got)."""
     found = [(Path(f), c, "shipped") for f, c in shipped_cards()]
     found += [(f, c, "my run" if c.run.get("state") != "in_progress" else f"my run, epoch {c.run['epoch']} so far")
-              for f, c in list_checkpoints(paths.runs_dir())]
+              for f, c in list_checkpoints(paths.runs_dir()) if c.training.get("epochs", 1) > 0]  # not stopped at once
     return {f"{f.name} ({c.model.name} on {c.dataset.name}, {tag})": str(f) for f, c, tag in found if c.task == task}
 
 

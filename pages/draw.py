@@ -23,7 +23,7 @@ classes = card.dataset.class_names
 def show_prediction(image: np.ndarray) -> None:
     probs = predict_proba(model, card, image)
     top = int(probs.argmax())
-    st.metric("Prediction", str(classes[top]), f"{probs[top]:.1%} confident", delta_color="off")
+    st.metric("Prediction", str(classes[top]), f"{probs[top]:.1%} confident", delta_color="off", delta_arrow="off")
     st.plotly_chart(probability_chart(probs, classes), width="stretch", key="draw_probs")
 
 

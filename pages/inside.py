@@ -22,7 +22,7 @@ probs, x, convs = predict_proba(model, card, image), to_batch(image, card), conv
 top = int(probs.argmax())
 left, right = st.columns([1, 2])
 left.image(enlarge(image, 196), caption="input")
-left.metric("Prediction", str(classes[top]), f"{probs[top]:.1%}", delta_color="off")
+left.metric("Prediction", str(classes[top]), f"{probs[top]:.1%} confident", delta_color="off", delta_arrow="off")
 right.plotly_chart(probability_chart(probs, classes), width="stretch", key="inside_probs")
 
 maps_tab, filters_tab, cam_tab, occ_tab, time_tab = st.tabs(
@@ -34,7 +34,8 @@ with maps_tab:
     if not spatial:
         st.info("No layer of this model has a spatial (channels x height x width) output to show.")
     else:
-        layer = st.selectbox("Layer", spatial, index=0, key="inside_layer",
+        first = next((i for i, n in enumerate(spatial) if n in convs), 0)  # open on the first convolution
+        layer = st.selectbox("Layer", spatial, index=first, key="inside_layer",
                              format_func=lambda n: f"{n}: {' x '.join(map(str, acts[n].shape[1:]))}")
         act, grid_key = acts[layer][0], f"inside_grid_{label}_{layer}"
         clicked = [p for p in ((st.session_state.get(grid_key) or {}).get("selection") or {}).get("points", [])
@@ -69,9 +70,9 @@ with cam_tab:  # every attribution method on the same input and class, with its 
         else:
             cell.image(enlarge(overlay(image, row["map"], alpha=0.6), 220),
                        caption=f"{row['label']} for {classes[wanted]} ({row['ms']:,.0f} ms)")
-    if st.button("Sanity check: re-initialise the layers from the output down", key="inside_sanity"):
+    if st.button("Sanity check: re-initialise the layers from the output down", key="inside_sanity") or \
+            st.session_state.get("inside_sanity_for") == memo:  # asked for this input, class and layer
         st.session_state["inside_sanity_for"] = memo
-    if st.session_state.get("inside_sanity_for") == memo:
         test = remembered("inside_sanity_result", memo, lambda: randomisation_test(
             model, x, class_target(wanted), layer, [r["method"] for r in rows if r["map"] is not None]))
         st.dataframe(sanity_table(test), hide_index=True, width="stretch")
@@ -99,8 +100,9 @@ with occ_tab:
     boxes = ((moved.json_data or {}).get("objects") if moved is not None else None) or [start]
     x0, y0, x1, y1 = box = canvas_box(boxes[-1], scale, size)
     p_hidden = predict_proba(model, card, hide_box(image, box, grey))
+    change = p_hidden[top] - probs[top]
     right.metric(f"P({classes[top]}) with pixels x {x0}-{x1 - 1}, y {y0}-{y1 - 1} hidden", f"{p_hidden[top]:.1%}",
-                 f"{p_hidden[top] - probs[top]:+.1%}")
+                 f"{change:+.1%}" if abs(change) >= 5e-4 else None)  # under a tenth of a point: no change to show
 with time_tab:
     epochs = list_snapshots(folder)
     if not epochs:
@@ -110,11 +112,9 @@ with time_tab:
         st.info("This model has no convolution layer: no filters or Grad-CAM to follow over training.")
     else:
         epoch = st.select_slider("After epoch", epochs, value=epochs[-1], key="inside_epoch")
-        snap = cached_snapshot(folder, epoch)
-        first, p_epoch = conv_layer_names(snap)[0], predict_proba(snap, card, image)
+        first, p_epoch = conv_layer_names(snap := cached_snapshot(folder, epoch))[0], predict_proba(snap, card, image)
         a, b = st.columns(2)
         a.image(enlarge(filter_montage(dict(snap.named_modules())[first].weight, cell=28), 280),
                 caption=f"{first} filters after epoch {epoch}")
-        cam_epoch = grad_cam(snap, x, class_target(top), default_cam_layer(snap))[0].numpy()
-        b.image(enlarge(overlay(image, cam_epoch), 280),
+        b.image(enlarge(overlay(image, grad_cam(snap, x, class_target(top), default_cam_layer(snap))[0].numpy()), 280),
                 caption=f"Grad-CAM for {classes[top]} after epoch {epoch}: P({classes[top]}) = {p_epoch[top]:.1%}")

@@ -52,7 +52,7 @@ with tabs[0]:
     for data in [p["customdata"] for p in (event.selection.points if event else []) if "customdata" in p][:1]:
         st.session_state.latent_pos = int(np.ravel(data)[0])  # the clicked point's position on the map
     pos = st.session_state.setdefault("latent_pos", 0)
-    right.markdown(f"**Map point {pos}**: {classes[lmap.labels[pos]]} (test image {lmap.indices[pos]})")
+    right.markdown(f"**Map point {pos}**: {classes[lmap.labels[pos]]}")
     right.image(enlarge(ae.strip([lmap.images[pos], ae.decode(model, lmap.z[pos])[0]]), 340, square=False),
                 caption="the image | its code, decoded")
     right.caption("Click a point to decode it; hover for its class. Drag to pan, scroll to zoom.")

@@ -21,7 +21,8 @@ if not runs:
 rows = [summarize(d, spec, status) for d, spec, status in runs]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                            "best val accuracy": st.column_config.NumberColumn(format="percent")})
+                            "best val accuracy": st.column_config.NumberColumn(format="percent"),
+                            "parameters": st.column_config.NumberColumn(format="localized")})
 names = [r["run"] for r in rows]
 chosen = st.multiselect("Overlay runs", names, default=names[:4], key="runs_overlay")
 left, right = st.columns(2)

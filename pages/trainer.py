@@ -30,8 +30,9 @@ def live_run(run_dir: Path) -> None:
         right.image(enlarge(picture, 720, square=False), caption=report.picture_caption(events["monitor"]))
     if status.get("state") == "running":
         left, mid, right = st.columns([2, 2, 1])
-        lr = events["step"][-1]["lr"] if events["step"] else 1e-3
-        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, lr, format="%.6f", key="trainer_new_lr")
+        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, report.current_lr(run_dir, events),
+                                   format="%.6g", key="trainer_new_lr", help="The run continues at this constant rate "
+                                   "(the schedule stops); the card's history records the rates used.")
         if mid.button("Apply learning rate", key="trainer_apply_lr"):
             set_learning_rate(run_dir, new_lr)
         if right.button("Stop", icon=":material/stop:", key="trainer_stop"):

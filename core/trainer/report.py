@@ -41,10 +41,18 @@ def progress_line(status: dict, events: dict[str, list[dict]]) -> tuple[float, s
     speed = sum(s["images_per_s"] for s in recent) / len(recent)
     text = (f"{state}: epoch {last['epoch']}, step {last['step']}, loss {last['loss']:.4f}, lr {last['lr']:.2e}, "
             f"{speed:,.0f} images/s")
-    if state == "running":
-        elapsed = time.time() - status.get("started", time.time())
-        text += f", about {elapsed * (1 - last['progress']) / max(last['progress'], 1e-9):.0f} s left"
+    elapsed = time.time() - status.get("started", time.time())
+    if state == "running" and last["progress"] >= 0.05 and elapsed >= 5:  # earlier, an estimate is noise
+        text += f", about {elapsed * (1 - last['progress']) / max(last['progress'], 1e-9):,.0f} s left"
     return min(last["progress"], 1.0), text
+
+
+def current_lr(run_dir: Path, events: dict[str, list[dict]]) -> float:
+    """The learning rate the run uses now: the last step's, else (before the first step) the recipe's."""
+    if events["step"]:
+        return events["step"][-1]["lr"]
+    spec = read_spec(run_dir)
+    return float(spec.get("config", {}).get("lr") or spec.get("lr") or 1e-3)
 
 
 def monitor_figure(monitor: list[dict]):
