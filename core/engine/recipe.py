@@ -162,14 +162,14 @@ def run(recipe, callback: Callable[[Event], None] | None = None, control: RunCon
     if out is not None and main:
         check_out_dir(out)  # an unwritable folder fails now, not after training
     state = load_state(out) if resume else None  # every rank resumes from the same state
-    if not main:  # only rank 0 reports, and writes events, checkpoints and the card
-        emit, writes = (lambda event: None), None
-    else:
-        writes = out
+    writes = out if main else None  # only rank 0 reports, and writes events, checkpoints and the card
+    if not main:
+        emit = lambda event: None  # noqa: E731
+    if command is None and out is not None:
+        command = recipe.command(out)
     log = open_log(writes, recipe)  # TensorBoard event files beside the checkpoint
     try:
-        card = _train(recipe, _tee(emit, log), control, writes, state, command if command is not None else (
-            recipe.command(out) if out is not None else None), log)
+        card = _train(recipe, _tee(emit, log), control, writes, state, command, log)
     except BaseException:
         if log is not None:
             log.close({})
