@@ -39,6 +39,7 @@ if PagesManager.uses_pages_directory:
 # ---- what sessions share ----
 
 SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
+PERCENT = st.column_config.NumberColumn(format="percent")  # a proportion shown as a percentage
 
 
 @st.cache_data(show_spinner=False)

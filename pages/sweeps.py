@@ -6,6 +6,7 @@ import streamlit as st
 from core import paths
 from core.sweep.space import PRESETS
 from core.sweep.study import start_sweep, studies, load, trials_table
+from pages._ui import PERCENT
 
 st.title("Hyperparameter sweeps")
 st.caption("A sweep is a recipe, a search space, a sampler (grid, random or TPE) and a pruner that stops a trial "
@@ -51,9 +52,8 @@ def results(name: str) -> None:
     rows = trials_table(study)
     if busy:
         st.caption(f"Running: {len(rows)} trial(s) so far. Watch the current one on the Trainer page.")
-    percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"val accuracy": percent, "test accuracy": percent})
+                 column_config={"val accuracy": PERCENT, "test accuracy": PERCENT})
     complete = [t for t in study.trials if t.value is not None]
     if complete:
         best = study.best_trial

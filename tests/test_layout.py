@@ -27,6 +27,14 @@ def test_pages_are_thin_and_model_free():
         assert "nn.Module" not in "\n".join(lines) and ".backward(" not in "\n".join(lines), path
 
 
+def test_every_page_imports_the_ui_module():
+    """Importing pages/_ui.py switches Streamlit's legacy pages/ router off, so that a first visit straight to a
+    page's URL gets the app's navigation (not a sidebar listing every file of pages/)."""
+    for path in (ROOT / "pages").glob("*.py"):
+        if not path.name.startswith("_"):
+            assert "from pages._ui import" in path.read_text(), path
+
+
 def test_page_files_have_distinct_url_paths():
     """Streamlit derives a URL from each file name in pages/ without leading underscores and numbers:
     helpers like _latent.py next to latent.py make every page fail with a duplicate-pathname error."""
