@@ -31,7 +31,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 PAGES = {  # path -> text that shows the page has drawn its result
     "": "Shipped models", "trainer": "No runs yet", "runs": "No runs yet", "draw": "Prediction",
     "composer": "Left digit", "strings": "CRNN reads", "captions": "Attention for every word", "inside": "Prediction",
-    "latent": "Map point",
+    "latent": "Map point", "sweeps": "No sweeps yet",
 }
 IDLE = "() => !document.querySelector(\"[data-testid='stStatusWidget']\")?.innerText?.includes('Running')"
 
