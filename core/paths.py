@@ -31,6 +31,14 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
     return user_cache_root() / "data"
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path as a reader should see it in a command: relative to the project when inside it (no machine paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def runs_dir() -> Path:
     """Where the user's training runs go: $CNN_STUDIO_RUNS, else runs/ in a source checkout (ignored by git),
     else (an installed package) <XDG_DATA_HOME or ~/.local/share>/cnn_studio/runs."""

@@ -3,11 +3,12 @@ alternatives, and the top-5 words at each step (choose one to force it and decod
 import pandas as pd
 import streamlit as st
 
+from core import paths
 from core.captions.captioning import attention_map, caption_image, exact_match, vocabulary_of
 from core.data import DataError
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge, overlay, to_rgb
-from pages._ui import SHARED_INPUT, cached_scenes, choose_model, remembered, upload_image
+from pages._ui import PERCENT, SHARED_INPUT, cached_scenes, choose_model, remembered, upload_image
 
 st.title("Caption generator")
 folder, model, card = choose_model("captioning", "caption_model", "Captioning model")
@@ -82,8 +83,10 @@ def captioned(image, references) -> None:
             st.session_state["caption_word"] = len(words)
         step = st.slider("Word", 1, len(words), 1, key="caption_word") - 1 if len(words) > 1 else 0
         heat = attention_map(best.attention[step], size=image.shape[-1])
-        st.image(enlarge(overlay(image, heat, alpha=0.55), 320), caption=f"attention for word {step + 1}: "
-                 f"“{words[step]}”")
+        plain, attended = st.columns(2)  # the scene itself, to check colour words by eye, and where it looks
+        plain.image(enlarge(to_rgb(image), 240), caption="the image")
+        attended.image(enlarge(overlay(image, heat, alpha=0.55), 240),
+                       caption=f"attention for word {step + 1}: “{words[step]}”")
     with right:
         st.markdown(f"**Step {step + 1}: the five most likely words** (choose one to force it here)")
         top = best.top[step]
@@ -104,7 +107,9 @@ def captioned(image, references) -> None:
 
 captioned(image, references)
 with st.expander("Accuracy of this checkpoint (from its model card)"):
-    rows = [{"decoding": dec, "scenes": split, **{k: v for k, v in m.items() if k != "n"}}
+    rows = [{"decoding": dec, "scenes": split.replace("_", "-"), **{k.replace("bleu", "BLEU-").replace("_", " "): v
+                                                                   for k, v in m.items() if k != "n"}}
             for dec, res in card.metrics.items() for split, m in res.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"`python -m core evaluate {folder}`")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        **{f"BLEU-{n}": st.column_config.NumberColumn(format="%.3f") for n in range(1, 5)}, "exact match": PERCENT})
+    st.caption(f"`python -m core evaluate {paths.shown(folder)}`")

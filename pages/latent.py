@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import paths
 from core.latent import autoencode as ae
 from core.data import DataError
 from core.plots import latent_map_figure
@@ -102,7 +103,7 @@ with tabs[4]:
                         key="latent_you_map", width="stretch")
 with tabs[5]:
     if not (table := card.probe):
-        st.info(f"No probe table in this card yet: run `python -m core probe {folder}`.")
+        st.info(f"No probe table in this card yet: run `python -m core probe {paths.shown(folder)}`.")
     else:
         st.markdown("Seed 000 claims the latent features improve downstream classification. Fashion-MNIST test "
                     "accuracy of two probes trained on the full training set, on each kind of feature:")

@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import paths
 from core.composer.ctc import align, beam_decode, greedy_decode, to_digits
 from core.composer.multidigit import pick_tiles, string_log_probs, string_offsets
 from core.data import DataError
@@ -69,4 +70,4 @@ with st.expander("Accuracy of this checkpoint (from its model card)"):
     by_len = card.metrics.get("test_by_length", {})
     st.dataframe(pd.DataFrame([{"digits": k, "exact match (greedy)": v["exact_greedy"], "strings": v["n"]}
                                for k, v in by_len.items()]), hide_index=True, width="content")
-    st.caption(f"Fresh test strings from MNIST's test digits: `python -m core evaluate {folder}`")
+    st.caption(f"Fresh test strings from MNIST's test digits: `python -m core evaluate {paths.shown(folder)}`")
