@@ -40,7 +40,7 @@ def make_sampler(name: str, space, seed: int):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, 10))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)  # random trials before TPE models the space
     raise ValueError(f"unknown sampler {name!r}: grid, random or tpe")
 
 
