@@ -143,7 +143,8 @@ def montage_figure(maps, cell: int, selected: int | None = None) -> go.Figure:
     return fig
 
 
-def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=None, title: str = "") -> go.Figure:
+def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=None, title: str = "",
+                      layout: str = "PCA") -> go.Figure:
     """Latent codes in 2-d, one colour per class; every point carries its map position as customdata.
 
     thumbs: optional [(position, uint8 image)] drawn as small pictures at their points (a sprite view);
@@ -177,8 +178,8 @@ def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=
                         marker=dict(symbol="star", size=18, color="#111", line=dict(color="white", width=1)))
     fig.update_layout(height=520, margin=dict(l=10, r=10, t=30 if title else 10, b=10), title=title,
                       legend=dict(itemsizing="constant"), clickmode="event+select", dragmode="pan",
-                      xaxis_title="map axis 1 (PCA: first principal direction)",
-                      yaxis_title="map axis 2 (PCA: second principal direction)")
+                      xaxis_title="first principal direction" if layout == "PCA" else f"{layout} axis 1",
+                      yaxis_title="second principal direction" if layout == "PCA" else f"{layout} axis 2")
     return fig
 
 

@@ -48,8 +48,8 @@ with tabs[0]:
     sprites = left.toggle("Show thumbnails (150 images)", value=False, key="latent_sprites")
     xy = lmap.xy if layout == "PCA" else cached_latent_tsne(folder)
     thumbs = [(int(p), lmap.images[p]) for p in np.linspace(0, len(xy) - 1, 150).astype(int)] if sprites else None
-    event = left.plotly_chart(latent_map_figure(xy, lmap.labels, classes, thumbs=thumbs), key=f"latent_map_{layout}",
-                              on_select="rerun", selection_mode="points", width="stretch")
+    event = left.plotly_chart(latent_map_figure(xy, lmap.labels, classes, thumbs=thumbs, layout=layout),
+                              key=f"latent_map_{layout}", on_select="rerun", selection_mode="points", width="stretch")
     for data in [p["customdata"] for p in (event.selection.points if event else []) if "customdata" in p][:1]:
         st.session_state.latent_pos = int(np.ravel(data)[0])  # the clicked point's position on the map
     pos = st.session_state.setdefault("latent_pos", 0)
