@@ -42,8 +42,8 @@ def inspectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def is_conv(module: nn.Module) -> bool:
-    """A 2-d convolution: nn.Conv2d, or a wrapped scripted one (core.byo.ScriptStage of kind 'Conv2d')."""
-    return isinstance(module, nn.Conv2d) or getattr(module, "kind", None) == "Conv2d"
+    """A 2-d convolution (uploaded models are rebuilt from torch layers, so this holds for them too)."""
+    return isinstance(module, nn.Conv2d)
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
@@ -132,10 +132,9 @@ def layer_table(model: nn.Module, acts: dict[str, torch.Tensor]) -> list[dict]:
     rows = []
     for name, a in acts.items():
         module = modules[name]
-        weights = getattr(module, "inner", module)  # a wrapped scripted layer keeps its weights inside
-        rows.append({"layer": name, "type": getattr(module, "kind", type(module).__name__),
+        rows.append({"layer": name, "type": type(module).__name__,
                      "output shape": " x ".join(map(str, a.shape[1:])),
-                     "parameters": sum(p.numel() for p in weights.parameters())})
+                     "parameters": sum(p.numel() for p in module.parameters())})
     return rows
 
 
