@@ -5,7 +5,7 @@ Trainer's settings form. Pure UI: every computation is a call into `core`.
 - choosing a model, `choose_model(task, key)`: shipped checkpoints, the user's runs and, for classifiers,
   uploaded models, which live in this browser session only (`st.session_state[UPLOADED]`), never in a cache;
 - choosing an image, `choose_image(card, key)` and `upload_image(key)`; uploading a data set, `zip_uploader`;
-- `recipe_form(recipe, key)`: the settings of any recipe kind as widgets.
+- `recipe_form(recipe, key)`: the settings of any recipe kind as widgets; `pressed`: an action button.
 """
 from __future__ import annotations
 
@@ -158,6 +158,15 @@ def remembered(key: str, memo, compute):
     if st.session_state.get(key, (None,))[0] != memo:
         st.session_state[key] = (memo, compute())
     return st.session_state[key][1]
+
+
+def pressed(label: str, key: str, where=st, **options) -> bool:
+    """An action button whose press is never lost. A plain button is True only in the run its click starts, and
+    a message from the page (a component reporting its value) can cut that run short before it reaches the
+    button; the click's callback runs first in every case, so it leaves a flag that the next run to reach the
+    button takes."""
+    where.button(label, key=key, on_click=st.session_state.__setitem__, args=(f"{key}__pressed", True), **options)
+    return bool(st.session_state.pop(f"{key}__pressed", False))
 
 
 # ---- choosing a model ----

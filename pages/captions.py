@@ -8,7 +8,7 @@ from core.captions.captioning import attention_map, caption_image, exact_match, 
 from core.data import DataError
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge, overlay, to_rgb
-from pages._ui import PERCENT, SHARED_INPUT, cached_scenes, choose_model, remembered, upload_image
+from pages._ui import PERCENT, SHARED_INPUT, cached_scenes, choose_model, pressed, remembered, upload_image
 
 st.title("Caption generator")
 folder, model, card = choose_model("captioning", "caption_model", "Captioning model")
@@ -62,7 +62,7 @@ def captioned(image, references) -> None:
         st.markdown(f"### {caption or '(empty caption)'}")
         if prefix:
             st.caption(f"Forced: the first {len(prefix)} word(s); the rest decoded from there.")
-            if st.button("Undo the forced words", key="caption_reset"):
+            if pressed("Undo the forced words", "caption_reset"):
                 st.session_state.pop(key)
                 st.rerun()
         if references is not None:

@@ -9,7 +9,7 @@ from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import enlarge, overlay
-from pages._ui import cached_dataset, choose_model, sample_note
+from pages._ui import cached_dataset, choose_model, pressed, sample_note
 
 PLAIN = {"delta_color": "off", "delta_arrow": "off"}  # the metrics' second lines are words, not changes
 st.title("Multi-MNIST composer")
@@ -39,7 +39,7 @@ def digit_slot(side: str, default_class: int, default_x: int):
         index = b.number_input(f"Index (of {len(pool)})", 0, len(pool) - 1, 0, key=f"composer_{side}_index")
         tile = mnist.test_x[pool[index], 0].numpy()
     elif source == "Random":
-        if st.button("Another random digit", key=f"composer_{side}_reroll", icon=":material/casino:"):
+        if pressed("Another random digit", f"composer_{side}_reroll", icon=":material/casino:"):
             st.session_state[f"composer_{side}_seed"] = st.session_state.get(f"composer_{side}_seed", 0) + 1
         pick = np.random.default_rng([st.session_state.get(f"composer_{side}_seed", 0), side == "right"])
         index = int(pick.integers(len(mnist.test_y)))

@@ -10,7 +10,7 @@ from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_backg
                                   preprocess_photo, render_strokes, sample_photo, strokes_to_fabric)
 from core.plots import probability_chart
 from core.viz import enlarge
-from pages._ui import SHARED_INPUT, choose_model, upload_image
+from pages._ui import SHARED_INPUT, choose_model, pressed, upload_image
 
 CANVAS = 280
 
@@ -40,8 +40,9 @@ def drawing_board() -> None:
                            help="Switch off to feed the whole canvas, shrunk: off-centre or small digits then fail.")
         canvas_slot = st.container()  # drawn above the buttons, created after them (they pick its key)
         clear, example = st.columns(2)
-        for button, with_example in ((clear.button("Clear", icon=":material/delete:", width="stretch"), False),
-                                     (example.button("Example", icon=":material/draw:", width="stretch"), True)):
+        for button, with_example in ((pressed("Clear", "draw_clear", clear, icon=":material/delete:", width="stretch"),
+                                      False), (pressed("Example", "draw_example", example, icon=":material/draw:",
+                                                       width="stretch"), True)):
             if button:
                 st.session_state.draw_canvas_id += 1
                 st.session_state.draw_with_example = with_example

@@ -10,7 +10,7 @@ from core.inside.explain import (activations, canvas_box, class_target, conv_lay
 from core.engine.predict import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
 from core.viz import enlarge, filter_montage, montage, overlay
-from pages._ui import cached_snapshot, choose_image, choose_model, remembered
+from pages._ui import cached_snapshot, choose_image, choose_model, pressed, remembered
 
 st.title("Inside the network")
 folder, model, card = choose_model("classification", "inside_model")
@@ -70,7 +70,7 @@ with cam_tab:  # every attribution method on the same input and class, with its 
         else:
             cell.image(enlarge(overlay(image, row["map"], alpha=0.6), 220),
                        caption=f"{row['label']} for {classes[wanted]} ({row['ms']:,.0f} ms)")
-    if st.button("Sanity check: re-initialise the layers from the output down", key="inside_sanity") or \
+    if pressed("Sanity check: re-initialise the layers from the output down", "inside_sanity") or \
             st.session_state.get("inside_sanity_for") == memo:  # asked for this input, class and layer
         st.session_state["inside_sanity_for"] = memo
         test = remembered("inside_sanity_result", memo, lambda: randomisation_test(

@@ -9,7 +9,7 @@ from core.composer.multidigit import pick_tiles, string_log_probs, string_offset
 from core.data import DataError
 from core.data.multimnist import compose
 from core.plots import ctc_figure
-from pages._ui import cached_dataset, choose_model, sample_note
+from pages._ui import cached_dataset, choose_model, pressed, sample_note
 
 
 def _text(labels) -> str:
@@ -35,7 +35,7 @@ gap = b.slider("Spacing (px between tiles)", -10, 10, 0, key="strings_gap",
                help="Negative: tiles overlap. Trained on the range shown in the caption above.")
 noise = c.slider("Noise", 0.0, 0.5, 0.0, 0.05, key="strings_noise")
 beam_width = d.select_slider("Beam width", [1, 2, 4, 8, 16], 8, key="strings_beam")
-if e.button("Rewrite", icon=":material/casino:", key="strings_reroll", help="Other test images of the same digits"):
+if pressed("Rewrite", "strings_reroll", e, icon=":material/casino:", help="Other test images of the same digits"):
     st.session_state["strings_seed"] = st.session_state.get("strings_seed", 0) + 1
 if not text.isdigit():
     st.warning("Type digits only (0-9), at least one.")

@@ -6,7 +6,7 @@ import streamlit as st
 from core import paths
 from core.sweep.space import PRESETS
 from core.sweep.study import start_sweep, studies, load, trials_table
-from pages._ui import PERCENT
+from pages._ui import PERCENT, pressed
 
 st.title("Hyperparameter sweeps")
 st.caption("A sweep is a recipe, a search space, a sampler (grid, random or TPE) and a pruner that stops a trial "
@@ -32,7 +32,7 @@ sampler = mid.selectbox("Sampler", ["grid", "random", "tpe"] if preset != "Custo
 pruner = right.selectbox("Pruner", ["median", "none"], key="sweep_pruner")
 running = st.session_state.get("sweep_process")
 busy = running is not None and running.poll() is None
-if st.button("Start the sweep", type="primary", disabled=busy, icon=":material/tune:"):
+if pressed("Start the sweep", "sweep_start", type="primary", disabled=busy, icon=":material/tune:"):
     st.session_state["sweep_process"], st.session_state["sweep_study"] = start_sweep(
         root, int(trials), None if preset == "Custom" else preset, flags, space, sampler, pruner)
     busy = True

@@ -11,7 +11,7 @@ from core.trainer.presets import GROUPS, PRESETS, preset
 from core.trainer.runs import (active_run, can_resume, list_runs, read_events, read_group, read_status, request_stop,
                                resume_run, set_learning_rate, start_run, start_runs)
 from core.viz import enlarge
-from pages._ui import cached_checkpoint, model_choices, recipe_form, shipped_cards
+from pages._ui import cached_checkpoint, model_choices, pressed, recipe_form, shipped_cards
 
 PERCENT = st.column_config.NumberColumn(format="percent")
 
@@ -33,9 +33,9 @@ def live_run(run_dir: Path) -> None:
         new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, report.current_lr(run_dir, events),
                                    format="%.6g", key="trainer_new_lr", help="The run continues at this constant rate "
                                    "(the schedule stops); the card's history records the rates used.")
-        if mid.button("Apply learning rate", key="trainer_apply_lr"):
+        if pressed("Apply learning rate", "trainer_apply_lr", mid):
             set_learning_rate(run_dir, new_lr)
-        if right.button("Stop", icon=":material/stop:", key="trainer_stop"):
+        if pressed("Stop", "trainer_stop", right, icon=":material/stop:"):
             request_stop(run_dir)
     elif st.session_state.get("trainer_shown") != (run_dir.name, status.get("state")):
         st.session_state["trainer_shown"] = (run_dir.name, status.get("state"))
@@ -65,7 +65,7 @@ if getattr(spec, "model", "") == "efficientnet_lite0" and (bench := report.trans
                      expanded=True, icon=":material/trending_up:"):
         st.plotly_chart(efficiency_figure(bench["efficiency"]), width="stretch", key="trainer_efficiency")
         st.caption(report.transfer_caption(bench))
-if st.button("Start training", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
+if pressed("Start training", "trainer_start", type="primary", disabled=busy is not None, icon=":material/play_arrow:"):
     try:
         started = (start_runs([dataclasses.replace(spec, model=m) for m in grouped], group=name)[0] if grouped
                    else start_run(spec))
@@ -95,8 +95,7 @@ state, saved = status.get("state"), (watched / "card.json").is_file()
 st.fragment(live_run, run_every=1.0 if state in report.WORKING else None)(watched)
 if state in ("failed", "diverged", "interrupted") or (state == "stopped" and not saved):  # stopped before training
     (st.warning if state in ("stopped", "interrupted") else st.error)(status.get("message", "The run failed."))
-if busy is None and can_resume(watched) and st.button("Resume the run", icon=":material/play_arrow:",
-                                                      key="trainer_resume"):
+if busy is None and can_resume(watched) and pressed("Resume the run", "trainer_resume", icon=":material/play_arrow:"):
     resume_run(watched)
     st.rerun()
 if status.get("cv", {}).get("folds"):
@@ -111,7 +110,7 @@ if state in ("finished", "stopped", "diverged") and saved:
     targets = (("draw_model", "pages/draw.py", "Try it on the Draw page"),
                ("inside_model", "pages/inside.py", "Look inside it"))
     for column, (key, page, text) in zip(st.columns([1, 1, 2]), targets):
-        if label and column.button(text, key=f"open_{key}_{watched.name}", icon=":material/arrow_forward:"):
+        if label and pressed(text, f"open_{key}_{watched.name}", column, icon=":material/arrow_forward:"):
             st.session_state[key] = label
             st.switch_page(page)
 members = [watched.parent / n for n in read_group(watched).get("runs", [])]  # a group's runs, in order

@@ -57,3 +57,40 @@ def open_page_on_run(page: str, runs: Path, monkeypatch, data_dir: Path, *, sele
         return at
     label = next(o for o in at.selectbox(key=select_key).options if run in o)
     return at.selectbox(key=select_key).set_value(label).run()
+
+
+# ---- the real browser (see tests/browser.py) ----
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """One `streamlit run` server for every browser test of the session (its runs in a temporary folder);
+    skips when Chromium or Playwright is missing (install them with .ci/run)."""
+    from tests.browser import CHROMIUM, start_server, stop_server
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed")
+    pytest.importorskip("playwright")
+    proc, url = start_server(tmp_path_factory.mktemp("runs"))
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(app_url):
+    """Headless Chromium, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARGS, CHROMIUM
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    """A tab of the module's browser, 1400 px wide."""
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield tab
+    tab.close()

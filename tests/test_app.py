@@ -49,3 +49,24 @@ def test_every_page_opens_on_its_example_offline(tmp_path, monkeypatch):
     for page in ("composer", "strings"):
         assert "test images shipped with CNN Studio" in shown[page], page
     assert "the sample shipped with CNN Studio" in shown["latent"]
+
+
+def _button_script():
+    import streamlit as st
+
+    from pages._ui import pressed
+
+    if st.session_state.get("cut_short"):  # a message from the page cuts short the run the click started
+        st.session_state.cut_short = False
+        st.stop()
+    st.session_state.answers = [*st.session_state.get("answers", []), pressed("Go", "go")]
+
+
+def test_a_press_survives_a_run_cut_short_before_the_button():
+    at = AppTest.from_function(_button_script).run()
+    at.session_state.cut_short = True
+    at.button(key="go").click().run()  # the run with the click stops before it reaches the button
+    assert at.session_state.answers == [False]
+    at.run()  # the next run reaches the button: the press is there, once
+    at.run()
+    assert at.session_state.answers == [False, True, False]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, app_url, page  # noqa: F401  (fixtures: a fresh server, a browser)
+from tests.browser import settled, shot
 
 
 @pytest.fixture(autouse=True)
@@ -13,14 +13,15 @@ def _needs_data(real_data):  # the page composes test scenes from the real data 
     pass
 
 
-def attention_src(page):  # noqa: F811
+def attention_src(page):
     return page.locator("[data-testid='stImage']", has_text="attention for word").first.locator("img").get_attribute("src")
 
 
-def test_pick_a_scene_and_move_the_word_slider(app_url, page):  # noqa: F811
+def test_pick_a_scene_and_move_the_word_slider(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1500})
     page.goto(app_url + "/captions")
     page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=180_000)
+    settled(page)
     scene = page.locator("[data-testid='stSlider']", has_text="Scene").get_by_role("slider")
     scene.focus()
     for _ in range(3):
@@ -28,8 +29,7 @@ def test_pick_a_scene_and_move_the_word_slider(app_url, page):  # noqa: F811
     page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stSlider']\")]"
                            ".some(s => s.innerText.startsWith('Scene') && s.innerText.includes('3'))", timeout=30_000)
     page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "captions_scene.png"), full_page=True)
+    shot(page, "captions_scene.png")
     body = page.inner_text("body")
     assert "References:" in body and ("Matches a reference caption" in body or "No reference says exactly" in body)
 
@@ -39,19 +39,17 @@ def test_pick_a_scene_and_move_the_word_slider(app_url, page):  # noqa: F811
     for _ in range(4):
         page.keyboard.press("ArrowRight")  # the fifth word
     page.get_by_text("attention for word 5", exact=False).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
+    shot(page, "captions_word.png")
     assert attention_src(page) != before
-    page.screenshot(path=str(ARTIFACTS / "captions_word.png"), full_page=True)
 
     page.get_by_text("Beam search").first.click()
     page.wait_for_function("() => document.querySelectorAll(\"[data-testid='stDataFrame']\").length >= 2",
                            timeout=60_000)  # the beam's alternatives join the top-5 table
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "captions_beam.png"), full_page=True)
+    shot(page, "captions_beam.png")
     assert "Traceback" not in page.inner_text("body")
 
 
-def test_uploads_get_a_caption_or_a_clear_message(app_url, page, tmp_path):  # noqa: F811
+def test_uploads_get_a_caption_or_a_clear_message(app_url, page, tmp_path):
     from PIL import Image
 
     page.set_viewport_size({"width": 1400, "height": 1300})
@@ -62,7 +60,7 @@ def test_uploads_get_a_caption_or_a_clear_message(app_url, page, tmp_path):  # n
     (tmp_path / "notes.png").write_bytes(b"this is not a picture")
     uploader.set_input_files(str(tmp_path / "notes.png"))
     page.get_by_text("Cannot use this file", exact=False).first.wait_for(timeout=60_000)
-    page.screenshot(path=str(ARTIFACTS / "captions_bad_upload.png"), full_page=True)
+    shot(page, "captions_bad_upload.png")
 
     photo = Image.new("RGB", (640, 480), (20, 20, 20))
     photo.paste((230, 40, 40), (60, 60, 260, 260))  # a red square at the top left of a dark photo
@@ -73,6 +71,5 @@ def test_uploads_get_a_caption_or_a_clear_message(app_url, page, tmp_path):  # n
     uploader.set_input_files(str(tmp_path / "photo.jpg"))
     page.get_by_text("This model only knows its training scenes", exact=False).first.wait_for(timeout=60_000)
     page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(ARTIFACTS / "captions_upload.png"), full_page=True)
+    shot(page, "captions_upload.png")
     assert "Traceback" not in page.inner_text("body")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, app_url, page  # noqa: F401  (fixtures: a fresh server, a browser)
+from tests.browser import settled, shot
 
 
 @pytest.fixture(autouse=True)
@@ -16,31 +16,29 @@ def _needs_data(real_data):  # the composer places MNIST test digits (the server
     pass
 
 
-def metric(page, label: str):  # noqa: F811
+def metric(page, label: str):
     return page.locator("[data-testid='stMetric']", has_text=label).first.locator("[data-testid='stMetricValue']")
 
 
-def wait_for_metric(page, label: str, value: str) -> None:  # noqa: F811
+def wait_for_metric(page, label: str, value: str) -> None:
     page.wait_for_function("([label, value]) => [...document.querySelectorAll(\"[data-testid='stMetric']\")]"
                            ".some(m => m.innerText.startsWith(label) && m.querySelector(\"[data-testid='stMetricValue']\")"
                            ".innerText.trim() === value)", arg=[label, value], timeout=60_000)
 
 
-def test_changing_a_digit_changes_the_prediction(app_url, page):  # noqa: F811
+def test_changing_a_digit_changes_the_prediction(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1700})
     page.goto(app_url + "/composer")
     page.get_by_text("Where each head looks").first.wait_for(timeout=90_000)
     wait_for_metric(page, "Left digit", "3")  # the page opens on a test 3 next to a test 7
     wait_for_metric(page, "Right digit", "7")
     page.get_by_text("HiResCAM: right x-centre").first.wait_for(timeout=60_000)  # the attribution row is drawn
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "composer_pair.png"), full_page=True)
+    shot(page, "composer_pair.png")
 
     page.locator("[data-testid='stSelectbox']", has_text="Class").first.click()
     page.get_by_role("option", name="8", exact=True).click()
     wait_for_metric(page, "Left digit", "8")
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "composer_pair_changed.png"), full_page=True)
+    shot(page, "composer_pair_changed.png")
 
     before = metric(page, "Right x-centre").inner_text()
     slider = page.locator("[data-testid='stSlider']", has_text="Position").nth(1).get_by_role("slider")
@@ -52,24 +50,22 @@ def test_changing_a_digit_changes_the_prediction(app_url, page):  # noqa: F811
                            "m.querySelector(\"[data-testid='stMetricValue']\").innerText !== old; }",
                            arg=before, timeout=60_000)
     thumb = page.locator("[data-testid='stSlider']", has_text="Position").nth(1).locator("[data-testid='stSliderThumbValue']")
+    settled(page)  # the ten key presses have all been answered
     wait_for_metric(page, "Tiles overlap", f"{28 - (int(thumb.inner_text()) - 2)} px")
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "composer_pair_moved.png"), full_page=True)
+    shot(page, "composer_pair_moved.png")
     assert "Traceback" not in page.inner_text("body")
 
 
-def test_the_crnn_reads_a_typed_string(app_url, page):  # noqa: F811
+def test_the_crnn_reads_a_typed_string(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1500})
     page.goto(app_url + "/strings")
     page.get_by_text("The beam's candidates").first.wait_for(timeout=90_000)
     wait_for_metric(page, "CRNN reads (beam)", "40721")
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "composer_string.png"), full_page=True)
+    shot(page, "composer_string.png")
 
     box = page.get_by_label("Digits (1 to 6)")
     box.fill("9513")
     box.press("Enter")
     wait_for_metric(page, "CRNN reads (beam)", "9513")
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "composer_string_changed.png"), full_page=True)
+    shot(page, "composer_string_changed.png")
     assert "Traceback" not in page.inner_text("body")

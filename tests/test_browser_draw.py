@@ -1,4 +1,4 @@
-"""Real browser, Draw page: a fresh server opened straight on /draw, then mouse strokes on the canvas.
+"""Real browser, Draw page: a server of its own, opened straight on /draw, then mouse strokes on the canvas.
 
 Screenshots: tests/artifacts/draw_example.png (the page as it opens) and draw_one.png (after drawing).
 """
@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url  # noqa: F401  (fixture: a fresh server)
+from tests.browser import settled, shot, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
-def page(app_url):  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
-        yield pg
-        browser.close()
+def fresh_url(app_url, tmp_path_factory):
+    """A server no browser has visited yet (the session's shared one has served other pages by now)."""
+    proc, url = start_server(tmp_path_factory.mktemp("runs"))
+    yield url
+    stop_server(proc)
 
 
 def prediction(page) -> str:
@@ -32,15 +29,14 @@ def stroke(page, box, points):
     page.mouse.up()
 
 
-def test_drawing_updates_the_prediction(app_url, page):  # noqa: F811
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(app_url + "/draw")  # the first visit of this server goes straight to the page
+def test_drawing_updates_the_prediction(fresh_url, page):
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.goto(fresh_url + "/draw")  # the first visit of this server goes straight to the page
     page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=60_000)
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Home" in nav and "Draw" in nav  # the entry point's navigation, not the legacy pages/ router
     assert prediction(page) == "7"  # the example drawing the canvas opens with
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "draw_example.png"), full_page=True)
+    shot(page, "draw_example.png")
 
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("The canvas is empty").first.wait_for(timeout=30_000)
@@ -48,14 +44,13 @@ def test_drawing_updates_the_prediction(app_url, page):  # noqa: F811
     from playwright.sync_api import expect
 
     expect(page.locator("canvas.upper-canvas")).to_have_count(1, timeout=30_000)  # pierces the shadow DOM
-    page.wait_for_timeout(500)
+    settled(page)
     box = page.locator("canvas.upper-canvas").bounding_box()
     stroke(page, box, [(150, 40), (145, 140), (140, 240)])  # a one
     page.wait_for_function(
         "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
         " return m && m.innerText.trim() === '1'; }", timeout=30_000)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(ARTIFACTS / "draw_one.png"), full_page=True)
+    shot(page, "draw_one.png")
 
     stroke(page, box, [(90, 60), (200, 60)])  # a bar across the top turns the 1 into a 7
     page.wait_for_function(

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url, choose_model  # noqa: F401  (fixture: a fresh server)
+from tests.browser import choose_model, settled, shot
 
 CAT_NAMES = {"tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 
 
-@pytest.fixture(scope="module")
-def page(app_url):  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser.new_page(viewport={"width": 1400, "height": 1500})
-        browser.close()
+@pytest.fixture(autouse=True)
+def _tall(page):
+    page.set_viewport_size({"width": 1400, "height": 1500})
 
 
 def prediction(page) -> str:
@@ -27,27 +22,26 @@ def prediction(page) -> str:
 def open_cam_tab(page) -> None:
     page.get_by_role("tab", name="Attribution methods").click()
     page.get_by_text("Grad-CAM at net._conv_head", exact=False).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1500)
 
 
-def open_imagenet_model(page, app_url) -> None:  # noqa: F811
+def open_imagenet_model(page, app_url) -> None:
     page.goto(app_url + "/inside")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)  # the page has run once on its default model
     choose_model(page, "efficientnet_lite0_imagenet")
     page.get_by_text("Photo (bundled with scikit-image)").first.wait_for(timeout=60_000)
+    settled(page)
 
 
-def test_cat_photo_and_its_grad_cam(app_url, page):  # noqa: F811
-    ARTIFACTS.mkdir(exist_ok=True)
+def test_cat_photo_and_its_grad_cam(app_url, page):
     open_imagenet_model(page, app_url)
     page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")]"
                            ".some(e => /cat/.test(e.innerText))", timeout=60_000)
     assert prediction(page) in CAT_NAMES
     open_cam_tab(page)
-    page.screenshot(path=str(ARTIFACTS / "imagenet_cat_gradcam.png"), full_page=True)
+    shot(page, "imagenet_cat_gradcam.png")
 
 
-def test_uploaded_photo_is_explained(app_url, page, tmp_path):  # noqa: F811
+def test_uploaded_photo_is_explained(app_url, page, tmp_path):
     from PIL import Image
 
     from core.draw.preprocess import sample_photo
@@ -59,19 +53,18 @@ def test_uploaded_photo_is_explained(app_url, page, tmp_path):  # noqa: F811
     page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")]"
                            ".some(e => e.innerText.trim() === 'espresso')", timeout=60_000)
     open_cam_tab(page)
-    page.screenshot(path=str(ARTIFACTS / "imagenet_upload_gradcam.png"), full_page=True)
+    shot(page, "imagenet_upload_gradcam.png")
     assert prediction(page) == "espresso"
 
 
 def pick(page, label: str, option: str) -> None:
-    page.wait_for_function("(l) => document.querySelectorAll(`input[aria-label='${l}']`).length === 1", arg=label,
-                           timeout=30_000)  # a rerun that changed the recipe has replaced the old widgets
+    settled(page)  # a rerun that changed the recipe has replaced the old widgets
     page.get_by_label(label, exact=True).click()
     page.get_by_role("option", name=option, exact=True).click()
-    page.wait_for_timeout(800)
+    settled(page)
 
 
-def test_transfer_recipe_trains_live_in_the_browser(app_url, page):  # noqa: F811
+def test_transfer_recipe_trains_live_in_the_browser(app_url, page):
     """The transfer recipe on the small `digits` set: features extracted with a progress bar, the linear head
     trained with the live charts, the data-efficiency chart beside it."""
     page.set_viewport_size({"width": 1400, "height": 3000})  # the whole page, charts and results, in one shot
@@ -82,10 +75,9 @@ def test_transfer_recipe_trains_live_in_the_browser(app_url, page):  # noqa: F81
     field = page.get_by_label("Epochs", exact=True)
     field.fill("8")
     field.press("Enter")
-    page.wait_for_timeout(1000)
+    settled(page)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("finished: epoch 8", exact=False).first.wait_for(timeout=180_000)
-    page.wait_for_timeout(2000)
-    page.screenshot(path=str(ARTIFACTS / "trainer_transfer_done.png"), full_page=True)
+    shot(page, "trainer_transfer_done.png")
     body = page.inner_text("body")
     assert "Traceback" not in body and "test accuracy" in body

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, app_url, choose_model, page  # noqa: F401  (fixtures: a fresh server, a browser)
+from tests.browser import choose_model, shot
 
 
 @pytest.fixture(autouse=True)
@@ -14,34 +14,31 @@ def _needs_data(real_data):  # the explorer encodes the real test set (the serve
     pass
 
 
-def test_slider_changes_the_decoded_image(app_url, page):  # noqa: F811
+def test_slider_changes_the_decoded_image(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1500})
     page.goto(app_url + "/latent")
     page.get_by_text("its code, decoded").first.wait_for(timeout=90_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(2000)
-    page.screenshot(path=str(ARTIFACTS / "latent_map.png"), full_page=True)
+    shot(page, "latent_map.png")
 
     page.get_by_role("tab", name="Walk").click()
     picture = page.locator("[data-testid='stImage']", has_text="moved along the directions").locator("img")
     picture.wait_for(timeout=30_000)
-    page.wait_for_timeout(500)
+    shot(page, "latent_walk_before.png")
     before_src, before_png = picture.get_attribute("src"), picture.screenshot()
-    page.screenshot(path=str(ARTIFACTS / "latent_walk_before.png"), full_page=True)
     slider = page.locator("[data-testid='stSlider']", has_text="Direction 1").get_by_role("slider")
     slider.focus()
     page.keyboard.press("End")  # all the way to +3 standard deviations
     page.wait_for_function("(old) => { const i = [...document.querySelectorAll(\"[data-testid='stImage']\")]"
                            ".find(e => e.innerText.includes('moved along the directions')); return i && "
                            "i.querySelector('img').getAttribute('src') !== old; }", arg=before_src, timeout=30_000)
-    page.wait_for_timeout(1000)
+    shot(page, "latent_walk_after.png")
     after_png = picture.screenshot()
-    page.screenshot(path=str(ARTIFACTS / "latent_walk_after.png"), full_page=True)
     assert after_png != before_png
     assert "Traceback" not in page.inner_text("body")
 
 
-def test_uploaded_photo_lands_on_the_map(app_url, page, tmp_path):  # noqa: F811
+def test_uploaded_photo_lands_on_the_map(app_url, page, tmp_path):
     from PIL import Image, ImageDraw
 
     photo = Image.new("RGBA", (400, 300), (250, 250, 250, 255))  # a dark trouser shape on a light photo
@@ -54,13 +51,12 @@ def test_uploaded_photo_lands_on_the_map(app_url, page, tmp_path):  # noqa: F811
     page.get_by_role("tab", name="Your image").click()
     page.locator(".st-key-latent_upload input[type=file]").set_input_files(str(tmp_path / "trousers.png"))
     page.get_by_text("nearest training images in code space", exact=False).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "latent_your_image.png"), full_page=True)
+    shot(page, "latent_your_image.png")
     body = page.inner_text("body")
     assert "reconstruction" in body and "Traceback" not in body
 
 
-def test_vae_interpolation_and_samples(app_url, page):  # noqa: F811
+def test_vae_interpolation_and_samples(app_url, page):
     page.set_viewport_size({"width": 1400, "height": 1300})
     page.goto(app_url + "/latent")
     page.get_by_text("its code, decoded").first.wait_for(timeout=90_000)
@@ -68,10 +64,8 @@ def test_vae_interpolation_and_samples(app_url, page):  # noqa: F811
     page.get_by_role("tab", name="Sample").wait_for(timeout=90_000)
     page.get_by_role("tab", name="Interpolate").click()
     page.get_by_text("(spherical)", exact=False).first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(ARTIFACTS / "latent_vae_interpolate.png"), full_page=True)
+    shot(page, "latent_vae_interpolate.png")
     page.get_by_role("tab", name="Sample").click()
     page.get_by_text("16 codes drawn from the N(0, I) prior", exact=False).first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(ARTIFACTS / "latent_vae_samples.png"), full_page=True)
+    shot(page, "latent_vae_samples.png")
     assert "Traceback" not in page.inner_text("body")

@@ -5,30 +5,37 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, ARGS, CHROMIUM, app_url, choose_model  # noqa: F401  (fixture: a fresh server)
+from tests.browser import ARGS, CHROMIUM, choose_model, shot
 
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture(scope="module")
-def page(app_url):  # noqa: F811
+def browser(app_url):
+    """Chromium with a fake camera (a moving test pattern) that pages may use without asking."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + FAKE_CAMERA)
-        context = browser.new_context(viewport={"width": 1400, "height": 2000}, permissions=["camera"])
-        yield context.new_page()
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + FAKE_CAMERA)
+        yield chromium
+        chromium.close()
 
 
-def choose_fashion_model(page, app_url):  # noqa: F811
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000}, permissions=["camera"])
+    yield context.new_page()
+    context.close()
+
+
+def choose_fashion_model(page, app_url):
     page.goto(app_url + "/draw")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)  # the page has run on its default model
     choose_model(page, "fashion_fast_cnn")
     page.get_by_text("upload a picture or use the camera", exact=False).first.wait_for(timeout=30_000)
 
 
-def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path, monkeypatch):  # noqa: F811
+def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path, monkeypatch):
     from PIL import Image
 
     from core.data import load_dataset
@@ -41,24 +48,23 @@ def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path
     choose_fashion_model(page, app_url)
     page.locator(".st-key-draw_upload input[type=file]").set_input_files(str(tmp_path / "sneaker.png"))
     page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "draw_fashion_upload.png"), full_page=True)
+    shot(page, "draw_fashion_upload.png")
     assert page.locator("[data-testid='stMetricValue']").first.inner_text().strip() == "Sneaker"
     assert "model input 28x28" in page.inner_text("body")
 
 
-def test_camera_snapshot_is_classified(app_url, page):  # noqa: F811
+def test_camera_snapshot_is_classified(app_url, page):
     choose_fashion_model(page, app_url)
     page.get_by_text("Camera", exact=True).click()
     take = page.get_by_role("button", name="Take Photo")
     take.wait_for(timeout=30_000)
-    page.wait_for_timeout(2000)  # the fake stream needs a moment to start
+    page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2 && "
+                           "v.videoWidth > 0)", timeout=30_000)  # the fake stream has started
     take.click()
     try:
         page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=30_000)
-        page.wait_for_timeout(1500)
     finally:
-        page.screenshot(path=str(ARTIFACTS / "draw_fashion_camera.png"), full_page=True)
+        shot(page, "draw_fashion_camera.png")
     classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
     assert page.locator("[data-testid='stMetricValue']").first.inner_text().strip() in classes
     assert "model input 28x28" in page.inner_text("body")
