@@ -3,7 +3,8 @@
     python -m core train --dataset digits --epochs 3 --out runs/demo        # a classifier (any recipe)
     python -m core train --dataset digits --epochs 3 --out runs/demo --resume   # go on after a crash
     python -m core train-autoencoder | train-pair | train-crnn | train-captioner ...
-    python -m core evaluate CKPT [--json] [--n N]                            # any checkpoint kind
+    python -m core evaluate CKPT [--json] [--n N] [--tta]                    # any checkpoint kind
+    python -m core evaluate CKPT CKPT ... --ensemble [--tta]                 # classifiers, probabilities averaged
     python -m core probe AE [AE ...]     python -m core sweep-lambda ...     python -m core imagenet-card
     python -m core card CKPT [--migrate]                                     # show / rewrite a model card
 
@@ -59,13 +60,35 @@ def parse_recorded(command: str) -> tuple[str, argparse.Namespace]:
     return words[3], parser.parse_args(([verb] if verb else []) + words[4:])
 
 
-def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) -> dict:
+def evaluate_ensemble(folders: list[str], data_dir: str | None = None, tta: bool = False) -> dict:
+    """The report of several classifier checkpoints of one data set whose probabilities are averaged."""
+    from core.trainer.classify import report_metrics
+    from core.trainer.evaluate import ensemble_report
+
+    members = [load_checkpoint(folder) for folder in folders]
+    if any(card.task != "classification" or card.dataset.name == "imagenet" for _, card in members):
+        raise ValueError("an ensemble averages classifiers measured here: every checkpoint must be a classifier "
+                         "of a data set on this machine.")
+    report = ensemble_report(members, load_dataset(members[0][1].dataset.name, data_dir), tta)
+    metrics = {**report_metrics(report), "members_test_accuracy": [round(a, 5) for a in report["members"]],
+               **({"tta": True} if tta else {})}
+    return {"checkpoint": " + ".join(map(str, folders)), "task": "classification", "model": "ensemble of "
+            + ", ".join(card.model.name for _, card in members), "dataset": members[0][1].dataset.name,
+            "measured": True, "metrics": metrics,
+            "headline": {"name": "test_accuracy", "value": metrics["test_accuracy"], "label": "test accuracy",
+                         "higher_is_better": True}}
+
+
+def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0, tta: bool = False) -> dict:
     """{task, headline: {name, value, label}, metrics, ...} of any checkpoint on its own test data.
 
     `n` caps how many test images are composed for the Multi-MNIST and caption models (0: their
-    defaults, 10,000 and 1,000); classifiers and autoencoders use their whole test split.
+    defaults, 10,000 and 1,000); classifiers and autoencoders use their whole test split. `tta` averages a
+    classifier's outputs over each test image and its mirror image (photos only).
     """
     model, card = load_checkpoint(folder)
+    if tta and card.task != "classification":
+        raise ValueError(f"--tta is for classifiers; {folder} is a {card.task} model.")
     out = {"checkpoint": str(folder), "task": card.task, "model": card.model.name, "dataset": card.dataset.name}
     if card.task == "classification" and card.dataset.name == "imagenet":
         metrics, measured = dict(card.metrics), False  # ImageNet is never on this machine: the reported figure
@@ -74,7 +97,8 @@ def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0) ->
         from core.trainer.evaluate import evaluate_classifier
 
         metrics = report_metrics(evaluate_classifier(model, load_dataset(card.dataset.name, data_dir),
-                                                     card.dataset.mean, card.dataset.std))
+                                                     card.dataset.mean, card.dataset.std, tta=tta))
+        metrics.update({"tta": True} if tta else {})
         measured = True
     elif card.task == "reconstruction":
         from core.latent.autoencode import reconstruction_report
@@ -139,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", action="store_true", help="print one JSON object per checkpoint (a list if several)")
     ev.add_argument("--n", type=int, default=0, help="composed test images for Multi-MNIST / caption models")
     ev.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
+    ev.add_argument("--tta", action="store_true", help="classifiers of photos: average each test image's outputs "
+                    "with its mirror image's (test-time augmentation)")
+    ev.add_argument("--ensemble", action="store_true", help="average the probabilities of the classifiers given "
+                    "(same data set) and report the ensemble next to each member")
     sm = sub.add_parser("samples", help="write the small sample sets the pages open on (checkpoints/samples)")
     sm.add_argument("names", nargs="*", help="data sets (default: every one the pages use)")
     sm.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
@@ -164,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.n < 0:
             raise ValueError("--n must be 0 (the default) or a positive number of test images")
-        reports = [evaluate_checkpoint(folder, args.data_dir, args.n) for folder in args.checkpoints]
+        if args.ensemble:
+            if len(args.checkpoints) < 2:
+                raise ValueError("--ensemble needs two or more classifier checkpoints")
+            reports = [evaluate_ensemble(args.checkpoints, args.data_dir, args.tta)]
+        else:
+            reports = [evaluate_checkpoint(folder, args.data_dir, args.n, args.tta) for folder in args.checkpoints]
     except (CheckpointError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -104,9 +104,15 @@ def compare_figure(curves: dict[str, dict[str, list[dict]]]) -> go.Figure:
 def accuracy_time_figure(rows: list[dict]) -> go.Figure:
     """Test accuracy against training seconds, one labelled point per finished run."""
     done = [r for r in rows if r.get("test accuracy") is not None]
+
+    def label(r: dict) -> str:  # the model and the time the run started (runs are named YYYYMMDD-HHMMSS_...)
+        stamp = str(r.get("run", ""))[9:15]
+        return r["model"] + (f" {stamp[:2]}:{stamp[2:4]}:{stamp[4:]}" if stamp.isdigit() and len(stamp) == 6 else "")
+
     fig = go.Figure(go.Scatter(x=[r["train s"] for r in done], y=[r["test accuracy"] for r in done],
-                               mode="markers+text", text=[f"{r['model']} ({r['data set']})" for r in done],
-                               textposition="top center", marker=dict(size=12, color="#e4572e")))
+                               mode="markers+text", text=[label(r) for r in done], textposition="top center",
+                               hovertext=[f"{r.get('run', '')}: {r['model']} on {r['data set']}" for r in done],
+                               marker=dict(size=12, color="#e4572e")))
     low = min((r["test accuracy"] for r in done), default=0.9)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="training seconds",
                       yaxis=dict(title="test accuracy", tickformat=".1%", range=[max(0.0, low - 0.05), 1.005]),

@@ -24,7 +24,7 @@ def headline_words(card) -> str:
 def size_words(card) -> str:
     """The stored weights' size, saying where frozen weights come from when the file holds only a head."""
     size = f"{card.weights_bytes / 1024:,.0f} KB" if card.weights_bytes >= 10_240 else f"{card.weights_bytes:,} bytes"
-    return "in its package" if card.weights_from_package else size
+    return "in a package" if card.weights_from_package else size
 
 
 st.subheader("Shipped models")
@@ -40,12 +40,11 @@ else:
         "parameters": f"{card.params:,}",
         "size": size_words(card),
         "epochs": card.training.get("epochs") or "pretrained",
-        "training time": (f"{card.training['train_seconds']:,.0f} s" if card.training.get("train_seconds")
-                          else "none here"),
+        "trained in": (f"{card.training['train_seconds']:,.0f} s" if card.training.get("train_seconds")
+                       else "not here"),
     } for folder, card in cards]
     st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch",
-                 column_config={"epochs": st.column_config.TextColumn(width="small"),
-                                "size": st.column_config.TextColumn(width="small")})
+                 column_config={"epochs": st.column_config.TextColumn(width="small")})
     names = [r["checkpoint"] for r in rows]
     chosen = st.selectbox("Model card", names, key="home_card")
     folder, card = cards[names.index(chosen)]

@@ -6,7 +6,7 @@ import streamlit as st
 from core.engine.checkpoint import list_snapshots
 from core.inside.attribution import METHODS, WHAT, compare, randomisation_test, sanity_table
 from core.inside.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
-                                 hide_box, layer_table, occluder_rect, occlusion)
+                                 hide_box, layer_label, layer_table, occluder_rect, occlusion)
 from core.engine.predict import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
 from core.viz import enlarge, filter_montage, montage, overlay
@@ -36,7 +36,7 @@ with maps_tab:
     else:
         first = next((i for i, n in enumerate(spatial) if n in convs), 0)  # open on the first convolution
         layer = st.selectbox("Layer", spatial, index=first, key="inside_layer",
-                             format_func=lambda n: f"{n}: {' x '.join(map(str, acts[n].shape[1:]))}")
+                             format_func=lambda n: f"{layer_label(n, convs)}: {'x'.join(map(str, acts[n].shape[1:]))}")
         act, grid_key = acts[layer][0], f"inside_grid_{label}_{layer}"
         clicked = [p for p in ((st.session_state.get(grid_key) or {}).get("selection") or {}).get("points", [])
                    if p.get("curve_number") == 1]
@@ -50,20 +50,20 @@ with filters_tab:
     if not convs:
         st.info("This model has no convolution layer, so there are no filters to show.")
     else:
-        conv = st.selectbox("Conv layer", convs, key="inside_conv")
+        conv = st.selectbox("Conv layer", convs, key="inside_conv", format_func=lambda n: layer_label(n, convs))
         weight = dict(model.named_modules())[conv].weight
-        st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{conv}: {' x '.join(map(str, weight.shape))} "
-                 "weights (one tile per filter; mean over input channels unless they are RGB)")
+        st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{'x'.join(map(str, weight.shape))} weights "
+                 "(one tile per filter; mean over input channels unless they are RGB)")
 with cam_tab:  # every attribution method on the same input and class, with its cost; then the sanity check
     left, mid, right = st.columns([1, 1, 2])
     wanted = left.selectbox("Explain class", range(len(classes)), index=top, key=f"inside_cam_class_{label}",
                             format_func=lambda i: f"{classes[i]} ({probs[i]:.1%}){' - predicted' if i == top else ''}")
-    layer = mid.selectbox("CAM layer", convs, index=convs.index(default_cam_layer(model)),
-                          key="inside_cam_layer") if convs else None  # Grad-CAM, HiResCAM and Guided Grad-CAM's
+    layer = mid.selectbox("CAM layer", convs, index=convs.index(default_cam_layer(model)), key="inside_cam_layer",
+                          format_func=lambda n: layer_label(n, convs)) if convs else None  # for the CAM methods
     methods = right.multiselect("Methods", METHODS, METHODS if size <= 64 else METHODS[:4], key="inside_methods",
                                 help="\n\n".join(f"**{m}**: {WHAT[m]}" for m in METHODS))
-    memo = (label, hash(image.tobytes()), wanted, layer, tuple(methods))
-    rows = remembered("inside_compare", memo, lambda: compare(model, x, class_target(wanted), layer, methods))
+    memo, where = (label, hash(image.tobytes()), wanted, layer, tuple(methods)), layer and layer_label(layer, convs)
+    rows = remembered("inside_compare", memo, lambda: compare(model, x, class_target(wanted), layer, methods, where))
     for cell, row in zip(st.columns(4) + st.columns(4), rows):
         if row["map"] is None:
             cell.info(f"{row['method']} needs a convolution layer; this model has none.")
@@ -115,6 +115,6 @@ with time_tab:
         first, p_epoch = conv_layer_names(snap := cached_snapshot(folder, epoch))[0], predict_proba(snap, card, image)
         a, b = st.columns(2)
         a.image(enlarge(filter_montage(dict(snap.named_modules())[first].weight, cell=28), 280),
-                caption=f"{first} filters after epoch {epoch}")
+                caption=f"first conv layer's filters after epoch {epoch}")
         b.image(enlarge(overlay(image, grad_cam(snap, x, class_target(top), default_cam_layer(snap))[0].numpy()), 280),
                 caption=f"Grad-CAM for {classes[top]} after epoch {epoch}: P({classes[top]}) = {p_epoch[top]:.1%}")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.trainer.evaluate import most_confused
+from core.trainer.evaluate import averaged_report, most_confused
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure
 from core.trainer import report
 from core.trainer.runs import list_runs, read_events, read_group, summarize
@@ -56,6 +56,21 @@ finished = [n for n, (d, spec, status) in zip(names, runs)  # classifiers with a
             if (d / "card.json").is_file() and spec.get("kind", "classifier") == "classifier"]
 if not finished:
     st.stop()
+pools: dict[str, list[str]] = {}  # finished classifiers by data set: an ensemble averages several of one data set
+for n, (d, spec, _) in zip(names, runs):
+    pools.setdefault(spec.get("dataset", "?"), []).extend([n] if n in finished else [])
+if pools := {k: v for k, v in pools.items() if len(v) > 1}:
+    st.subheader("Ensemble: several runs' probabilities averaged")
+    left, right = st.columns([1, 3])
+    pool = left.selectbox("Data set", list(pools), key="runs_ensemble_data")
+    picked = right.multiselect("Runs", pools[pool], default=pools[pool][:3], key=f"runs_ensemble_{pool}")
+    if len(picked) > 1:
+        dirs = [str(runs[names.index(n)][0]) for n in picked]
+        ds = cached_checkpoint(dirs[0])[1].dataset  # the members' reports were measured on its test set
+        together = averaged_report([cached_report(d)["probs"] for d in dirs], cached_dataset(ds.name).test_y,
+                                   ds.class_names)
+        st.markdown(f"Together: **{together['accuracy']:.2%}** test accuracy; alone: " + ", ".join(
+            f"{n} {a:.2%}" for n, a in zip(picked, together["members"])) + ".")
 st.subheader("One run's mistakes")
 run_dir = Path(runs[names.index(st.selectbox("Run", finished, key="runs_detail"))][0])
 model, card = cached_checkpoint(str(run_dir))
@@ -87,10 +102,9 @@ def gallery(column, indices, per_row: int = 4) -> None:
     cols = column.columns(per_row)
     for i, idx in enumerate(indices[: per_row * 3]):
         image = data.test_x[idx].numpy()
-        top3 = np.argsort(probs[idx])[::-1][:3]
-        cols[i % per_row].image(enlarge(image, 96),
-                                caption=f"true {classes[labels[idx]]}; top 3: "
-                                + " | ".join(f"{classes[k]} {probs[idx][k]:.0%}" for k in top3))
+        top2 = np.argsort(probs[idx])[::-1][:2]  # two lines under a 96-pixel picture
+        cols[i % per_row].image(enlarge(image, 96), caption=f"true {classes[labels[idx]]}; read "
+                                + ", ".join(f"{classes[k]} {probs[idx][k]:.0%}" for k in top2))
 
 
 gallery(right, cell)

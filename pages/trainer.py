@@ -22,7 +22,8 @@ def live_run(run_dir: Path) -> None:
     st.progress(*report.progress_line(status, events))
     for warning in events.get("warning", []):  # e.g. a class missing from the test split: said, not hidden
         st.warning(warning["message"], icon=":material/warning:")
-    st.plotly_chart(training_figure(events, *report.live_metric(run_dir)), width="stretch", key="trainer_chart")
+    if events.get("step") or status.get("state") not in report.WORKING:  # no empty axes while the data loads
+        st.plotly_chart(training_figure(events, *report.live_metric(run_dir)), width="stretch", key="trainer_chart")
     left, right = st.columns([2, 3])
     if (figure := report.monitor_figure(events.get("monitor", []))) is not None:
         left.plotly_chart(figure, width="stretch", key="trainer_monitor")

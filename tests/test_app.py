@@ -20,7 +20,7 @@ def test_home_lists_shipped_models_from_cards():
     assert row["parameters"] == "654,954" and row["size"].endswith(" KB")
     assert not table.isin(["None", "nan"]).any().any()  # every cell says something
     imagenet = table[table["checkpoint"] == "efficientnet_lite0_imagenet"].iloc[0]
-    assert imagenet["size"] == "in its package" and imagenet["epochs"] == "pretrained"
+    assert imagenet["size"] == "in a package" and imagenet["epochs"] == "pretrained"
     assert table[table["checkpoint"] == "fashion_ae"].iloc[0]["headline (test)"].startswith("test MSE (pixels in [0, 1]) 0.00466")
     summary = " ".join(m.value for m in at.markdown)
     assert "fast_cnn" in summary and "test accuracy" in summary

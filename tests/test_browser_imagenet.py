@@ -3,6 +3,8 @@ Grad-CAM, then an uploaded photo. Screenshots: imagenet_cat_gradcam.png, imagene
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.browser import choose_model, settled, shot
@@ -21,7 +23,7 @@ def prediction(page) -> str:
 
 def open_cam_tab(page) -> None:
     page.get_by_role("tab", name="Attribution methods").click()
-    page.get_by_text("Grad-CAM at net._conv_head", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Grad-CAM at conv \d+ of \d+: conv head")).first.wait_for(timeout=60_000)
 
 
 def open_imagenet_model(page, app_url) -> None:

@@ -31,7 +31,7 @@ def page(browser):
 def choose_fashion_model(page, app_url):
     page.goto(app_url + "/draw")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)  # the page has run on its default model
-    choose_model(page, "fashion_fast_cnn")
+    choose_model(page, "fashion_fast_cifar")
     page.get_by_text("upload a picture or use the camera", exact=False).first.wait_for(timeout=30_000)
 
 

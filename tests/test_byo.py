@@ -208,7 +208,7 @@ def test_uploaded_keras_model_drives_the_draw_and_inside_pages(tmp_path):
     assert not at.exception
     assert {"conv1", "pool1", "out"} <= set(at.dataframe[0].value["layer"])
     captions = " ".join(c for img in at.get("image") for c in img.captions)
-    assert "Grad-CAM at conv3" in captions and "Saliency for" in captions
+    assert "Grad-CAM at conv 3 of 3: conv3" in captions and "Saliency for" in captions
     at.text_input(key="byo_names_mine.keras (uploaded Keras .keras)").set_value(
         "zero, one, two, three, four, five, six, seven, eight, nine").run()
     assert not at.exception and at.metric[0].value in {"zero", "one", "two", "three", "four", "five", "six",

@@ -198,3 +198,27 @@ def test_classification_report_agrees_with_scikit_learn():
     assert report["confusion"] == confusion_matrix(labels.numpy(), pred, labels=range(5)).tolist()
     recall = recall_score(labels.numpy(), pred, average=None, labels=range(5))
     assert list(report["per_class"].values()) == pytest.approx(recall.round(4).tolist())
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+def test_normalisation_layers_can_learn_faster_with_the_same_decay(digits, schedule):
+    from core.engine.optim import make_optimizer, param_groups, set_lr
+
+    net, task, train, _ = setup(digits, model="fast_cnn", val=False)
+    groups = param_groups(net, lr=0.1, weight_decay=1e-3, norm_lr_scale=64)
+    norm = {id(p) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == norm and not norm & {id(p) for p in groups[0]["params"]}
+    optimizer = make_optimizer(groups, name="sgd", lr=0.1, weight_decay=1e-3, momentum=0.9)
+    assert optimizer.param_groups[1]["lr"] * optimizer.param_groups[1]["weight_decay"] == pytest.approx(1e-4)
+    set_lr(optimizer, 0.01)  # the page's new learning rate keeps the ratio
+    assert optimizer.param_groups[1]["lr"] == pytest.approx(0.64)
+    events = []
+    result = fit(net, task, train, None, TrainConfig(epochs=2, lr=0.02, optimizer="sgd", schedule=schedule,
+                                                     norm_lr_scale=4), callback=events.append)
+    assert result.reason == "completed" and all(math.isfinite(e.loss) for e in events if e.kind == "step")
+
+
+def test_bf16_autocast_trains_on_cpu(digits):
+    net, task, train, test = setup(digits, model="fast_cnn")
+    result = fit(net, task, train, test, TrainConfig(epochs=3, lr=3e-3, schedule="onecycle", precision="bf16"))
+    assert result.reason == "completed" and result.history[-1]["val_accuracy"] > 0.8

@@ -176,3 +176,13 @@ def test_explain_works_on_registry_models():
         assert cam.shape == (2, 28, 28) and torch.isfinite(cam).all() and model.training
         _, acts = activations(model, x)
         assert len(acts) >= 5
+
+
+def test_conv_layers_are_named_for_readers():
+    from core.inside.explain import layer_label
+
+    convs = ["net._conv_stem", "net._blocks.15._project_conv", "net._conv_head"]
+    assert layer_label("net._blocks.15._project_conv", convs) == "conv 2 of 3: block 15, project conv"
+    assert layer_label("net._conv_head", convs) == "conv 3 of 3: conv head"
+    assert layer_label("features.9", ["features.1", "features.9"]) == "conv 2 of 2"  # no words: its place only
+    assert layer_label("features.10", ["features.9"]) == "features.10"  # not a conv layer: its path

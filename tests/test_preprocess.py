@@ -107,5 +107,5 @@ def test_photos_on_light_backgrounds_are_inverted_for_dark_background_models():
     from core import paths
     from core.engine.checkpoint import read_card
 
-    assert has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "fashion_fast_cnn"))  # grey, mean 0.286
+    assert has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "fashion_fast_cifar"))  # grey, mean 0.286
     assert not has_dark_background(read_card(paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"))

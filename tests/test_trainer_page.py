@@ -1,5 +1,6 @@
 """Trainer page and background runs: a run survives reruns, reports live, can be stopped, ends in results."""
 import dataclasses
+import re
 import time
 
 import pytest
@@ -78,6 +79,10 @@ def test_compare_page_shows_runs_and_mistakes():
     assert len(table) == 2 and set(table["state"]) == {"finished"} and table["test accuracy"].notna().all()
     assert set(table["lr"]) == {3e-3, 1e-3}
     assert any("Most common confusions" in c.value for c in at.caption)
+    together = next(m.value for m in at.markdown if m.value.startswith("Together:"))  # the two runs as an ensemble
+    alone = [float(v) for v in re.findall(r" (\d+\.\d+)%", together.split("alone:")[1])]
+    assert len(alone) == 2 and [a / 100 for a in sorted(alone)] == pytest.approx(sorted(table["test accuracy"]),
+                                                                              abs=1e-4)
     captions = [c for img in at.get("image") for c in img.captions]
     assert captions and all(c.startswith("true ") for c in captions)
     box = next(s for s in at.selectbox if s.key and s.key.startswith("runs_true_"))
@@ -269,3 +274,15 @@ def test_the_trainer_starts_a_run_in_two_processes():
     assert len(runs.read_events(run_dir)["epoch"]) == 2 and status["test_accuracy"] > 0.8
     from core.engine.checkpoint import read_card
     assert "--processes 2" in read_card(run_dir).command
+
+
+def test_a_finished_worker_is_reaped_without_anyone_waiting_on_it():
+    from pathlib import Path
+
+    run_dir = runs.start_run(TrainSpec(dataset="digits", config=TrainConfig(epochs=1)))
+    stat = Path(f"/proc/{runs._workers[str(run_dir)].pid}/stat")
+    deadline = time.monotonic() + 120
+    while stat.exists() and time.monotonic() < deadline:  # training, then gone, or a zombie ("Z") for ever
+        time.sleep(0.1)
+    assert not stat.exists(), f"the finished worker is left behind: {stat.read_text()[:60]}"
+    assert runs.read_status(run_dir)["state"] == "finished"

@@ -14,6 +14,20 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "plateau")
 
 
+def param_groups(model: torch.nn.Module, *, lr: float, weight_decay: float, norm_lr_scale: float = 1.0) -> list[dict]:
+    """The model's trainable parameters as optimizer groups: with `norm_lr_scale` != 1 the normalisation layers'
+    parameters form a group whose learning rate is that many times larger and whose weight decay is as many times
+    smaller (the same decay per step): airbench's "bias scaler", for nets whose BatchNorm weights are frozen."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if norm_lr_scale == 1.0:
+        return [{"params": trainable}]
+    norm_types = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    norm = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
+    return [{"params": [p for p in trainable if id(p) not in norm]},
+            {"params": [p for p in trainable if id(p) in norm], "lr": lr * norm_lr_scale,
+             "weight_decay": weight_decay / norm_lr_scale, "lr_scale": norm_lr_scale}]
+
+
 def make_optimizer(params, *, name: str, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -37,7 +51,8 @@ class Schedule:
         total_steps = max(total_steps, 1)
         if name == "onecycle":
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=lr, total_steps=max(total_steps + 1, 8), pct_start=0.25,  # >= 8: tiny runs work
+                optimizer, max_lr=[lr * g.get("lr_scale", 1.0) for g in optimizer.param_groups],
+                total_steps=max(total_steps + 1, 8), pct_start=0.25,  # >= 8: tiny runs work
                 anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0)
         elif name == "cosine":
             def factor(step: int) -> float:
@@ -67,5 +82,6 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at `lr` (times its `lr_scale`, see `param_groups`)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -43,15 +43,21 @@ def is_digit_model(card: dict) -> bool:
     return input_spec(card) == (1, 28) and card.dataset.name in ("mnist", "emnist", "kmnist")
 
 
-def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 1000) -> torch.Tensor:
+def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 1000,
+                   tta: bool = False) -> torch.Tensor:
     """Model outputs (N, ...), logits (N, classes) for a classifier, for uint8 images (N, C, H, W), in eval
-    mode without gradients; the model's training mode is restored afterwards."""
+    mode without gradients; the model's training mode is restored afterwards. `tta`: test-time augmentation,
+    the mean of the logits of each image and its mirror image (only for data whose labels survive a flip)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            out.append(model(normalize(images[i:i + batch_size].to(device), mean, std)).float().cpu())
+            x = normalize(images[i:i + batch_size].to(device), mean, std)
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(-1)).float()) / 2
+            out.append(logits.cpu())
     model.train(was_training)
     return torch.cat(out)

@@ -22,7 +22,7 @@ LIMITS = {
     "threads": (0, 1024), "max_steps": (0, 100_000_000), "min_count": (1, 1_000_000), "seed": (0, 2**32 - 1),
     "plateau_patience": (0, 10_000), "early_stopping": (0, 10_000), "eval_every_steps": (0, 100_000_000),
     "warmup_epochs": (0, 10_000), "noise": (0, 10), "kl_weight": (0, 1e6), "x_weight": (0, 1e6),
-    "plateau_factor": (1e-6, 1), "fold": (-1, 100), "processes": (1, 64),
+    "plateau_factor": (1e-6, 1), "fold": (-1, 100), "processes": (1, 64), "norm_lr_scale": (1e-3, 1000),
 }
 SHARES = {"val_split", "test_share", "label_smoothing", "momentum", "ema_decay", "scale", "test_curve"}  # in [0, 1)
 WIDTHS = {"widths", "channels"}  # tuples of layer widths, each 1 to 4096

@@ -153,12 +153,13 @@ def attribute(method: str, model: nn.Module, x: torch.Tensor, target: Target,
 
 
 def compare(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None,
-            methods: list[str] | None = None) -> list[dict]:
-    """Every method on the same input: [{"method", "label" (e.g. "Grad-CAM at conv3"), "map" (H, W) numpy in
-    [0, 1], "ms", "what"}]; methods that need a conv layer get map None when the model has none."""
+            methods: list[str] | None = None, layer_text: str | None = None) -> list[dict]:
+    """Every method on the same input: [{"method", "label" (e.g. "Grad-CAM at conv 3 of 3", the layer named by
+    `layer_text` if given), "map" (H, W) numpy in [0, 1], "ms", "what"}]; methods that need a conv layer get map
+    None when the model has none."""
     rows = []
     for method in methods or METHODS:
-        label = f"{method} at {layer}" if method in NEEDS_CONV else method
+        label = f"{method} at {layer_text or layer}" if method in NEEDS_CONV else method
         if method in NEEDS_CONV and layer is None:
             rows.append({"method": method, "label": label, "map": None, "ms": 0.0, "what": "needs a conv layer"})
             continue

@@ -50,6 +50,25 @@ def conv_layer_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if is_conv(m)]
 
 
+CONTAINERS = {"net", "features", "model", "body", "layers", "backbone", "module", "head", "encoder", "decoder"}
+
+
+def layer_label(name: str, convs: list[str]) -> str:
+    """A layer as a reader reads it: its place among the conv layers, then the words of its path if it has any
+    besides containers and indices (EfficientNet's `net._blocks.15._project_conv` -> 'conv 47 of 49: block 15,
+    project conv'; `features.9` -> 'conv 3 of 3'). Other layers keep their path."""
+    if name not in convs:
+        return name
+    words: list[str] = []
+    for part in (p.strip("_") for p in name.split(".")):
+        if part.isdigit():
+            if words and words[-1].endswith("blocks"):
+                words[-1] = f"{words[-1][:-1]} {part}"  # "blocks", "15" -> "block 15"
+        elif part not in CONTAINERS:
+            words.append(part.replace("_", " "))
+    return f"conv {convs.index(name) + 1} of {len(convs)}" + (": " + ", ".join(words) if words else "")
+
+
 def default_cam_layer(model: nn.Module) -> str:
     """The layer Grad-CAM uses by default: the last module with a spatial (B, C, H, W) output."""
     convs = conv_layer_names(model)

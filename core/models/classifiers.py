@@ -1,11 +1,12 @@
 """Image classifiers: the seeds' networks and the project's fast and modern ones.
 
 Owns the architectures registered for classification: `mlp` / `mlp_tuned`, `seed004_cnn`,
-`seed001_cnn`, `fast_cnn`, `resnet_small` and `dw_separable`. Every conv uses 'same' padding and the
+`seed003_cnn`, `seed001_cnn` (also seed 003's CIFAR-10 net), `fast_cnn`, `fast_cifar` (with its data-whitened stem), `resnet_small` and `dw_separable`. Every conv uses 'same' padding and the
 classifier head is sized by a dry run, so each model works from 8x8 `digits` up to 64x64 photos.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from core.models.registry import flat_features, register_model
@@ -54,6 +55,12 @@ def seed004_cnn(*, in_channels: int, image_size: int, num_classes: int, width: i
     return Classifier(features=features, head=head)
 
 
+@register_model("seed003_cnn", "Seed 003 MNIST net: one 3x3 conv layer of 8 kernels, max-pool, dense softmax")
+def seed003_cnn(*, in_channels: int, image_size: int, num_classes: int, kernels: int = 8):
+    features = nn.Sequential(nn.Conv2d(in_channels, kernels, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+    return Classifier(features=features, head=nn.Linear(flat_features(features, in_channels, image_size), num_classes))
+
+
 @register_model("seed001_cnn", "Seed 001 CNN: conv 32/32, 64/64 (+128/128 for 32x32 colour), BatchNorm, dropout")
 def seed001_cnn(*, in_channels: int, image_size: int, num_classes: int, dropout: float = 0.25,
                 dense: int = 128, blocks: tuple | None = None):
@@ -98,6 +105,65 @@ def fast_cnn(*, in_channels: int, image_size: int, num_classes: int, widths=(24,
     head = nn.Sequential(nn.Linear(n, dense), nn.ReLU(inplace=True), nn.Dropout(dropout),
                          nn.Linear(dense, num_classes))
     return Classifier(features=features, head=head)
+
+
+class Whiten(nn.Conv2d):
+    """A frozen 2x2 conv that whitens the training images' 2x2 patches: one filter per eigenvector of the
+    patches' covariance, scaled by 1/sqrt(eigenvalue), and its negative (so a ReLU-like activation after it
+    loses nothing). Set from data by `fit`; its bias trains. (The stem of Keller Jordan's airbench.)"""
+
+    def __init__(self, cin: int, eps: float = 5e-4):
+        super().__init__(cin, 8 * cin, 2, bias=True)
+        self.eps = eps
+        self.weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor) -> None:
+        """Set the filters from a (N, C, H, W) batch of normalised training images (a few thousand suffice)."""
+        c = images.shape[1]
+        patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1)  # (N, C, H-1, W-1, 2, 2)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4)  # in the conv weight's (C, kh, kw) order
+        values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        filters = (vectors.T / (values + self.eps).sqrt()[:, None]).reshape(-1, c, 2, 2)
+        self.weight.copy_(torch.cat([filters, -filters]))
+
+
+def conv_pool_group(cin: int, cout: int) -> list[nn.Module]:
+    """Conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU; as many of each conv's filters as it has inputs start
+    as identities; the BatchNorms learn only their shifts."""
+    first, second = nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+    for conv in (first, second):
+        nn.init.dirac_(conv.weight[:conv.weight.shape[1]])
+    norms = [nn.BatchNorm2d(cout, eps=1e-12), nn.BatchNorm2d(cout, eps=1e-12)]
+    for norm in norms:
+        norm.weight.requires_grad_(False)  # scale fixed at 1: the next conv's weights carry it
+    return [first, nn.MaxPool2d(2), norms[0], nn.GELU(), second, norms[1], nn.GELU()]
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+@register_model("fast_cifar", "Speed model for CIFAR-sized photos: whitened 2x2 stem, three conv-pool-BN groups")
+def fast_cifar(*, in_channels: int, image_size: int, num_classes: int, widths=(64, 256, 256),
+               logit_scale: float = 1 / 9):
+    """The airbench94 network (Jordan, 2024) at any width: a data-whitened stem (see `Whiten`; the trainer calls
+    `fit_to_data`), three groups that halve the map, a global max-pool and a scaled linear head."""
+    layers: list[nn.Module] = [Whiten(in_channels), nn.GELU()]
+    cin = 8 * in_channels
+    for width in widths:
+        layers += conv_pool_group(cin, width)
+        cin = width
+    features = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())
+    head = nn.Sequential(nn.Linear(cin, num_classes, bias=False), Scale(logit_scale))
+    model = Classifier(features=features, head=head)
+    model.fit_to_data = features[0].fit
+    return model
 
 
 class BasicBlock(nn.Module):

@@ -22,27 +22,22 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
+import torch
 
 from core.data import AugmentConfig, DataError, load_dataset, stratified_split
 from core.engine import Event, RunControl, TensorLoader, TrainConfig, WarningEvent, distributed
 from core.engine.checkpoint import DatasetInfo, ModelCard, spec_of
+from core.engine.fit import PRECISIONS
 from core.engine.optim import OPTIMIZERS, SCHEDULES
 from core.engine.recipe import Prepared, register_recipe, run
 from core.engine.settings import check_out_dir, check_settings
-from core.engine.tasks import ClassificationTask
+from core.engine.tasks import ClassificationTask, normalize
 from core.models import build_model, count_parameters, list_models
 from core.progress import console_run
 from core.engine.predict import predict_logits
 from core.trainer.evaluate import classification_report
+from core.trainer.fast import RECIPES
 from core.trainer.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
-
-# The benchmark's speed recipe: fast_cnn, Nesterov SGD with a one-cycle schedule over 3 epochs, 1-pixel shifts.
-FAST_MNIST_RECIPE = {
-    "model": "fast_cnn",
-    "config": TrainConfig(epochs=3, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4,
-                          schedule="onecycle"),
-    "augment": AugmentConfig(translate=1),
-}
 
 
 @register_recipe
@@ -87,6 +82,8 @@ class TrainSpec:
         if self.config.schedule not in SCHEDULES or self.config.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer or schedule ({self.config.optimizer}, {self.config.schedule}); "
                              f"choose from {', '.join(OPTIMIZERS)} and {', '.join(SCHEDULES)}.")
+        if self.config.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.config.precision!r}; choose from {', '.join(PRECISIONS)}.")
 
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
         data = load_dataset(self.dataset, self.data_dir)
@@ -111,6 +108,9 @@ class TrainSpec:
         model = build_model(self.model, in_channels=data.channels, image_size=data.image_size,
                             num_classes=data.num_classes, stats=(data.mean, data.std), seed=self.config.seed,
                             **self.model_options)
+        if hasattr(model, "fit_to_data"):  # a stem set from the training images' statistics (fast_cifar)
+            pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.config.seed))[:5000]
+            model.fit_to_data(normalize(train_x[pick], data.mean, data.std))
         card = ModelCard(task="classification", model=spec_of(model), params=count_parameters(model),
                          dataset=DatasetInfo(**{**data.describe(), "train_size": len(train_y), "test_size": len(test_y)}))
         features = None
@@ -129,9 +129,13 @@ class TrainSpec:
                                       channels_last=self.config.channels_last)
             train = (train_x,)
 
-        def evaluate(m) -> dict:  # on the test split (a held-out fold in k-fold)
+        def evaluate(m) -> dict:  # on the test split (a held-out fold in k-fold); with flips too where labels allow
             logits = suffix_logits(m, features["test"]) if features else predict_logits(m, test_x, data.mean, data.std)
-            return report_metrics(classification_report(logits, test_y, data.class_names))
+            metrics = report_metrics(classification_report(logits, test_y, data.class_names))
+            if data.hflip and not features:
+                flipped = predict_logits(m, test_x, data.mean, data.std, tta=True)
+                metrics["test_accuracy_tta"] = round(float((flipped.argmax(1) == test_y).float().mean()), 5)
+            return metrics
         loader = TensorLoader(*train, train_y, batch_size=self.config.batch_size,
                               drop_last=len(train_y) > self.config.batch_size, seed=self.config.seed)
         config = self.config
@@ -176,7 +180,7 @@ def _stoppable(callback: Callable[[Event], None], control: RunControl) -> Callab
     return emit
 
 
-RECIPES = {"fast_mnist": ("mnist", FAST_MNIST_RECIPE)}
+
 
 
 def command_for(spec: TrainSpec, out: str | Path) -> str:
@@ -217,12 +221,14 @@ def build_parser(out_required: bool = True) -> argparse.ArgumentParser:
     d = TrainConfig()
     for name in ("epochs", "batch_size", "lr", "weight_decay", "momentum", "warmup_epochs", "early_stopping",
                  "grad_clip", "seed", "threads", "max_steps", "time_budget_s", "ema_decay", "plateau_patience",
-                 "plateau_factor"):
+                 "plateau_factor", "norm_lr_scale"):
         p.add_argument("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--schedule", choices=SCHEDULES, default=None)
     p.add_argument("--monitor", choices=["val_loss", "val_accuracy"], default=None)
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="bf16: bfloat16 autocast (about 2x on CPUs with AMX); auto: mixed on a GPU only")
     p.add_argument("--no-keep-best", action="store_true", help="end with the last weights, not the best epoch's")
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--val-split", type=float, default=0.0, help="stratified validation share, e.g. 0.1")
@@ -258,7 +264,7 @@ def spec_from_args(args: argparse.Namespace) -> TrainSpec:
     if not augment.active:
         augment = dataclasses.replace(recipe.get("augment", augment))
     return TrainSpec(dataset=args.dataset or dataset, model=args.model or recipe.get("model", "fast_cnn"),
-                     model_options=parse_model_options(args.model_option), config=cfg, augment=augment,
+                     model_options={**recipe.get("model_options", {}), **parse_model_options(args.model_option)}, config=cfg, augment=augment,
                      label_smoothing=smoothing, mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
                      val_split=args.val_split, data_dir=args.data_dir, snapshots=args.snapshots, folds=args.folds,
                      per_class=args.per_class, processes=getattr(args, "processes", 1))

@@ -24,11 +24,35 @@ def classification_report(logits: torch.Tensor, labels: torch.Tensor, class_name
             "confusion": confusion.tolist()}
 
 
-def evaluate_classifier(model: nn.Module, data: Dataset, mean=None, std=None) -> dict:
-    """The classification report of `model` on the test split, plus `probs`: (N, classes) softmax outputs."""
-    logits = predict_logits(model, data.test_x, mean or data.mean, std or data.std)
+def evaluate_classifier(model: nn.Module, data: Dataset, mean=None, std=None, tta: bool = False) -> dict:
+    """The classification report of `model` on the test split, plus `probs`: (N, classes) softmax outputs.
+    `tta`: average each image's logits with its mirror image's (refused for data whose labels a flip changes)."""
+    if tta and not data.hflip:
+        raise ValueError(f"test-time flips change the labels of {data.name}: evaluate it without --tta.")
+    logits = predict_logits(model, data.test_x, mean or data.mean, std or data.std, tta=tta)
     report = classification_report(logits, data.test_y, data.class_names)
     report["probs"] = torch.softmax(logits, dim=1)
+    return report
+
+
+def ensemble_report(members: list[tuple[nn.Module, object]], data: Dataset, tta: bool = False) -> dict:
+    """Average the test-set probabilities of several classifiers of the same data set (each normalised as its
+    card says). Returns the ensemble's classification report with `members`: each one's accuracy alone."""
+    names = {tuple(card.dataset.class_names) for _, card in members}
+    if len(names) != 1 or any(card.dataset.name != data.name for _, card in members):
+        raise ValueError("an ensemble needs classifiers of one data set with the same classes; got "
+                         + ", ".join(sorted({card.dataset.name for _, card in members})) + ".")
+    probs = [evaluate_classifier(model, data, card.dataset.mean, card.dataset.std, tta=tta)["probs"]
+             for model, card in members]
+    return averaged_report(probs, data.test_y, data.class_names)
+
+
+def averaged_report(probs: list, labels: torch.Tensor, class_names: list[str]) -> dict:
+    """The classification report of the mean of several models' (N, classes) probabilities on one test set, with
+    `members`: each model's accuracy alone."""
+    probs = [torch.as_tensor(p, dtype=torch.float32) for p in probs]
+    report = classification_report(torch.stack(probs).mean(0).clamp_min(1e-12).log(), labels, class_names)
+    report["members"] = [float((p.argmax(1) == labels).float().mean()) for p in probs]
     return report
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import threading
 import sys
 import time
 import traceback
@@ -124,6 +125,7 @@ def _start_worker(dirs: list[Path], resume: bool = False, processes: int = 1) ->
     with open(dirs[0] / "worker.log", "ab") as log:  # tracebacks of a crashed worker end up here
         command = [sys.executable, *launcher, "-m", "core.trainer.runs", *(["--resume"] * resume), *map(str, dirs)]
         worker = subprocess.Popen(command, cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    threading.Thread(target=worker.wait, daemon=True, name=f"reap {dirs[0].name}").start()  # no zombie once it ends
     for run_dir in dirs:
         _workers[str(run_dir)] = worker
     return worker
