@@ -57,7 +57,8 @@ def seed004_cnn(*, in_channels: int, image_size: int, num_classes: int, width: i
 
 @register_model("seed003_cnn", "Seed 003 MNIST net: one 3x3 conv layer of 8 kernels, max-pool, dense softmax")
 def seed003_cnn(*, in_channels: int, image_size: int, num_classes: int, kernels: int = 8):
-    features = nn.Sequential(nn.Conv2d(in_channels, kernels, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten())
+    features = nn.Sequential(nn.Conv2d(in_channels, kernels, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                             nn.Flatten())
     return Classifier(features=features, head=nn.Linear(flat_features(features, in_channels, image_size), num_classes))
 
 
@@ -128,16 +129,16 @@ class Whiten(nn.Conv2d):
         self.weight.copy_(torch.cat([filters, -filters]))
 
 
-def conv_pool_group(cin: int, cout: int) -> list[nn.Module]:
+def conv_pool_group(cin: int, cout: int, pool: bool = True) -> list[nn.Module]:
     """Conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU; as many of each conv's filters as it has inputs start
-    as identities; the BatchNorms learn only their shifts."""
+    as identities; the BatchNorms learn only their shifts. Without `pool` (a map already 1 pixel wide) no pooling."""
     first, second = nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.Conv2d(cout, cout, 3, padding=1, bias=False)
     for conv in (first, second):
         nn.init.dirac_(conv.weight[:conv.weight.shape[1]])
     norms = [nn.BatchNorm2d(cout, eps=1e-12), nn.BatchNorm2d(cout, eps=1e-12)]
     for norm in norms:
         norm.weight.requires_grad_(False)  # scale fixed at 1: the next conv's weights carry it
-    return [first, nn.MaxPool2d(2), norms[0], nn.GELU(), second, norms[1], nn.GELU()]
+    return [first, *([nn.MaxPool2d(2)] if pool else []), norms[0], nn.GELU(), second, norms[1], nn.GELU()]
 
 
 class Scale(nn.Module):
@@ -155,10 +156,10 @@ def fast_cifar(*, in_channels: int, image_size: int, num_classes: int, widths=(6
     """The airbench94 network (Jordan, 2024) at any width: a data-whitened stem (see `Whiten`; the trainer calls
     `fit_to_data`), three groups that halve the map, a global max-pool and a scaled linear head."""
     layers: list[nn.Module] = [Whiten(in_channels), nn.GELU()]
-    cin = 8 * in_channels
+    cin, size = 8 * in_channels, image_size - 1  # the 2x2 stem has no padding
     for width in widths:
-        layers += conv_pool_group(cin, width)
-        cin = width
+        layers += conv_pool_group(cin, width, pool=size >= 2)  # 32 -> 31 -> 15 -> 7 -> 3; 8x8 digits: 7 -> 3 -> 1 -> 1
+        cin, size = width, max(size // 2, 1)
     features = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())
     head = nn.Sequential(nn.Linear(cin, num_classes, bias=False), Scale(logit_scale))
     model = Classifier(features=features, head=head)
