@@ -5,6 +5,7 @@ Models of photo data sets (Fashion-MNIST, CIFAR-10, ...) take an upload or the c
 import numpy as np
 import streamlit as st
 
+from core.data import readable_name
 from core.engine.predict import input_spec, is_digit_model, predict_proba
 from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit,
                                   preprocess_photo, render_strokes, sample_photo, strokes_to_fabric)
@@ -16,7 +17,7 @@ CANVAS = 280
 
 title = st.empty()
 _, model, card = choose_model("classification", "draw_model")
-title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({card.dataset.name})")
+title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({readable_name(card.dataset.name)})")
 classes = card.dataset.class_names
 
 

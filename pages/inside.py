@@ -19,7 +19,7 @@ _, size = input_spec(card)
 image = choose_image(card, "inside")
 
 probs, x, convs = predict_proba(model, card, image), to_batch(image, card), conv_layer_names(model)
-top = int(probs.argmax())
+top, named = int(probs.argmax()), lambda n: layer_label(n, convs)  # conv layers named for a reader
 left, right = st.columns([1, 2])
 left.image(enlarge(image, 196), caption="input")
 left.metric("Prediction", str(classes[top]), f"{probs[top]:.1%} confident", delta_color="off", delta_arrow="off")
@@ -35,8 +35,8 @@ with maps_tab:
         st.info("No layer of this model has a spatial (channels x height x width) output to show.")
     else:
         first = next((i for i, n in enumerate(spatial) if n in convs), 0)  # open on the first convolution
-        layer = st.selectbox("Layer", spatial, index=first, key="inside_layer",
-                             format_func=lambda n: f"{layer_label(n, convs)}: {'x'.join(map(str, acts[n].shape[1:]))}")
+        layer = st.selectbox("Layer", spatial, index=first, key=f"inside_layer_{label}",
+                             format_func=lambda n: f"{named(n)}: {'x'.join(map(str, acts[n].shape[1:]))}")
         act, grid_key = acts[layer][0], f"inside_grid_{label}_{layer}"
         clicked = [p for p in ((st.session_state.get(grid_key) or {}).get("selection") or {}).get("points", [])
                    if p.get("curve_number") == 1]
@@ -50,7 +50,7 @@ with filters_tab:
     if not convs:
         st.info("This model has no convolution layer, so there are no filters to show.")
     else:
-        conv = st.selectbox("Conv layer", convs, key="inside_conv", format_func=lambda n: layer_label(n, convs))
+        conv = st.selectbox("Conv layer", convs, key=f"inside_conv_{label}", format_func=named)
         weight = dict(model.named_modules())[conv].weight
         st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{'x'.join(map(str, weight.shape))} weights "
                  "(one tile per filter; mean over input channels unless they are RGB)")
@@ -58,11 +58,11 @@ with cam_tab:  # every attribution method on the same input and class, with its 
     left, mid, right = st.columns([1, 1, 2])
     wanted = left.selectbox("Explain class", range(len(classes)), index=top, key=f"inside_cam_class_{label}",
                             format_func=lambda i: f"{classes[i]} ({probs[i]:.1%}){' - predicted' if i == top else ''}")
-    layer = mid.selectbox("CAM layer", convs, index=convs.index(default_cam_layer(model)), key="inside_cam_layer",
-                          format_func=lambda n: layer_label(n, convs)) if convs else None  # for the CAM methods
+    layer = mid.selectbox("CAM layer", convs, index=convs.index(default_cam_layer(model)), key=f"inside_cam_{label}",
+                          format_func=named) if convs else None  # the layer of the CAM methods
     methods = right.multiselect("Methods", METHODS, METHODS if size <= 64 else METHODS[:4], key="inside_methods",
                                 help="\n\n".join(f"**{m}**: {WHAT[m]}" for m in METHODS))
-    memo, where = (label, hash(image.tobytes()), wanted, layer, tuple(methods)), layer and layer_label(layer, convs)
+    memo, where = (label, hash(image.tobytes()), wanted, layer, tuple(methods)), layer and named(layer)
     rows = remembered("inside_compare", memo, lambda: compare(model, x, class_target(wanted), layer, methods, where))
     for cell, row in zip(st.columns(4) + st.columns(4), rows):
         if row["map"] is None:

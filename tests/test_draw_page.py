@@ -34,3 +34,13 @@ def test_rerun_is_cheap():
     start = time.perf_counter()
     at.slider(key="draw_brush").set_value(25).run()
     assert not at.exception and time.perf_counter() - start < 2.0  # model cached: a rerun only predicts
+
+
+def test_a_photo_model_classifies_a_sample_photo():
+    at = open_page()
+    label = next(o for o in at.selectbox(key="draw_model").options if o.startswith("cifar10_fast_cifar"))
+    at.selectbox(key="draw_model").set_value(label).run()
+    at.radio(key="draw_source").set_value("Sample photo").run()
+    assert not at.exception and at.title[0].value == "Classify a photo (CIFAR-10)"
+    assert at.metric[0].value in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                                  "truck"}

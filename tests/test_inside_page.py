@@ -69,3 +69,16 @@ def test_scrubber_moves_over_epochs():
     assert not at.exception
     captions = " ".join(c for img in at.get("image") for c in img.captions)
     assert "after epoch 1" in captions and last > 1
+
+
+def test_the_shipped_cifar10_model_explains_a_test_photo(tmp_path, monkeypatch):
+    """Offline too: with no data set, the page shows the shipped CIFAR-10 sample images."""
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(tmp_path))
+    at = open_page()
+    label = next(o for o in at.selectbox(key="inside_model").options if o.startswith("cifar10_fast_cifar"))
+    at.selectbox(key="inside_model").set_value(label).run()
+    assert not at.exception
+    classes = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+    assert at.metric[0].value in classes
+    captions = " ".join(c for img in at.get("image") for c in img.captions)
+    assert re.search(r"Grad-CAM at conv (\d+) of \1 for \w+", captions)  # its last conv, named for a reader

@@ -141,6 +141,15 @@ def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
     return wrap
 
 
+READABLE = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+            "imagenet": "ImageNet", "tiny_imagenet": "Tiny ImageNet", "digits": "8x8 digits"}
+
+
+def readable_name(name: str) -> str:
+    """A data set's name as people write it (`fashion_mnist` -> 'Fashion-MNIST'); others unchanged."""
+    return READABLE.get(name, name)
+
+
 def list_datasets() -> dict[str, str]:
     """Registered data set names with a one-line description (`folder:PATH` is accepted too)."""
     return dict(_DESCRIPTIONS)
