@@ -16,12 +16,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from bench.app_speed import ARGS, CHROMIUM, ROOT, free_port, start_server, wait_healthy
+from bench.app_speed import ARGS, CHROMIUM, ROOT, free_port, settle, start_server, wait_healthy
 from core.engine.checkpoint import read_card
 from core.trainer.classify import command_for
 from core.trainer.presets import preset
+from core.trainer.runs import read_status
 
 
 def images_per_s(card) -> float:
@@ -40,11 +42,18 @@ def from_trainer(page, url: str, name: str, runs: Path) -> float:
     page.goto(url + "/trainer")
     page.get_by_label("Recipe", exact=True).click()
     page.get_by_role("option", name=name, exact=True).click()
-    page.wait_for_function("(n) => document.body.innerText.includes(n)", arg=name, timeout=60_000)
+    page.wait_for_function("(n) => { const f = document.querySelectorAll(\"input[aria-label='Epochs']\"); "
+                           "return f.length === 1 && f[0].value === n; }", arg=str(preset(name).config.epochs),
+                           timeout=60_000)  # the old form has gone and the preset's is drawn: Start trains it
+    settle(page)
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text("finished: epoch", exact=False).first.wait_for(timeout=600_000)  # watched live all along
-    (run_dir,) = set(runs.iterdir()) - before
-    return images_per_s(read_card(run_dir))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # the page watches the run live all along; the run's files say when it ends
+        new = set(runs.iterdir()) - before
+        if new and read_status(next(iter(new))).get("state") in ("finished", "failed", "stopped"):
+            return images_per_s(read_card(next(iter(new))))
+        time.sleep(0.5)
+    raise TimeoutError("the Trainer's run did not finish within 10 minutes")
 
 
 def main(argv=None) -> int:
