@@ -30,6 +30,7 @@ from core.data import AugmentConfig
 from core.engine import RunControl, TrainConfig
 from core.engine.recipe import run
 from core.trainer.classify import TrainSpec
+from core.trainer.presets import from_recipe
 from core.trainer.fast import FAST_CIFAR_RECIPE, FAST_FASHION_RECIPE, FAST_MNIST_BF16_RECIPE, FAST_MNIST_RECIPE
 
 # data set -> ([(target accuracy, seconds allowed)], evaluation every this fraction of an epoch)
@@ -55,9 +56,7 @@ def run_row(dataset: str, name: str, recipe: dict, *, seed: int, data_dir, threa
     targets, eval_every = TARGETS[dataset]
     budget = max(s for _, s in targets)
     cfg = dataclasses.replace(recipe["config"], threads=threads, seed=seed, time_budget_s=budget)
-    spec = TrainSpec(dataset=dataset, model=recipe["model"], model_options=dict(recipe.get("model_options", {})),
-                     config=cfg, augment=recipe.get("augment", AugmentConfig()),
-                     label_smoothing=recipe.get("label_smoothing", 0.0), data_dir=data_dir, test_curve=eval_every)
+    spec = from_recipe(dataset, {**recipe, "config": cfg}, data_dir=data_dir, test_curve=eval_every)
     curve: list[tuple[float, float]] = []
     control = RunControl()
 

@@ -19,12 +19,17 @@ from core.trainer.classify import TrainSpec
 from core.trainer.fast import RECIPES
 
 
+def from_recipe(dataset: str, recipe: dict, **settings) -> TrainSpec:
+    """A recipe dict (model, model_options, config, augment, label_smoothing) as a spec, with `settings` on top."""
+    return TrainSpec(dataset=dataset, model=recipe["model"], model_options=dict(recipe.get("model_options", {})),
+                     config=dataclasses.replace(recipe["config"]),
+                     augment=dataclasses.replace(recipe.get("augment", AugmentConfig())),
+                     label_smoothing=recipe.get("label_smoothing", 0.0), **settings)
+
+
 def fast(name: str) -> TrainSpec:
     """A speed recipe of `core.trainer.fast` (the CLI's `--recipe name`) as a Trainer spec."""
-    dataset, recipe = RECIPES[name]
-    return TrainSpec(dataset=dataset, model=recipe["model"], model_options=dict(recipe.get("model_options", {})),
-                     config=dataclasses.replace(recipe["config"]), augment=dataclasses.replace(recipe["augment"]),
-                     label_smoothing=recipe.get("label_smoothing", 0.0))
+    return from_recipe(*RECIPES[name])
 
 
 PRESETS: dict[str, object] = {
