@@ -54,3 +54,16 @@ def cache_dir(kind: str) -> Path:
     path = user_cache_root() / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def replace_atomically(path: Path, write) -> None:
+    """Call write(temporary path), then rename it onto `path`: readers (another session, the training worker)
+    see the old file or the new one, never half of one. The temporary name keeps the suffix (np.savez adds one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

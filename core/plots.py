@@ -20,21 +20,28 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
 
 
 def training_figure(events: dict[str, list[dict]], metric: str = "accuracy", title: str = "accuracy",
-                    proportion: bool = True) -> go.Figure:
+                    proportion: bool = True, max_points: int = 300) -> go.Figure:
     """Three panels against the step: loss and the task's metric (train per step, smoothed; train and validation
-    per epoch; validation at each mid-epoch evaluation) and the learning rate."""
+    per epoch; validation at each mid-epoch evaluation) and the learning rate. Per-step curves keep at most
+    `max_points` points (every k-th step, the raw loss averaged over each k), so a live redraw stays light."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", title, "learning rate"))
     steps, epochs, evals = events.get("step", []), events.get("epoch", []), events.get("eval", [])
     if steps:
-        x = [s["step"] for s in steps]
+        every = -(-len(steps) // max_points)  # a long run is drawn from every k-th step: the browser redraws it live
+        at = range((len(steps) - 1) % every, len(steps), every)  # ... ending on the latest step
+        x = [steps[i]["step"] for i in at]
         loss = [s["loss"] for s in steps]
-        fig.add_scatter(x=x, y=loss, name="loss per step", line=dict(color="#c9d6df", width=1), row=1, col=1)
-        fig.add_scatter(x=x, y=smooth(loss), name="smoothed", line=dict(color="#1f77b4"), row=1, col=1)
+        trend = smooth(loss)
+        fig.add_scatter(x=x, y=[sum(loss[max(0, i - every + 1):i + 1]) / len(loss[max(0, i - every + 1):i + 1])
+                                for i in at], name="loss per step" if every == 1 else f"loss (mean of {every} steps)",
+                        line=dict(color="#c9d6df", width=1), row=1, col=1)
+        fig.add_scatter(x=x, y=[trend[i] for i in at], name="smoothed", line=dict(color="#1f77b4"), row=1, col=1)
         acc = [s.get("metrics", {}).get(metric) for s in steps]
         if any(a is not None for a in acc):
-            fig.add_scatter(x=x, y=smooth([a or 0.0 for a in acc]), name=f"train {title} (per step, smoothed)",
+            trend = smooth([a or 0.0 for a in acc])
+            fig.add_scatter(x=x, y=[trend[i] for i in at], name=f"train {title} (per step, smoothed)",
                             line=dict(color="#1f77b4"), showlegend=False, row=1, col=2)
-        fig.add_scatter(x=x, y=[s["lr"] for s in steps], name="lr", line=dict(color="#9467bd"),
+        fig.add_scatter(x=x, y=[steps[i]["lr"] for i in at], name="lr", line=dict(color="#9467bd"),
                         showlegend=False, row=1, col=3)
     if evals:
         ev = [e["step"] for e in evals]

@@ -91,9 +91,9 @@ current = Path(busy or runs[0][0]).name
 chosen = st.selectbox("Watch run", names, index=names.index(current) if current in names else 0, key="trainer_watch")
 watched = runs[names.index(chosen)][0]
 
-status = read_status(watched)  # only a run in progress refreshes itself, every second, without rerunning the page
+status = read_status(watched)  # only a run in progress refreshes itself, every 2 s, without rerunning the page
 state, saved = status.get("state"), (watched / "card.json").is_file()
-st.fragment(live_run, run_every=1.0 if state in report.WORKING else None)(watched)
+st.fragment(live_run, run_every=2.0 if state in report.WORKING else None)(watched)
 if state in ("failed", "diverged", "interrupted") or (state == "stopped" and not saved):  # stopped before training
     (st.warning if state in ("stopped", "interrupted") else st.error)(status.get("message", "The run failed."))
 if busy is None and can_resume(watched) and pressed("Resume the run", "trainer_resume", icon=":material/play_arrow:"):

@@ -286,3 +286,25 @@ def test_a_finished_worker_is_reaped_without_anyone_waiting_on_it():
         time.sleep(0.1)
     assert not stat.exists(), f"the finished worker is left behind: {stat.read_text()[:60]}"
     assert runs.read_status(run_dir)["state"] == "finished"
+
+
+def test_the_live_chart_of_a_long_run_stays_light_and_ends_on_the_latest_step():
+    from core.plots import training_figure
+
+    steps = [{"step": i + 1, "loss": 2.0 if i % 2 else 0.0, "lr": 0.01, "metrics": {"accuracy": 0.5}} for i in range(2501)]
+    fig = training_figure({"step": steps}, max_points=300)
+    per_step = [trace for trace in fig.data if trace.name in ("smoothed", "lr") or "mean of" in (trace.name or "")]
+    assert len(per_step) == 3 and all(len(trace.x) <= 300 for trace in per_step)
+    assert all(trace.x[-1] == 2501 for trace in per_step)  # the newest step is drawn, not dropped by the thinning
+    raw = next(trace for trace in per_step if "mean of 9 steps" in trace.name)
+    assert all(0.8 < y < 1.2 for y in raw.y[1:])  # each point averages its 9 steps (alternating 0 and 2)
+    short = training_figure({"step": steps[:50]})
+    assert [len(trace.x) for trace in short.data] == [50] * 4 and short.data[0].name == "loss per step"
+
+
+def test_the_server_does_not_collect_garbage_after_every_rerun():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False  # a full gc.collect(2) per rerun cost the live view ~0.2 s each
+    assert config["server"]["fileWatcherType"] == "none"

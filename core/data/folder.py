@@ -86,7 +86,7 @@ def _load(source: Path, names: list[str], read, name: str | None, image_size: in
     else:
         arrays, notes = _decode_all(layout, read, class_names, image_size)
         if cache is not None:
-            np.savez(cache, notes=np.array(notes, dtype=str), **arrays)
+            paths.replace_atomically(cache, lambda tmp: np.savez(tmp, notes=np.array(notes, dtype=str), **arrays))
     if "all_x" in arrays:
         x, y = torch.from_numpy(arrays["all_x"]), torch.from_numpy(arrays["all_y"])
         keep, held = stratified_split(y, HOLDOUT_FRACTION, seed)

@@ -113,8 +113,9 @@ def _cached(path: Path) -> Dataset:
         except Exception:  # noqa: BLE001 - a broken cache is rebuilt
             cache.unlink(missing_ok=True)
     ds = read_tiny_imagenet(path)
-    torch.save({k: getattr(ds, k) for k in ("name", "train_x", "train_y", "test_x", "test_y", "class_names", "mean",
-                                            "std", "hflip", "source", "notes")}, cache)
+    fields = {k: getattr(ds, k) for k in ("name", "train_x", "train_y", "test_x", "test_y", "class_names", "mean", "std",
+                                          "hflip", "source", "notes")}
+    paths.replace_atomically(cache, lambda tmp: torch.save(fields, tmp))
     return ds
 
 

@@ -22,6 +22,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from core.paths import replace_atomically
+
 RESUME_FILE = "resume.safetensors"
 FORMAT = "cnn-studio-resume/1"
 
@@ -114,12 +116,8 @@ def save_state(folder: str | os.PathLike, state: TrainState) -> Path:
     header = {"epoch": state.epoch, "steps": state.steps, "train_seconds": state.train_seconds,
               "history": state.history, "best_epoch": state.best_epoch, "best_value": state.best_value,
               "stale": state.stale, "meta": state.meta}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(state.tensors, str(tmp), metadata={"format": FORMAT, "state": json.dumps(header)})
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_atomically(path, lambda tmp: save_file(state.tensors, str(tmp),
+                                                    metadata={"format": FORMAT, "state": json.dumps(header)}))
     return path
 
 

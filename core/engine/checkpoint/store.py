@@ -24,6 +24,7 @@ from torch import nn
 
 from core.engine.checkpoint.card import FORMAT, MAX_CARD_BYTES, CheckpointError, ModelCard, ModelSpec, card_from_dict, headline_of
 from core.models import build_model
+from core.paths import replace_atomically
 
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
@@ -47,24 +48,12 @@ def spec_of(model: nn.Module) -> ModelSpec:
     return ModelSpec(name=model.spec["name"], kwargs=dict(model.spec["kwargs"]))
 
 
-def _replace_atomically(path: Path, write) -> None:
-    """Call write(temporary path), then rename it onto `path`: readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_card(folder: str | os.PathLike, card: ModelCard) -> Path:
     """The one place a card.json is written (atomically), with its headline derived from its metrics."""
     card.headline = headline_of(card)
     text = json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n"
     path = Path(folder) / CARD
-    _replace_atomically(path, lambda tmp: tmp.write_text(text))
+    replace_atomically(path, lambda tmp: tmp.write_text(text))
     return path
 
 
@@ -78,7 +67,7 @@ def save_checkpoint(folder: str | os.PathLike, model: nn.Module, card: ModelCard
     card.created = time.strftime("%Y-%m-%dT%H:%M:%S")
     if packaged:
         card.weights_from_package = f"{len(packaged)} frozen tensors come from the pretrained network's package"
-    _replace_atomically(folder / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
+    replace_atomically(folder / WEIGHTS, lambda tmp: save_file(state, str(tmp), metadata={"format": FORMAT}))
     card.weights_bytes = (folder / WEIGHTS).stat().st_size
     write_card(folder, card)
     return folder
