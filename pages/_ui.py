@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from core import paths
 from core.cli import TRAIN_COMMANDS
@@ -27,16 +26,18 @@ from core.engine.predict import input_spec, is_digit_model
 from core.models import list_models
 from core.trainer import form
 from core.viz import augmented_grid, enlarge
-
-if PagesManager.uses_pages_directory:
-    # A fresh server's first visit straight to a page URL (say /draw) runs the page through Streamlit's
-    # legacy pages/-folder router, before streamlit_app.py could call st.navigation. Switch the router
-    # off and rerun, so the entry point builds the real navigation and then runs the page asked for.
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+from pages import old_style_run
 
 
 # ---- what sessions share ----
+
+def page_title(text: str | None = None):
+    """The page's first element: its title (an empty slot to fill later when `text` is None), drawn once this
+    run is a normal one (an old-style run is rerun through the entry script's navigation, see pages/__init__)."""
+    if old_style_run():
+        st.rerun()
+    return st.title(text) if text else st.empty()
+
 
 SHARED_INPUT = "shared_input"  # session key: the latest drawing or upload, the default input of other pages
 PERCENT = st.column_config.NumberColumn(format="percent")  # a proportion shown as a percentage

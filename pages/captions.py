@@ -8,9 +8,9 @@ from core.captions.captioning import attention_map, caption_image, exact_match, 
 from core.data import DataError
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge, overlay, to_rgb
-from pages._ui import PERCENT, SHARED_INPUT, cached_scenes, choose_model, pressed, remembered, upload_image
+from pages._ui import PERCENT, SHARED_INPUT, cached_scenes, choose_model, page_title, pressed, remembered, upload_image
 
-st.title("Caption generator")
+page_title("Caption generator")
 folder, model, card = choose_model("captioning", "caption_model", "Captioning model")
 vocab = vocabulary_of(card)
 st.caption("A small CNN turns the 64x64 image into an 8x8 grid of features; an LSTM writes the caption word by word, "

@@ -9,10 +9,10 @@ from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import enlarge, overlay
-from pages._ui import cached_dataset, choose_model, pressed, sample_note
+from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note
 
 PLAIN = {"delta_color": "off", "delta_arrow": "off"}  # the metrics' second lines are words, not changes
-st.title("Multi-MNIST composer")
+page_title("Multi-MNIST composer")
 try:
     mnist = cached_dataset("mnist")
     sample_note(mnist)

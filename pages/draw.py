@@ -11,11 +11,11 @@ from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_backg
                                   preprocess_photo, render_strokes, sample_photo, strokes_to_fabric)
 from core.plots import probability_chart
 from core.viz import enlarge
-from pages._ui import SHARED_INPUT, choose_model, pressed, upload_image
+from pages._ui import SHARED_INPUT, choose_model, page_title, pressed, upload_image
 
 CANVAS = 280
 
-title = st.empty()
+title = page_title()
 _, model, card = choose_model("classification", "draw_model")
 title.title("Draw a digit" if is_digit_model(card) else f"Classify a photo ({readable_name(card.dataset.name)})")
 classes = card.dataset.class_names

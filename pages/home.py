@@ -5,10 +5,10 @@ import streamlit as st
 
 from core import paths
 from core.data import list_datasets
-from pages._ui import shipped_cards
+from pages._ui import page_title, shipped_cards
 from streamlit_app import PAGES
 
-st.title("CNN Studio")
+page_title("CNN Studio")
 st.markdown("Train convolutional networks on real image data, watch them learn, and look inside them. "
             "Every page wraps the same PyTorch core: one data layer, one training engine, one checkpoint "
             "format with a model card.")

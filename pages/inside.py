@@ -10,9 +10,9 @@ from core.inside.explain import (activations, canvas_box, class_target, conv_lay
 from core.engine.predict import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
 from core.viz import enlarge, filter_montage, montage, overlay
-from pages._ui import cached_snapshot, choose_image, choose_model, pressed, remembered
+from pages._ui import cached_snapshot, choose_image, choose_model, page_title, pressed, remembered
 
-st.title("Inside the network")
+page_title("Inside the network")
 folder, model, card = choose_model("classification", "inside_model")
 label, classes = folder.rsplit("/", 1)[-1], card.dataset.class_names
 _, size = input_spec(card)

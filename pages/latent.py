@@ -9,11 +9,11 @@ from core.data import DataError
 from core.plots import latent_map_figure
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge
-from pages._ui import (SHARED_INPUT, cached_latent_bank, cached_latent_map, cached_latent_tsne,
-                      choose_model, upload_image)
+from pages._ui import (SHARED_INPUT, cached_latent_bank, cached_latent_map, cached_latent_tsne, choose_model,
+                       page_title, upload_image)
 
 PERCENT = st.column_config.NumberColumn(format="percent")
-st.title("Autoencoder latent space")
+page_title("Autoencoder latent space")
 folder, model, card = choose_model("reconstruction", "latent_model")
 is_vae, classes = card.model.name == "conv_vae", card.dataset.class_names
 try:

@@ -11,9 +11,9 @@ from core.plots import accuracy_time_figure, compare_figure, confusion_figure
 from core.trainer import report
 from core.trainer.runs import list_runs, read_events, read_group, summarize
 from core.viz import enlarge
-from pages._ui import cached_checkpoint, cached_dataset, cached_report, sample_note
+from pages._ui import cached_checkpoint, cached_dataset, cached_report, page_title, sample_note
 
-st.title("Compare runs")
+page_title("Compare runs")
 runs = list_runs()
 if not runs:
     st.info("No runs yet. Train one on the Trainer page; every run appears here.")

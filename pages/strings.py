@@ -9,14 +9,14 @@ from core.composer.multidigit import pick_tiles, string_log_probs, string_offset
 from core.data import DataError
 from core.data.multimnist import compose
 from core.plots import ctc_figure
-from pages._ui import cached_dataset, choose_model, pressed, sample_note
+from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note
 
 
 def _text(labels) -> str:
     return "".join(str(d) for d in to_digits(labels)) or "(nothing)"
 
 
-st.title("Read a digit string")
+page_title("Read a digit string")
 try:
     mnist = cached_dataset("mnist")
     sample_note(mnist)

@@ -6,9 +6,9 @@ import streamlit as st
 from core import paths
 from core.sweep.space import PRESETS
 from core.sweep.study import start_sweep, studies, load, trials_table
-from pages._ui import PERCENT, pressed
+from pages._ui import PERCENT, page_title, pressed
 
-st.title("Hyperparameter sweeps")
+page_title("Hyperparameter sweeps")
 st.caption("A sweep is a recipe, a search space, a sampler (grid, random or TPE) and a pruner that stops a trial "
            "whose validation accuracy falls below the median of earlier trials at the same epoch. Trials are scored "
            "on the validation share, never on the test set. The study is kept in `sweeps.db` in the runs folder; "

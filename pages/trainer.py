@@ -11,7 +11,7 @@ from core.trainer.presets import GROUPS, PRESETS, preset
 from core.trainer.runs import (active_run, can_resume, list_runs, read_events, read_group, read_status, request_stop,
                                resume_run, set_learning_rate, start_run, start_runs)
 from core.viz import enlarge
-from pages._ui import cached_checkpoint, model_choices, pressed, recipe_form, shipped_cards
+from pages._ui import cached_checkpoint, model_choices, page_title, pressed, recipe_form, shipped_cards
 
 PERCENT = st.column_config.NumberColumn(format="percent")
 
@@ -53,7 +53,7 @@ def results(card, summary: str) -> None:
     right.code(card.command or "", language="bash", wrap_lines=True)
 
 
-st.title("Train a model")
+page_title("Train a model")
 busy = active_run()
 name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
 grouped = [s.model for s in GROUPS.get(name, [])]  # a group trains each of these models with the settings below

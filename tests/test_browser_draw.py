@@ -58,3 +58,27 @@ def test_drawing_updates_the_prediction(fresh_url, page):
         " return m && m.innerText.trim() === '7'; }", timeout=30_000)
     body = page.inner_text("body")
     assert "Traceback" not in body
+
+
+def test_visitors_arriving_together_at_a_fresh_server_each_get_their_page(browser, tmp_path):
+    """Five sessions open five pages of a server nobody has visited, at once. Streamlit runs such first visits
+    through its legacy pages/ router; rerunning from inside an import once left the others a half-imported
+    `pages._ui` (an ImportError on four of five pages) and the legacy sidebar."""
+    proc, url = start_server(tmp_path / "runs")
+    markers = {"draw": "Prediction", "inside": "Prediction", "composer": "Left digit", "captions": "Attention",
+               "latent": "Map point"}
+    contexts = [browser.new_context(viewport={"width": 1200, "height": 900}) for _ in markers]
+    try:
+        tabs = [context.new_page() for context in contexts]
+        for tab, path in zip(tabs, markers):
+            tab.goto(f"{url}/{path}", wait_until="commit")  # all five sessions start before any page is drawn
+        for tab, (path, marker) in zip(tabs, markers.items()):
+            tab.get_by_text(marker, exact=False).first.wait_for(timeout=120_000)
+            settled(tab)
+            body, nav = tab.inner_text("body"), tab.locator("[data-testid='stSidebarNav']").inner_text()
+            assert tab.locator("[data-testid='stException']").count() == 0, (path, body[:300])
+            assert "Home" in nav and "streamlit app" not in nav, (path, nav)  # the entry point's navigation
+    finally:
+        for context in contexts:
+            context.close()
+        stop_server(proc)
