@@ -7,6 +7,7 @@ feature's command line trains a recipe (`add_train_verb`, `train_from_args`), so
 """
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from typing import Callable
@@ -14,18 +15,36 @@ from typing import Callable
 from core.data import DataError
 from core.engine import Event, RunControl, distributed
 from core.engine.checkpoint import CheckpointError
-from core.engine.recipe import add_recipe_flags, recipe_from_args, run
+from core.engine.recipe import add_recipe_flags, lr_flags, recipe_from_args, run
 
 
 def _fmt(metrics: dict) -> str:
     return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
 
 
-def console_run(desc: str = "training") -> tuple[Callable[[Event], None], RunControl, Callable[[], None]]:
-    """(event callback, control stopped by Ctrl-C, close) for one run on the console."""
+def lr_change(text: str) -> tuple[int, float]:
+    """`STEP:LR` (an --lr-at value) as (steps, learning rate)."""
+    step, _, lr = text.partition(":")
+    try:
+        change = int(step), float(lr)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected STEP:LR such as 120:0.001, got {text!r}") from None
+    if change[0] < 0 or not 0 < change[1] < float("inf"):
+        raise argparse.ArgumentTypeError(f"STEP must be >= 0 and LR a positive number, got {text!r}")
+    return change
+
+
+def add_lr_at(parser) -> None:
+    parser.add_argument("--lr-at", type=lr_change, action="append", default=[], metavar="STEP:LR",
+                        help="after STEP optimizer steps, continue at the constant learning rate LR (the schedule "
+                             "stops); repeatable. Model cards record a rate changed by hand this way.")
+
+
+def console_run(desc: str = "training", lr_at=()) -> tuple[Callable[[Event], None], RunControl, Callable[[], None]]:
+    """(event callback, control stopped by Ctrl-C and making the `lr_at` changes, close) for one run on the console."""
     from tqdm import tqdm
 
-    control = RunControl()
+    control = RunControl(lr_at)
     signal.signal(signal.SIGINT, lambda *_: control.stop())  # finish the step, then save what we have
     if not distributed.is_main():  # under torchrun only rank 0 reports
         return (lambda event: None), control, (lambda: None)
@@ -66,6 +85,7 @@ def add_train_verb(sub, name: str, cls: type, text: str):
     """A `name` subcommand that trains recipe class `cls`: one flag per setting, --out and --resume."""
     parser = sub.add_parser(name, help=text)
     add_recipe_flags(parser, cls)
+    add_lr_at(parser)
     parser.add_argument("--out", required=True, help="checkpoint folder to write (a complete one after every epoch)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     return parser
@@ -73,9 +93,11 @@ def add_train_verb(sub, name: str, cls: type, text: str):
 
 def train_from_args(cls: type, args, desc: str):
     """Train the recipe the parsed flags describe, with a progress bar; prints and returns its card."""
-    on_event, control, close = console_run(desc)
+    on_event, control, close = console_run(desc, args.lr_at)
+    recipe = recipe_from_args(cls, args)
     try:
-        card = run(recipe_from_args(cls, args), on_event, control, out=args.out, resume=args.resume)
+        card = run(recipe, on_event, control, out=args.out, resume=args.resume,
+                   command=recipe.command(args.out) + lr_flags(args.lr_at))
     finally:
         close()
     print(f"{card.headline.describe() if card.headline else 'no headline'} -> {args.out}")

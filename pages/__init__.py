@@ -8,6 +8,7 @@ package (every page does, first) ends the mode for later runs, and `pages._ui.pa
 element, reruns a run that started in it, so it comes back through the entry script's navigation. (Rerunning
 from inside the import of `pages._ui`, as this project did before, left other sessions a half-imported module.)
 """
+import sys
 from pathlib import Path
 
 from streamlit.runtime.pages_manager import PagesManager
@@ -18,7 +19,13 @@ ENTRY = "streamlit_app.py"
 
 
 def old_style_run() -> bool:
-    """Whether this run was set up as MPA v1: its page registry holds the entry script as a page of its own."""
+    """Whether this run was set up as MPA v1: the page runs without the entry script, whose page registry holds
+    the entry script as a page of its own."""
+    frame = sys._getframe(1)
+    while frame is not None:  # a run through the entry script's navigation is never old-style
+        if Path(frame.f_code.co_filename).name == ENTRY:
+            return False
+        frame = frame.f_back
     ctx = get_script_run_ctx()
     registry = ctx.pages_manager.get_pages().values() if ctx is not None else []
     return any(Path(str(page.get("script_path", ""))).name == ENTRY for page in registry)

@@ -33,8 +33,10 @@ from pages import old_style_run
 
 def page_title(text: str | None = None):
     """The page's first element: its title (an empty slot to fill later when `text` is None), drawn once this
-    run is a normal one (an old-style run is rerun through the entry script's navigation, see pages/__init__)."""
-    if old_style_run():
+    run is a normal one (an old-style run is rerun, once per session, through the entry script's navigation, see
+    pages/__init__; AppTest's switch_page runs pages that way every time)."""
+    if old_style_run() and not st.session_state.get("_old_style_rerun"):
+        st.session_state["_old_style_rerun"] = True
         st.rerun()
     return st.title(text) if text else st.empty()
 

@@ -33,7 +33,7 @@ def live_run(run_dir: Path) -> None:
         left, mid, right = st.columns([2, 2, 1])
         new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, report.current_lr(run_dir, events),
                                    format="%.6g", key="trainer_new_lr", help="The run continues at this constant rate "
-                                   "(the schedule stops); the card's history records the rates used.")
+                                   "(the schedule stops). The card records it: its command replays it with --lr-at.")
         if pressed("Apply learning rate", "trainer_apply_lr", mid):
             set_learning_rate(run_dir, new_lr)
         if pressed("Stop", "trainer_stop", right, icon=":material/stop:"):

@@ -35,6 +35,10 @@ def test_every_page_opens_on_its_example_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_STUDIO_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path / "runs"))
     from core.data.samples import load_sample
+    import streamlit as st
+
+    st.cache_resource.clear()  # data sets loaded by earlier tests in this process (with the data) are not kept
+    st.cache_data.clear()
 
     for name, (train, test) in {"mnist": (500, 1000), "fashion_mnist": (2000, 1000), "cifar10": (200, 500)}.items():
         ds = load_sample(name)

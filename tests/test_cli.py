@@ -114,3 +114,45 @@ def test_every_shipped_command_still_replays():
         parse_recorded("python -m core train --no-such-flag 3 --out x")
     with pytest.raises(ValueError):
         parse_recorded("python -m core.train --dataset digits")
+
+
+@pytest.mark.parametrize("verb_args", [
+    ["train", "--dataset", "digits", "--epochs", "2", "--lr", "0.003", "--schedule", "onecycle"],
+    ["train-autoencoder", "--dataset", "digits", "--epochs", "1"]])
+def test_a_learning_rate_changed_by_hand_is_recorded_and_replayed_by_the_cards_command(tmp_path, verb_args):
+    """The Trainer's "change the learning rate now" mid-run: the card records when and to what, and its command
+    (`--lr-at STEP:LR`) makes the same change at the same step, so it rebuilds the same run."""
+    import shlex
+
+    from core.cli import DELEGATED, parse_recorded
+    from core.engine import RunControl
+    from core.engine.recipe import recipe_from_args, run as run_recipe
+    from core.latent.recipe import AutoencoderRecipe
+
+    module = __import__(DELEGATED[verb_args[0]][0], fromlist=["build_parser"])
+    sub = [DELEGATED[verb_args[0]][1]] if DELEGATED[verb_args[0]][1] else []
+    args = module.build_parser().parse_args(sub + verb_args[1:] + ["--out", str(tmp_path / "a")])
+    recipe = module.spec_from_args(args) if verb_args[0] == "train" else recipe_from_args(AutoencoderRecipe, args)
+    control, lrs = RunControl(), {}
+
+    def by_hand(event):
+        if event.kind == "step":
+            lrs.setdefault("a", []).append(event.lr)
+            if event.step == 5:
+                control.set_lr(0.000125)
+
+    first = run_recipe(recipe, by_hand, control, out=tmp_path / "a")
+    assert first.training["lr_changes"] == [[5, 0.000125]]
+    assert " --lr-at 5:0.000125" in first.command
+    command = first.command.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    verb, replay_args = parse_recorded(command)
+    assert replay_args.lr_at == [(5, 0.000125)]
+    assert module.main(sub + shlex.split(command)[4:]) == 0  # the command itself, as a user would run it
+    second = read_card(tmp_path / "b")
+    assert second.training["lr_changes"] == first.training["lr_changes"]
+    assert second.command == command  # replaying records the change once, not twice
+    assert [h["train_loss"] for h in second.training["history"]] == pytest.approx(
+        [h["train_loss"] for h in first.training["history"]], rel=1e-4)
+    assert all(lr == pytest.approx(0.000125) for lr in lrs["a"][6:]) and lrs["a"][4] != pytest.approx(0.000125)
+    with pytest.raises(ValueError):
+        parse_recorded(command + " --lr-at soon")

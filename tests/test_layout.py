@@ -28,8 +28,9 @@ def test_pages_are_thin_and_model_free():
 
 
 def test_every_page_imports_the_ui_module():
-    """Importing pages/_ui.py switches Streamlit's legacy pages/ router off, so that a first visit straight to a
-    page's URL gets the app's navigation (not a sidebar listing every file of pages/)."""
+    """Importing the pages package (pages/_ui.py does) switches Streamlit's legacy pages/ router off, and the UI
+    module's page_title reruns a run that began in it, so that a first visit straight to a page's URL gets the
+    app's navigation (not a sidebar listing every file of pages/)."""
     for path in (ROOT / "pages").glob("*.py"):
         if not path.name.startswith("_"):
             assert "from pages._ui import" in path.read_text(), path

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.trainer import runs
 from core.engine import TrainConfig
+from core.engine.checkpoint import load_checkpoint
 from core.trainer.classify import TrainSpec
 from tests.conftest import ROOT
 
@@ -18,7 +19,6 @@ def _runs_dir(tmp_path, monkeypatch):
 
 
 def test_background_run_records_events_and_becomes_a_checkpoint(tmp_path):
-    from core.engine.checkpoint import load_checkpoint
     spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, config=TrainConfig(epochs=3, lr=3e-3))
     run_dir = runs.start_run(spec)
     with pytest.raises(RuntimeError, match="already training"):
@@ -45,6 +45,9 @@ def test_stop_and_learning_rate_orders_reach_the_worker():
     events = runs.read_events(run_dir)
     assert status["state"] == "stopped" and len(events["epoch"]) < 200
     assert events["step"][-1]["lr"] == pytest.approx(0.0123)
+    _, card = load_checkpoint(run_dir)  # the card says when the rate changed, and its command does the same
+    (step, lr), = card.training["lr_changes"]
+    assert lr == pytest.approx(0.0123) and f"--lr-at {step}:0.0123" in card.command
 
 
 def test_page_starts_a_run_and_shows_results():

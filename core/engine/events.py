@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Protocol
 
 import torch
@@ -86,12 +87,17 @@ class Task(Protocol):
 
 
 class RunControl:
-    """Thread-safe handle to steer a running `fit`: stop between steps, or change the learning rate."""
+    """Thread-safe handle to steer a running `fit`: stop between steps, or change the learning rate.
 
-    def __init__(self):
+    `planned` holds learning-rate changes (after STEP optimizer steps, LR) to make on the way, the way a card's
+    `--lr-at STEP:LR` replays what a user did by hand; `changes` lists every change made, planned or not."""
+
+    def __init__(self, planned: Iterable[tuple[int, float]] = ()):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._lr: float | None = None
+        self.planned = {int(step): float(lr) for step, lr in planned}
+        self.changes: list[tuple[int, float]] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -104,7 +110,15 @@ class RunControl:
         with self._lock:
             self._lr = float(lr)
 
-    def take_lr(self) -> float | None:
+    def take_lr(self, step: int = 0) -> float | None:
+        """The learning rate to switch to before optimizer step `step` + 1 (a user's order first), or None."""
         with self._lock:
             lr, self._lr = self._lr, None
-            return lr
+        lr = lr if lr is not None else self.planned.get(step)
+        if lr is not None:
+            self.changes.append((step, lr))
+        return lr
+
+    def unplanned(self) -> list[tuple[int, float]]:
+        """The changes made by hand: what a command must add to replay this run."""
+        return [(step, lr) for step, lr in self.changes if self.planned.get(step) != lr]

@@ -237,7 +237,7 @@ def fit(model: nn.Module, task: Task, train_loader: Iterable, val_loader: Iterab
             if distributed.any_rank(control.stop_requested):  # a stop on any rank stops every rank
                 result.reason, result.message = "stopped", "Stopped by the user."
                 break
-            new_lr = distributed.from_main(control.take_lr())  # the page's order reaches rank 0: share it
+            new_lr = distributed.from_main(control.take_lr(result.steps))  # a page order reaches rank 0: share it
             if new_lr is not None:
                 set_lr(optimizer, new_lr)
                 schedule.manual = True  # the user's learning rate replaces the schedule from here on

@@ -135,6 +135,11 @@ def recipe_command(recipe, verb: str, out) -> str:
     return f"python -m core {verb} " + shlex.join(flag_args(recipe) + ["--out", str(out)])
 
 
+def lr_flags(changes) -> str:
+    """` --lr-at STEP:LR ...`: the learning-rate changes a command must make to replay a run (see RunControl)."""
+    return "".join(f" --lr-at {int(step)}:{float(lr)!r}" for step, lr in changes)
+
+
 @contextlib.contextmanager
 def preserved_rng():
     """Run a block without moving torch's, numpy's or Python's global random generators."""
@@ -227,6 +232,9 @@ def _train(recipe, emit, control, out, state, command, log) -> ModelCard:
     result = fit(model, prepared.task, prepared.train, prepared.val, prepared.config, callback=emit, control=control,
                  resume=state, on_epoch_end=end_of_epoch)
     model.eval()
+    if control.changes:  # learning rates set by hand or by --lr-at: recorded, and replayed by the command
+        record["lr_changes"] = [[step, lr] for step, lr in control.changes]
+        card.command = command + lr_flags(control.unplanned()) if command else command
     card.metrics = prepared.evaluate(model)
     card.run = {"state": "complete", "epoch": result.epochs}
     card.training = {**record, "epochs": result.epochs, "steps": result.steps, "stop_reason": result.reason,

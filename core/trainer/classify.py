@@ -33,7 +33,7 @@ from core.engine.recipe import Prepared, register_recipe, run
 from core.engine.settings import check_out_dir, check_settings
 from core.engine.tasks import ClassificationTask, normalize
 from core.models import build_model, count_parameters, list_models
-from core.progress import console_run
+from core.progress import add_lr_at, console_run
 from core.engine.predict import predict_logits
 from core.trainer.evaluate import classification_report
 from core.trainer.fast import RECIPES
@@ -226,6 +226,7 @@ def build_parser(out_required: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--schedule", choices=SCHEDULES, default=None)
     p.add_argument("--monitor", choices=["val_loss", "val_accuracy"], default=None)
+    add_lr_at(p)
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="bf16: bfloat16 autocast (about 2x on CPUs with AMX); auto: mixed on a GPU only")
@@ -302,7 +303,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    on_event, control, close = console_run(f"{spec.model} on {spec.dataset}")
+    on_event, control, close = console_run(f"{spec.model} on {spec.dataset}", args.lr_at)
     command = "python -m core train " + shlex.join([a for a in argv if a != "--resume"])
     try:
         if spec.folds > 1:
