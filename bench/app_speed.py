@@ -138,7 +138,8 @@ def draw_latency(page, url: str, repeats: int) -> list[float]:
     page.goto(f"{url}/draw")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)
     settle(page)
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator("canvas.sketchpad").first
+    canvas.wait_for(timeout=30_000)  # the pad mounts once its script has loaded
     box = canvas.bounding_box()
     rng = np.random.default_rng(0)
     times = []

@@ -4,9 +4,8 @@ Trainer's settings form. Pure UI: every computation is a call into `core`.
 - caches built once per server (data sets, checkpoints, test reports, latent maps, caption scenes);
 - choosing a model, `choose_model(task, key)`: shipped checkpoints, the user's runs and, for classifiers,
   uploaded models, which live in this browser session only (`st.session_state[UPLOADED]`), never in a cache;
-- choosing an image, `choose_image(card, key)` and `upload_image(key)`; uploading a data set, `zip_uploader`;
-- `recipe_form(recipe, key)`: the settings of any recipe kind as widgets; `pressed`: an action button.
-"""
+- choosing an image, `choose_image(card, key)`, `upload_image(key)`, `sketchpad(key)`; a data set, `zip_uploader`;
+- `recipe_form(recipe, key)`: the settings of any recipe kind as widgets; `pressed`: an action button."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +19,8 @@ from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, 
 from core.data import AugmentConfig, DataError, list_datasets
 from core.data.samples import load_or_sample
 from core.data.images import ImageError, decode_image
-from core.draw.preprocess import SAMPLE_PHOTOS, example_digit, has_dark_background, preprocess_photo, sample_photo
+from core.draw.preprocess import (SAMPLE_PHOTOS, example_digit, has_dark_background, pad_strokes, preprocess_photo,
+                                  render_strokes, sample_photo)
 from core.engine.checkpoint import CARD, CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
 from core.engine.predict import input_spec, is_digit_model
 from core.models import list_models
@@ -32,9 +32,8 @@ from pages import old_style_run
 # ---- what sessions share ----
 
 def page_title(text: str | None = None):
-    """The page's first element: its title (an empty slot to fill later when `text` is None), drawn once this
-    run is a normal one (an old-style run is rerun, once per session, through the entry script's navigation, see
-    pages/__init__; AppTest's switch_page runs pages that way every time)."""
+    """The page's first element: its title (or an empty slot for it), once this run is a normal one: an old-style
+    run is rerun once per session through the entry script's navigation (pages/__init__)."""
     if old_style_run() and not st.session_state.get("_old_style_rerun"):
         st.session_state["_old_style_rerun"] = True
         st.rerun()
@@ -75,14 +74,12 @@ def cached_report(folder: str) -> dict:
 
 @st.cache_resource(show_spinner="Loading the data set...")
 def cached_dataset(name: str):
-    """A data set from the data directory, else its sample shipped with CNN Studio (`Dataset.sample`); shared
-    across sessions (read-only tensors). Pages never download."""
+    """A data set from the data directory, else its shipped sample (`Dataset.sample`); shared, never downloaded."""
     return load_or_sample(name)
 
 
 def sample_note(ds, where=st) -> None:
-    """Say so when a page shows the shipped sample of a data set rather than the whole set."""
-    if ds.sample:
+    if ds.sample:  # say so when a page shows the shipped sample of a data set rather than the whole set
         where.caption(f"Showing the {len(ds.test_y):,} {ds.name} test images shipped with CNN Studio: the data set is "
                       f"not in {paths.data_dir()} (the README's Data section says where to put it).")
 
@@ -94,8 +91,7 @@ def cached_snapshot(folder: str, epoch: int):
 
 
 def cached_checkpoint(folder: str):
-    """A shipped or saved checkpoint's (model, card); shared across sessions, so never train it. Loaded
-    again when its card changes: a run in progress saves a new checkpoint after every epoch."""
+    """A checkpoint's (model, card), shared across sessions (never train it); loaded again when its card changes."""
     card = Path(folder) / CARD
     return _loaded_checkpoint(folder, card.stat().st_mtime_ns if card.is_file() else 0)
 
@@ -105,8 +101,7 @@ def _loaded_checkpoint(folder: str, card_stamp: int):
     return load_checkpoint(Path(folder))
 
 
-MAP_SIZE = 2000  # test images on the map
-BANK_SIZE = 10000  # training images searched for nearest neighbours
+MAP_SIZE, BANK_SIZE = 2000, 10000  # test images on the map; training images searched for nearest neighbours
 
 
 @st.cache_resource(show_spinner="Encoding the map's test images...")
@@ -164,10 +159,8 @@ def remembered(key: str, memo, compute):
 
 
 def pressed(label: str, key: str, where=st, **options) -> bool:
-    """An action button whose press is never lost. A plain button is True only in the run its click starts, and
-    a message from the page (a component reporting its value) can cut that run short before it reaches the
-    button; the click's callback runs first in every case, so it leaves a flag that the next run to reach the
-    button takes."""
+    """An action button whose press is never lost (a component's message can cut short the run a click starts):
+    the click's callback leaves a flag that the next run to reach the button takes."""
     where.button(label, key=key, on_click=st.session_state.__setitem__, args=(f"{key}__pressed", True), **options)
     return bool(st.session_state.pop(f"{key}__pressed", False))
 
@@ -187,10 +180,9 @@ def upload_panel(select_key: str) -> None:
     """An expander to upload a model; a good upload becomes the selected model of `select_key`'s selectbox."""
     models = uploaded_models()
     with st.expander("Bring your own model", icon=":material/upload_file:", expanded=False):
-        st.caption("A zipped CNN Studio checkpoint (card.json + model.safetensors), an ONNX model, or a Keras "
-                   "`.keras` / `.h5` model (e.g. seed 001's `mnist_cnn_best.h5`). Models are read as data and rebuilt "
-                   "from PyTorch layers; files that are programs (TorchScript, pickles, Keras Lambda layers) are "
-                   "refused.")
+        st.caption("A zipped CNN Studio checkpoint (card.json + model.safetensors), an ONNX model, or a Keras `.keras`"
+                   " / `.h5` model (e.g. seed 001's `mnist_cnn_best.h5`). Models are read as data and rebuilt from"
+                   " PyTorch layers; files that are programs (TorchScript, pickles, Keras Lambda layers) are refused.")
         file = st.file_uploader("Model file", type=UPLOAD_TYPES, key=f"{select_key}_byo_file")
         if file is not None and st.session_state.get(f"{select_key}_byo_done") != file.file_id:
             st.session_state[f"{select_key}_byo_done"] = file.file_id  # load each upload once
@@ -234,12 +226,9 @@ def _settings(label: str, models: dict) -> None:
 
 
 def choose_model(task: str, key: str, label: str = "Model"):
-    """The one model chooser of every page: a selectbox over the shipped checkpoints and saved runs of `task`
-    (for classifiers also this session's uploads, with the upload panel below it).
-
-    Returns (folder, model, card), or stops the page with a message saying how to train one. An uploaded
-    model's folder is a name that holds no snapshots unless the upload was a checkpoint zip.
-    """
+    """The one model chooser of every page: the shipped checkpoints and saved runs of `task` (classifiers: also this
+    session's uploads, with the upload panel). Returns (folder, model, card), or stops the page saying how to train
+    one. An uploaded model's folder is a name that holds no snapshots unless the upload was a checkpoint zip."""
     select_slot = st.container()
     if task == "classification":
         upload_panel(key)  # before the selectbox runs, so a fresh upload can become its value
@@ -264,6 +253,18 @@ def choose_model(task: str, key: str, label: str = "Model"):
 # ---- choosing an image ----
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+SKETCHPAD = st.components.v2.component("cnn_studio_sketchpad", **{  # the same definition each import: no warning
+    kind: (Path(__file__).parent / "assets" / f"sketchpad.{kind}").read_text() for kind in ("js", "css")})
+
+
+def sketchpad(key: str, *, size: int, width: int, strokes=(), stroke_width: int = 20) -> np.ndarray:
+    """A drawing pad (pages/assets/sketchpad.js, with undo and redo) that sends each stroke as the pen lifts, opened
+    on `strokes` (polylines); returns the grey image (size x size, ink bright) of what it shows now."""
+    start = [{"w": stroke_width, "p": [list(point) for point in stroke]} for stroke in strokes]
+    sent = SKETCHPAD(key=key, data={"size": size, "width": width, "strokes": start}, default={"strokes": None},
+                     on_strokes_change=lambda: None, width="content").get("strokes")
+    lines, widths = pad_strokes(start if sent is None else sent, size=size)
+    return render_strokes(lines, size=size, width=widths)
 
 
 def upload_image(key: str, label: str = "Image", camera: bool = False) -> tuple[np.ndarray, str] | None:
@@ -366,8 +367,8 @@ def _widget(column, f, key: str):
 
 
 def _augmentation_preview(values: dict) -> int:
-    """Four training images with six augmented draws each, and the data set's problems; returns the steps
-    per epoch (0 when unknown), for validations within an epoch."""
+    """Four training images with six augmented draws each, and the data set's problems; returns the steps per epoch
+    (0 when unknown)."""
     try:
         data = cached_dataset(values["data"])
     except DataError as exc:

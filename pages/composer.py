@@ -9,7 +9,7 @@ from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure, probability_chart
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import enlarge, overlay
-from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note
+from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note, sketchpad
 
 PLAIN = {"delta_color": "off", "delta_arrow": "off"}  # the metrics' second lines are words, not changes
 page_title("Multi-MNIST composer")
@@ -45,13 +45,9 @@ def digit_slot(side: str, default_class: int, default_x: int):
         index = int(pick.integers(len(mnist.test_y)))
         tile, truth = mnist.test_x[index, 0].numpy(), int(mnist.test_y[index])
     else:
-        from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
-
-        drawn = st_canvas(stroke_width=14, stroke_color="#FFFFFF", background_color="#000000", height=168, width=168,
-                          drawing_mode="freedraw", return_image_data=True, key=f"composer_{side}_canvas")
-        prep = preprocess_digit(drawn.image_data) if drawn is not None and drawn.image_data is not None else None
-        tile = prep.image if prep is not None and not prep.empty else example_digit(DIGIT)
-        if prep is None or prep.empty:
+        prep = preprocess_digit(sketchpad(f"composer_{side}_canvas", size=168, width=14))
+        tile = example_digit(DIGIT) if prep.empty else prep.image
+        if prep.empty:
             st.caption("Draw a digit here (until then: the example digit).")
     x = st.slider("Position (left edge, px)", 0, width - DIGIT, default_x, key=f"composer_{side}_x")
     return tile, truth, x

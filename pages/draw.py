@@ -8,10 +8,10 @@ import streamlit as st
 from core.data import readable_name
 from core.engine.predict import input_spec, is_digit_model, predict_proba
 from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_background, preprocess_digit,
-                                  preprocess_photo, render_strokes, sample_photo, strokes_to_fabric)
+                                  preprocess_photo, sample_photo)
 from core.plots import probability_chart
 from core.viz import enlarge
-from pages._ui import SHARED_INPUT, choose_model, page_title, pressed, upload_image
+from pages._ui import SHARED_INPUT, choose_model, page_title, pressed, sketchpad, upload_image
 
 CANVAS = 280
 
@@ -30,8 +30,6 @@ def show_prediction(image: np.ndarray) -> None:
 
 @st.fragment  # a stroke reruns only the canvas and what depends on it, not the page
 def drawing_board() -> None:
-    from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
-
     st.session_state.setdefault("draw_canvas_id", 0)  # a new id gives a new, empty canvas
     st.session_state.setdefault("draw_with_example", True)
     left, right = st.columns([5, 6], gap="large")
@@ -49,14 +47,9 @@ def drawing_board() -> None:
                 st.session_state.draw_with_example = with_example
         with_example = st.session_state.draw_with_example
         with canvas_slot:
-            result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
-                               height=CANVAS, width=CANVAS, drawing_mode="freedraw", return_image_data=True,
-                               initial_drawing=strokes_to_fabric(EXAMPLE_STROKES, width=20) if with_example else None,
-                               key=f"draw_canvas_{st.session_state.draw_canvas_id}")
-        st.caption("Undo and redo are in the canvas toolbar. The prediction updates after each stroke.")
-    drawing = result.image_data if result is not None else None
-    if drawing is None:  # the canvas sends pixels after the first stroke: until then, what it shows
-        drawing = render_strokes(EXAMPLE_STROKES if with_example else [], size=CANVAS, width=20)
+            drawing = sketchpad(f"draw_canvas_{st.session_state.draw_canvas_id}", size=CANVAS, width=brush,
+                                strokes=EXAMPLE_STROKES if with_example else ())
+        st.caption("The prediction updates as the pen lifts after each stroke.")
     prep = preprocess_digit(drawing, centre=centre)
     st.session_state[SHARED_INPUT] = {"image": prep.image, "source": "drawing"}
     with right:

@@ -36,6 +36,9 @@ def test_drawing_updates_the_prediction(fresh_url, page):
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Home" in nav and "Draw" in nav  # the entry point's navigation, not the legacy pages/ router
     assert prediction(page) == "7"  # the example drawing the canvas opens with
+    pad = page.locator("canvas.sketchpad")
+    pad.wait_for(timeout=30_000)  # the pad mounts once its script has loaded, and draws the example on itself
+    assert pad.evaluate("c => c.getContext('2d').getImageData(140, 70, 1, 1).data[0]") > 200  # the 7's top bar
     shot(page, "draw_example.png")
 
     page.get_by_role("button", name="Clear").click()
@@ -43,9 +46,9 @@ def test_drawing_updates_the_prediction(fresh_url, page):
     # the cleared canvas is a new component: wait until the old one has left the page
     from playwright.sync_api import expect
 
-    expect(page.locator("canvas.upper-canvas")).to_have_count(1, timeout=30_000)  # pierces the shadow DOM
+    expect(page.locator("canvas.sketchpad")).to_have_count(1, timeout=30_000)  # pierces the shadow DOM
     settled(page)
-    box = page.locator("canvas.upper-canvas").bounding_box()
+    box = page.locator("canvas.sketchpad").bounding_box()
     stroke(page, box, [(150, 40), (145, 140), (140, 240)])  # a one
     page.wait_for_function(
         "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
@@ -56,6 +59,10 @@ def test_drawing_updates_the_prediction(fresh_url, page):
     page.wait_for_function(
         "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
         " return m && m.innerText.trim() === '7'; }", timeout=30_000)
+    page.get_by_role("button", name="Undo").click()  # the pad's own undo takes the bar away again
+    page.wait_for_function(
+        "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
+        " return m && m.innerText.trim() === '1'; }", timeout=30_000)
     body = page.inner_text("body")
     assert "Traceback" not in body
 

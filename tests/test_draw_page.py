@@ -44,3 +44,23 @@ def test_a_photo_model_classifies_a_sample_photo():
     assert not at.exception and at.title[0].value == "Classify a photo (CIFAR-10)"
     assert at.metric[0].value in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                   "truck"}
+
+
+def test_what_a_drawing_pad_sends_is_checked_before_it_is_drawn():
+    """The pad's message comes from a browser: anything malformed is left out, nothing crashes or grows unbounded."""
+    from core.draw.preprocess import MAX_STROKES, pad_strokes, render_strokes
+
+    good = {"w": 20, "p": [[140, 40], [140, 240]]}
+    strokes, widths = pad_strokes([good], size=280)
+    assert strokes == [[(140.0, 40.0), (140.0, 240.0)]] and widths == [20]
+    image = render_strokes(strokes, size=280, width=widths)
+    assert image[140, 140] == 255 and image[140, 100] == 0 and image[40, 140] == 255  # round ends
+    hostile = [None, 7, "x", {"w": "wide", "p": [[1, 2]]}, {"w": 10}, {"w": float("nan"), "p": [[1, 1]]},
+               {"w": 1e9, "p": [[-5, 1e12], [float("inf"), 3]]}, {"w": 5, "p": [[float("nan"), 1]]},
+               {"w": 5, "p": [[1, 2, 3]]}, {"w": 5, "p": []}, {"w": 5, "p": "12"}]
+    strokes, widths = pad_strokes(hostile, size=280)
+    assert strokes == [[(0.0, 280.0), (280.0, 3.0)]] and widths == [280]  # clipped to the canvas
+    assert pad_strokes({"p": 1}, size=280) == ([], []) and pad_strokes(None, size=280) == ([], [])
+    assert len(pad_strokes([good] * (MAX_STROKES + 5), size=280)[0]) == MAX_STROKES
+    dot = render_strokes([[(50.0, 50.0)]], size=100, width=[10])  # a click is a dot
+    assert dot[50, 50] == 255 and dot[50, 70] == 0

@@ -6,6 +6,7 @@ every intermediate step kept for display, and the plain resize used for photos. 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,29 +113,38 @@ def has_dark_background(card: dict) -> bool:
     return ds.channels == 1 and float(ds.mean[0]) < 0.4
 
 
-def render_strokes(strokes: list[list[tuple[float, float]]], *, size: int, width: int) -> np.ndarray:
-    """Draw polylines (canvas pixel coordinates) white on black: the example drawing, server side."""
+def render_strokes(strokes: list[list[tuple[float, float]]], *, size: int, width: int | list[int]) -> np.ndarray:
+    """Draw polylines (canvas pixel coordinates) white on black, with round ends: the drawing pad's strokes, as
+    the model gets them. `width`: one pen width for every stroke, or one per stroke."""
     img = Image.new("L", (size, size), 0)
     pen = ImageDraw.Draw(img)
-    for stroke in strokes or []:
-        pen.line(stroke, fill=255, width=width, joint="curve")
+    widths = width if isinstance(width, list) else [width] * len(strokes or [])
+    for stroke, w in zip(strokes or [], widths):
+        if len(stroke) > 1:
+            pen.line(stroke, fill=255, width=w, joint="curve")
         for x, y in (stroke[0], stroke[-1]):
-            pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+            pen.ellipse((x - w / 2, y - w / 2, x + w / 2, y + w / 2), fill=255)
     return np.asarray(img)
 
 
-def strokes_to_fabric(strokes: list[list[tuple[float, float]]], *, width: int, colour: str = "#FFFFFF") -> dict:
-    """The same polylines as Fabric.js path objects, to pre-draw them on the canvas component."""
-    objects = []
-    for stroke in strokes:
-        xs, ys = [p[0] for p in stroke], [p[1] for p in stroke]
-        path = [["M", *stroke[0]]] + [["L", *p] for p in stroke[1:]]
-        objects.append({"type": "path", "version": "4.4.0", "originX": "left", "originY": "top",
-                        "left": min(xs) - width / 2, "top": min(ys) - width / 2,
-                        "width": max(xs) - min(xs), "height": max(ys) - min(ys), "fill": None,
-                        "stroke": colour, "strokeWidth": width, "strokeLineCap": "round",
-                        "strokeLineJoin": "round", "path": path})
-    return {"version": "4.4.0", "objects": objects}
+MAX_STROKES, MAX_POINTS = 1000, 5000  # more than any drawing needs; a bigger message is cut, not refused
+
+
+def pad_strokes(value, *, size: int) -> tuple[list[list[tuple[float, float]]], list[int]]:
+    """(polylines, pen widths) from what a drawing pad sent, `[{"w": width, "p": [[x, y], ...]}, ...]`. It comes
+    from a browser: malformed strokes are left out, points clipped to the canvas, widths to 1..size."""
+    strokes, widths = [], []
+    for stroke in value[:MAX_STROKES] if isinstance(value, list) else []:
+        try:
+            points = [(min(max(float(x), 0.0), size), min(max(float(y), 0.0), size))
+                      for x, y in stroke["p"][:MAX_POINTS]]
+            width = int(min(max(float(stroke["w"]), 1.0), size))
+        except (TypeError, ValueError, KeyError, OverflowError):
+            continue
+        if points and all(math.isfinite(c) for point in points for c in point):
+            strokes.append(points)
+            widths.append(width)
+    return strokes, widths
 
 
 SAMPLE_PHOTOS = {"cat (Chelsea)": "chelsea", "coffee": "coffee", "astronaut": "astronaut", "rocket": "rocket"}
