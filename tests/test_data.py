@@ -177,6 +177,14 @@ def test_digits_needs_no_files():
     ds = load_dataset("digits")
     assert ds.train_x.shape[1:] == (1, 8, 8) and ds.num_classes == 10
     assert len(ds.train_x) + len(ds.test_x) == 1797 and int(ds.train_x.max()) > 200
+    from sklearn.datasets import load_digits  # read from scikit-learn's file directly: the same images and labels
+
+    bunch = load_digits()
+    images = torch.cat([ds.train_x, ds.test_x])[:, 0].numpy()
+    labels = torch.cat([ds.train_y, ds.test_y]).numpy()
+    scaled = np.clip(bunch.images * 16.0, 0, 255).astype(np.uint8)  # 0..16 -> 0..255
+    as_sklearn = sorted(zip(scaled.reshape(-1, 64).tolist(), bunch.target.tolist()))
+    assert sorted(zip(images.reshape(-1, 64).tolist(), labels.tolist())) == as_sklearn
 
 
 def test_unknown_name_lists_the_known_ones():
