@@ -137,7 +137,7 @@ async def tour(url: str) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = await browser.new_page()
-        for path, marker in PAGES.items():
+        for path, marker in {**PAGES, "trainer": "Train a model", "runs": "Compare runs"}.items():  # a run exists
             await page.goto(f"{url}/{path}")
             await page.get_by_text(marker, exact=False).first.wait_for(timeout=300_000)
             await page.wait_for_function(IDLE, timeout=300_000)

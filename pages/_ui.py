@@ -17,7 +17,7 @@ from core import paths
 from core.cli import TRAIN_COMMANDS
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
 from core.data import AugmentConfig, DataError, list_datasets
-from core.data.samples import load_or_sample
+from core.data.samples import load_or_sample, load_sample
 from core.data.images import ImageError, decode_image
 from core.draw.preprocess import (SAMPLE_PHOTOS, example_digit, has_dark_background, pad_strokes, preprocess_photo,
                                   render_strokes, sample_photo)
@@ -133,11 +133,11 @@ def cached_latent_bank(folder: str):
     return latent_map(model, data.train_x, data.train_y, n=BANK_SIZE, seed=1)
 
 
-@st.cache_resource(show_spinner="Composing test scenes from MNIST, Fashion-MNIST and CIFAR-10...")
-def _makers():
+@st.cache_resource(show_spinner=False)
+def _makers():  # scenes of the test images shipped with CNN Studio, data sets or not: 0.03 s (whole sets: 2.2 s, 460 MB)
     from core.captions.captioning import scene_makers
 
-    return scene_makers(loader=load_or_sample)
+    return scene_makers(loader=lambda name, data_dir: load_sample(name))
 
 
 def cached_scenes(card: dict, mode: str, n: int = 200):

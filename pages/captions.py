@@ -16,7 +16,8 @@ vocab = vocabulary_of(card)
 st.caption("A small CNN turns the 64x64 image into an 8x8 grid of features; an LSTM writes the caption word by word, "
            "at each word attending over the grid (Show, Attend and Tell). Trained on scenes of real MNIST, "
            "Fashion-MNIST and CIFAR-10 images with grammar-made captions; some pairs of objects never appear "
-           "together in training (the held-out scenes).")
+           "together in training (the held-out scenes). The test scenes here are composed from the test images "
+           "shipped with CNN Studio.")
 
 shared = st.session_state.get(SHARED_INPUT)
 sources = ["Test scene (seen combinations)", "Test scene (held-out combinations)", "Upload"]

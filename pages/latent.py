@@ -88,7 +88,8 @@ with tabs[4]:
     upload = upload_image("latent_upload", "Upload an image (any size or format; it becomes a 28x28 grey image)")
     shared = st.session_state.get(SHARED_INPUT) if upload is None else {"image": upload[0], "source": "upload"}
     if shared is None:
-        st.info("Upload an image, or draw one on the Draw page, to see where it lands in the code space.")
+        if st.session_state.get("latent_upload") is None:  # a file that is not an image has its one message above
+            st.info("Upload an image, or draw one on the Draw page, to see where it lands in the code space.")
     else:
         mine = preprocess_photo(shared["image"], size=28, channels=1, dark_background=True)[0]
         z, bank = ae.encode_image(model, mine), cached_latent_bank(folder)

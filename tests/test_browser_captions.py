@@ -3,14 +3,8 @@ the attention map move to that word. Screenshots: captions_scene.png, captions_w
 """
 from __future__ import annotations
 
-import pytest
 
 from tests.browser import settled, shot
-
-
-@pytest.fixture(autouse=True)
-def _needs_data(real_data):  # the page composes test scenes from the real data sets
-    pass
 
 
 def attention_src(page):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import choose_model, shot
+from tests.browser import choose_model, settled, shot
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +49,13 @@ def test_uploaded_photo_lands_on_the_map(app_url, page, tmp_path):
     page.goto(app_url + "/latent")
     page.get_by_text("its code, decoded").first.wait_for(timeout=90_000)
     page.get_by_role("tab", name="Your image").click()
+    (tmp_path / "notes.png").write_text("not a picture")  # a bad file first: one message, saying what to upload
+    page.locator(".st-key-latent_upload input[type=file]").set_input_files(str(tmp_path / "notes.png"))
+    page.get_by_text("Cannot use this file", exact=False).first.wait_for(timeout=60_000)
+    settled(page)
+    body = page.inner_text("body")
+    assert "Upload an image, or draw one" not in body and "Traceback" not in body, body[-600:]
+    assert page.locator("[data-testid='stException']").count() == 0
     page.locator(".st-key-latent_upload input[type=file]").set_input_files(str(tmp_path / "trousers.png"))
     page.get_by_text("nearest training images in code space", exact=False).first.wait_for(timeout=60_000)
     shot(page, "latent_your_image.png")

@@ -119,6 +119,9 @@ def start_runs(specs: list, root: Path | None = None, names: list[str] | None = 
     return dirs
 
 
+WORKER_NICE = 5  # on a busy machine the app's server (visitors' pages) gets about 3x the worker's CPU; idle, no cost
+
+
 def _start_worker(dirs: list[Path], resume: bool = False, processes: int = 1) -> subprocess.Popen:
     """The worker process (`python -m core.trainer.runs DIRS`), or `processes` ranks of it under torchrun."""
     launcher = torchrun(processes) if processes > 1 else []
@@ -317,6 +320,7 @@ def wait(run_dir: Path, timeout: float = 600.0) -> dict:
 
 
 if __name__ == "__main__":  # the worker: python -m core.trainer.runs [--resume] RUN_DIR [RUN_DIR ...], trained in order
+    os.nice(WORKER_NICE)
     resuming = sys.argv[1:2] == ["--resume"]
     folders = [Path(a) for a in sys.argv[1 + resuming:]]
     for i, folder in enumerate(folders):
