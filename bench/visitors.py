@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         server.terminate()
         server.wait(timeout=20)
     batch = spec.config.batch_size
-    print(f"| visitor | page opened (s) | interactions (s) |\n|---|---:|---|")
+    print("| visitor | page opened (s) | interactions (s) |\n|---|---:|---|")
     for v in visitors:
         print(f"| {v['page']} | {v['open_s']:.1f} | {', '.join(f'{t:.2f}' for t in v['interactions_s'])} |")
     opens = [v["open_s"] for v in visitors]

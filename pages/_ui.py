@@ -134,7 +134,7 @@ def cached_latent_bank(folder: str):
 
 
 @st.cache_resource(show_spinner=False)
-def _makers():  # scenes of the test images shipped with CNN Studio, data sets or not: 0.03 s (whole sets: 2.2 s, 460 MB)
+def _makers():  # scenes of the shipped test images, data sets or not: 0.03 s (the whole sets: 2.2 s, 460 MB)
     from core.captions.captioning import scene_makers
 
     return scene_makers(loader=lambda name, data_dir: load_sample(name))
