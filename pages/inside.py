@@ -1,5 +1,4 @@
-"""Inside the network: layer outputs, filters, attribution methods side by side (with a sanity check) and
-occlusion for one input, and filters and Grad-CAM over training."""
+"""Inside the network: layer outputs, filters, attribution methods (with a sanity check), occlusion, over training."""
 import pandas as pd
 import streamlit as st
 
@@ -14,8 +13,7 @@ from pages._ui import cached_snapshot, choose_image, choose_model, page_title, p
 
 page_title("Inside the network")
 folder, model, card = choose_model("classification", "inside_model")
-label, classes = folder.rsplit("/", 1)[-1], card.dataset.class_names
-_, size = input_spec(card)
+(_, size), label, classes = input_spec(card), folder.rsplit("/", 1)[-1], card.dataset.class_names
 image = choose_image(card, "inside")
 
 probs, x, convs = predict_proba(model, card, image), to_batch(image, card), conv_layer_names(model)
@@ -76,9 +74,10 @@ with cam_tab:  # every attribution method on the same input and class, with its 
         test = remembered("inside_sanity_result", memo, lambda: randomisation_test(
             model, x, class_target(wanted), layer, [r["method"] for r in rows if r["map"] is not None]))
         st.dataframe(sanity_table(test), hide_index=True, width="stretch")
-        st.caption("Rank correlation of each map with the trained model's (Adebayo et al., 2018): near 1 while the "
-                   "model is destroyed means the method shows the input, not what the model learnt.")
-with occ_tab:
+        st.caption("Rank correlation with the trained model's map (Adebayo et al., 2018): near 1 = blind to the model.")
+
+@st.fragment  # a square, a stride or a box reruns this tab only, not the whole page
+def occlusion_tab() -> None:
     st.caption("How much the predicted class's probability drops when a square of mean grey hides each spot.")
     left, right = st.columns(2)
     patch = left.slider("Square size", 2, max(3, size // 2), max(2, size // 5), key="inside_patch")
@@ -99,15 +98,16 @@ with occ_tab:
                           key=f"inside_occluder_{label}_{patch}")
     boxes = ((moved.json_data or {}).get("objects") if moved is not None else None) or [start]
     x0, y0, x1, y1 = box = canvas_box(boxes[-1], scale, size)
-    p_hidden = predict_proba(model, card, hide_box(image, box, grey))
-    change = p_hidden[top] - probs[top]
+    change = (p_hidden := predict_proba(model, card, hide_box(image, box, grey)))[top] - probs[top]
     right.metric(f"P({classes[top]}) with pixels x {x0}-{x1 - 1}, y {y0}-{y1 - 1} hidden", f"{p_hidden[top]:.1%}",
                  f"{change:+.1%}" if abs(change) >= 5e-4 else None)  # under a tenth of a point: no change to show
+
+with occ_tab:
+    occlusion_tab()
 with time_tab:
     epochs = list_snapshots(folder)
     if not epochs:
-        st.info("This checkpoint kept no per-epoch snapshots. Choose the shipped `mnist_seed004`, or train with "
-                "`python -m core train ... --snapshots`, to watch filters and Grad-CAM change over training.")
+        st.info("No per-epoch snapshots in this checkpoint: choose `mnist_seed004`, or train with `--snapshots`.")
     elif not convs:
         st.info("This model has no convolution layer: no filters or Grad-CAM to follow over training.")
     else:

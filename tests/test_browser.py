@@ -34,7 +34,7 @@ def test_inside_page_in_real_browser(app_url, page):
     page.get_by_text("Integrated Gradients for", exact=False).first.wait_for(timeout=60_000)
     settled(page)  # a click while the page still runs lands on the run before
     page.get_by_role("button", name="Sanity check").click()
-    page.get_by_text("Rank correlation of each map", exact=False).first.wait_for(timeout=120_000)
+    page.get_by_text("Rank correlation with the trained model's map", exact=False).first.wait_for(timeout=120_000)
     expect(page.locator("[data-testid='stDataFrame']:visible")).to_have_count(1)  # the table of similarities
     shot(page, "inside_compare_methods.png")
     page.get_by_role("tab", name="Layer outputs").click()
