@@ -62,7 +62,7 @@ def training_figure(events: dict[str, list[dict]], metric: str = "accuracy", tit
         fig.update_xaxes(title_text="step", row=1, col=col)
     if proportion:
         fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=64, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -104,7 +104,7 @@ def compare_figure(curves: dict[str, dict[str, list[dict]]]) -> go.Figure:
                         line=dict(color=colour), showlegend=False, row=1, col=2)
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
     fig.update_xaxes(title_text="epoch", dtick=1)
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=64, b=10), legend=dict(orientation="h", y=-0.3))
     return fig
 
 

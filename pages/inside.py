@@ -58,8 +58,8 @@ with cam_tab:  # every attribution method on the same input and class, with its 
                             format_func=lambda i: f"{classes[i]} ({probs[i]:.1%}){' - predicted' if i == top else ''}")
     layer = mid.selectbox("CAM layer", convs, index=convs.index(default_cam_layer(model)), key=f"inside_cam_{label}",
                           format_func=named) if convs else None  # the layer of the CAM methods
-    methods = right.multiselect("Methods", METHODS, METHODS if size <= 64 else METHODS[:4], key="inside_methods",
-                                help="\n\n".join(f"**{m}**: {WHAT[m]}" for m in METHODS))
+    methods = right.multiselect("Methods", METHODS, METHODS if size <= 64 else METHODS[:4],  # kept per model
+                                key=f"inside_methods_{label}", help="\n\n".join(f"**{m}**: {WHAT[m]}" for m in METHODS))
     memo, where = (label, hash(image.tobytes()), wanted, layer, tuple(methods)), layer and named(layer)
     rows = remembered("inside_compare", memo, lambda: compare(model, x, class_target(wanted), layer, methods, where))
     for cell, row in zip(st.columns(4) + st.columns(4), rows):

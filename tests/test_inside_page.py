@@ -33,7 +33,8 @@ def test_opens_with_a_prediction_and_all_tabs(real_data, monkeypatch):
 def test_the_sanity_check_reinitialises_the_model_and_reports_every_method(real_data, monkeypatch):
     monkeypatch.setenv("CNN_STUDIO_DATA", str(real_data))
     at = open_page()
-    at.multiselect(key="inside_methods").set_value(["Grad-CAM", "Saliency"]).run()
+    methods = next(m for m in at.multiselect if m.key.startswith("inside_methods_"))  # kept per model
+    methods.set_value(["Grad-CAM", "Saliency"]).run()
     at.button(key="inside_sanity").click().run()
     assert not at.exception
     table = next(df.value for df in at.dataframe if "method" in df.value.columns)

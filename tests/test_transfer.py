@@ -155,6 +155,7 @@ def test_inside_page_explains_a_sample_photo_with_the_imagenet_model():
     captions = " ".join(c for img in at.get("image") for c in img.captions)
     assert re.search(r"Grad-CAM at conv (\d+) of \1: conv head", captions), captions  # the last conv, in words
     assert "occlusion sensitivity" in captions
+    assert "Integrated Gradients" not in captions  # the four fast methods on a photo, whatever the MNIST model used
     at.selectbox(key="inside_photo").set_value("coffee").run()
     assert not at.exception and at.metric[0].value == "espresso"
 
