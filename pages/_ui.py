@@ -16,7 +16,7 @@ import streamlit as st
 from core import paths
 from core.cli import TRAIN_COMMANDS
 from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
-from core.data import AugmentConfig, DataError, list_datasets
+from core.data import AugmentConfig, DataError, list_datasets, readable_name
 from core.data.samples import load_or_sample, load_sample
 from core.data.images import ImageError, decode_image
 from core.draw.preprocess import (SAMPLE_PHOTOS, example_digit, has_dark_background, pad_strokes, preprocess_photo,
@@ -80,8 +80,8 @@ def cached_dataset(name: str):
 
 def sample_note(ds, where=st) -> None:
     if ds.sample:  # say so when a page shows the shipped sample of a data set rather than the whole set
-        where.caption(f"Showing the {len(ds.test_y):,} {ds.name} test images shipped with CNN Studio: the data set is "
-                      f"not in {paths.data_dir()} (the README's Data section says where to put it).")
+        where.caption(f"Showing the {len(ds.test_y):,} {readable_name(ds.name)} test images shipped with CNN Studio: "
+                      f"the data set is not in {paths.data_dir()} (the README's Data section says where to put it).")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

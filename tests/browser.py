@@ -92,3 +92,12 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def stroke(page, box, points):
+    """Draw a polyline (pixel offsets into the element whose bounding `box` is given) with the mouse."""
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+    page.mouse.up()

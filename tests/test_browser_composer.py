@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import settled, shot
+from tests.browser import settled, shot, stroke
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +54,20 @@ def test_changing_a_digit_changes_the_prediction(app_url, page):
     wait_for_metric(page, "Tiles overlap", f"{28 - (int(thumb.inner_text()) - 2)} px")
     shot(page, "composer_pair_moved.png")
     assert "Traceback" not in page.inner_text("body")
+
+
+def test_a_digit_drawn_on_the_pad_takes_the_left_place(app_url, page):
+    page.set_viewport_size({"width": 1400, "height": 1700})
+    page.goto(app_url + "/composer")
+    wait_for_metric(page, "Left digit", "3")
+    page.locator("[data-testid='stRadio']").first.get_by_text("Draw", exact=True).click()
+    pad = page.locator("canvas.sketchpad")
+    pad.wait_for(timeout=30_000)  # the left digit's drawing pad (until something is drawn: the example digit)
+    settled(page)
+    stroke(page, pad.bounding_box(), [(86, 20), (84, 84), (82, 150)])  # a one, down the middle of the 168 px pad
+    wait_for_metric(page, "Left digit", "1")
+    shot(page, "composer_drawn.png")
+    assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_the_crnn_reads_a_typed_string(app_url, page):

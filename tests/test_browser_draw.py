@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import settled, shot, start_server, stop_server
+from tests.browser import settled, shot, start_server, stop_server, stroke
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +19,6 @@ def fresh_url(app_url, tmp_path_factory):
 
 def prediction(page) -> str:
     return page.locator("[data-testid='stMetricValue']").first.inner_text().strip()
-
-
-def stroke(page, box, points):
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
-    page.mouse.up()
 
 
 def test_drawing_updates_the_prediction(fresh_url, page):
