@@ -6,7 +6,7 @@ import streamlit as st
 from core.data import DataError
 from core.data.multimnist import DIGIT, compose
 from core.composer.multidigit import head_cams, pair_prediction
-from core.plots import composition_figure, probability_chart
+from core.plots import composition_figure
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import enlarge, overlay
 from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note, sketchpad
@@ -83,9 +83,9 @@ def composition() -> None:
         one.metric(f"{name} digit", str(digits[i]), f"{probs[i].max():.1%} confident{verdict}", **PLAIN)
         two.metric(f"{name} x-centre", f"{pred_x[i]:.1f} px", f"error {pred_x[i] - true_x[i]:+.2f} px", **PLAIN)
     with st.expander("Both heads' class probabilities"):
-        a, b = st.columns(2)
-        a.plotly_chart(probability_chart(probs[0], [str(d) for d in range(10)]), width="stretch", key="composer_p0")
-        b.plotly_chart(probability_chart(probs[1], [str(d) for d in range(10)]), width="stretch", key="composer_p1")
+        bar = st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)  # a table: no charts
+        st.dataframe(pd.DataFrame({"digit": range(10), "left head": probs[0], "right head": probs[1]}),  # to redraw
+                     hide_index=True, column_config={"left head": bar, "right head": bar})
 
     st.subheader("Where each head looks")
     st.caption(f"{method} for each output of the one network: each digit head for its predicted class, and each "
