@@ -62,6 +62,7 @@ def training_figure(events: dict[str, list[dict]], metric: str = "accuracy", tit
         fig.update_xaxes(title_text="step", row=1, col=col)
     if proportion:
         fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_yaxes(tickformat=".2~g", row=1, col=3)  # learning rates as numbers (0.00035), never "350µ"
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=64, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 

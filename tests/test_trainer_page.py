@@ -303,6 +303,8 @@ def test_the_live_chart_of_a_long_run_stays_light_and_ends_on_the_latest_step():
     assert all(0.8 < y < 1.2 for y in raw.y[1:])  # each point averages its 9 steps (alternating 0 and 2)
     short = training_figure({"step": steps[:50]})
     assert [len(trace.x) for trace in short.data] == [50] * 4 and short.data[0].name == "loss per step"
+    assert short.layout.yaxis3.tickformat == ".2~g"  # the learning rate reads 0.00035, not Plotly's "350µ"
+    assert short.layout.margin.t >= 60  # the subplot titles sit below the chart's toolbar
 
 
 def test_the_server_does_not_collect_garbage_after_every_rerun():
