@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                      ("strings (28x192, 1-6 digits)", lambda: compose_strings(ds.train_x, ds.train_y, args.n))]:
         s = _median_seconds(fn)
         rows.append({"what": name, "images": args.n, "seconds": round(s, 3), "images_per_s": round(args.n / s)})
-    print(f"| composing | images | s | images/s |\n|---|---:|---:|---:|")
+    print("| composing | images | s | images/s |\n|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['what']} | {r['images']:,} | {r['seconds']:.2f} | {r['images_per_s']:,} |")
 

@@ -126,7 +126,7 @@ def test_compare_runs_in_real_browser(app_url, page):
 
 def test_channel_click_and_uploaded_keras_model_in_real_browser(app_url, page, tmp_path):
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
+    pytest.importorskip("keras")  # the seed-001 model is built with Keras
     from tests.test_byo import seed001_keras
 
     page.set_viewport_size({"width": 1400, "height": 2000})
