@@ -7,8 +7,8 @@ events.jsonl and a page draws live charts from the same stream a console turns i
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
