@@ -31,7 +31,7 @@ export default function (component) {
       const r = canvas.getBoundingClientRect();
       return [Math.round(((e.clientX - r.left) * size) / r.width), Math.round(((e.clientY - r.top) * size) / r.height)];
     };
-    const send = () => pad.send("strokes", pad.strokes.map((s) => ({ w: s.w, p: s.p })));
+    const send = () => pad.send("strokes", pad.strokes);  // already {w, p} objects: Streamlit serialises them
     canvas.addEventListener("pointerdown", (e) => {
       canvas.setPointerCapture(e.pointerId);
       pad.current = { w: pad.width, p: [at(e)] };
