@@ -2,7 +2,7 @@
 
     python -m bench.ensemble [--recipe fast_cifar10] [--runs 3] [--epochs 6] [--long checkpoints/cifar10_fast_cifar]
 
-Trains `--runs` copies of a speed recipe (`core/trainer/fast.py`) with `--epochs` each and seeds 0, 1, 2...,
+Trains `--runs` copies of a speed recipe (`core/classifier/fast.py`) with `--epochs` each and seeds 0, 1, 2...,
 through the project's pipeline, then measures each alone, their ensemble (probabilities averaged, as
 `python -m core evaluate A B C --ensemble` does) and the long run's checkpoint, with and without flip TTA.
 Prints a table and writes JSON.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from core.data import load_dataset
 from core.engine.checkpoint import load_checkpoint
-from core.engine.recipe import run
-from core.trainer.evaluate import ensemble_report, evaluate_classifier
-from core.trainer.presets import fast
+from core.engine.run import run
+from core.classifier.evaluate import ensemble_report, evaluate_classifier
+from core.classifier.presets import fast
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@
 
     python -m bench.keras_compare [--dataset mnist] [--model seed004_cnn] [--epochs 5] [--json PATH]
 
-CNN Studio trains every model through one engine (`core.engine.recipe.run`). Keras is not a second
+CNN Studio trains every model through one engine (`core.engine.run.run`). Keras is not a second
 backend of the product: a backend that honoured only some of the Trainer's settings (EMA, mixup, cutmix,
 snapshots, resume, time budgets...) would have to refuse the rest, and its runs could not resume or be
 reproduced the same way. The framework question the seeds ask (seed 004 trains its CNN in Keras) is
@@ -108,10 +108,10 @@ def _batches(keras, x: torch.Tensor, y: torch.Tensor, spec, shuffle: bool):
 
 
 def train_keras(spec, callback=None, control: RunControl | None = None, out=None, command: str = ""):
-    """Train `spec` (a core.trainer.classify.TrainSpec) with Keras on TensorFlow; returns (keras model, FitResult,
+    """Train `spec` (a core.classifier.ClassifierRecipe) with Keras on TensorFlow; returns (keras model, FitResult,
     test report, ModelCard). With `out`, writes model.keras and its card (the other pages read it as PyTorch)."""
     from core.engine.checkpoint import DatasetInfo, ModelCard, ModelSpec, write_card
-    from core.trainer.evaluate import classification_report
+    from core.classifier.evaluate import classification_report
 
     keras = import_keras()
     import tensorflow as tf
@@ -240,8 +240,8 @@ def main(argv=None) -> int:
     import json
     from pathlib import Path
 
-    from core.engine.recipe import run
-    from core.trainer.classify import TrainSpec
+    from core.engine.run import run
+    from core.classifier import ClassifierRecipe
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="mnist")
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "keras_compare.json"))
     args = parser.parse_args(argv)
-    spec = TrainSpec(dataset=args.dataset, model=args.model, val_split=0.1, data_dir=args.data_dir,
+    spec = ClassifierRecipe(dataset=args.dataset, model=args.model, val_split=0.1, data_dir=args.data_dir,
                      config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=1e-3,
                                         threads=args.threads))
     rows = []

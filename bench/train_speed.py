@@ -1,7 +1,7 @@
 """Training-speed benchmark: the project's fast recipes against the seeds' own, on MNIST, Fashion-MNIST and
 CIFAR-10, in one table and one JSON file.
 
-Every PyTorch row trains through the one pipeline (`core.engine.recipe.run`) in this process, one after the
+Every PyTorch row trains through the one pipeline (`core.engine.run.run`) in this process, one after the
 other, so the rows of a run share the machine's state. Test accuracy is measured every `eval_every` of an epoch
 (evaluation time is not counted as training time). Per row: parameters, training seconds until each target
 of its data set is first reached, test accuracy at the data set's time budget, accuracy when the run ends,
@@ -28,10 +28,10 @@ import torch
 
 from core.data import AugmentConfig
 from core.engine import RunControl, TrainConfig
-from core.engine.recipe import run
-from core.trainer.classify import TrainSpec
-from core.trainer.presets import from_recipe
-from core.trainer.fast import FAST_CIFAR_RECIPE, FAST_FASHION_RECIPE, FAST_MNIST_BF16_RECIPE, FAST_MNIST_RECIPE
+from core.engine.run import run
+from core.classifier import ClassifierRecipe
+from core.classifier.fast import FAST_CIFAR_RECIPE, FAST_FASHION_RECIPE, FAST_MNIST_BF16_RECIPE, FAST_MNIST_RECIPE
+from core.classifier.recipe import from_recipe
 
 # data set -> ([(target accuracy, seconds allowed)], evaluation every this fraction of an epoch)
 TARGETS = {"mnist": ([(0.99, 7.0), (0.995, 20.0)], 0.1), "fashion_mnist": ([(0.93, 180.0)], 0.25),
@@ -84,7 +84,7 @@ def keras_row(data_dir, threads: int) -> dict:
     """Seed 004's recipe (5 epochs, Adam 1e-3, batch 64) on Keras with TensorFlow, on the same MNIST batches."""
     from bench.keras_compare import train_keras
 
-    spec = TrainSpec(dataset="mnist", model="seed004_cnn", data_dir=data_dir,
+    spec = ClassifierRecipe(dataset="mnist", model="seed004_cnn", data_dir=data_dir,
                      config=dataclasses.replace(SEED_004["config"], threads=threads))
     _, result, test, card = train_keras(spec)
     return {"dataset": "mnist", "recipe": "seed 004 CNN on Keras/TensorFlow (5 epochs)", "model": "seed004_cnn",

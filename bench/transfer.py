@@ -1,7 +1,7 @@
 """Transfer learning on CIFAR-10: frozen EfficientNet-Lite0 features + a linear head, and the data-efficiency
 comparison with a CNN trained from scratch, side by side in one run.
 
-Every run is a classifier recipe through `core.engine.recipe.run` (the pretrained model's frozen part runs
+Every run is a classifier recipe through `core.engine.run.run` (the pretrained model's frozen part runs
 once per image and is cached). Rows of the first table: extracting the pretrained features of the 50,000
 train and 10,000 test images (cold cache: a fresh temporary cache folder; timed as the seconds before the
 first step) and training the linear head on them, a second run on the same data (the features come from
@@ -26,8 +26,8 @@ import torch
 
 from core.data import AugmentConfig, load_dataset
 from core.engine import TrainConfig
-from core.engine.recipe import run
-from core.trainer.classify import TrainSpec
+from core.engine.run import run
+from core.classifier import ClassifierRecipe
 
 SUBSETS = (10, 100, 1000, 0)  # images per class; 0 = all
 
@@ -39,7 +39,7 @@ def head_config(n: int, seed: int = 0) -> TrainConfig:
                        weight_decay=1e-4, schedule="cosine", keep_best=False, seed=seed, channels_last=False)
 
 
-def timed(spec: TrainSpec) -> tuple[float, float, float, int]:
+def timed(spec: ClassifierRecipe) -> tuple[float, float, float, int]:
     """(test accuracy, seconds before the first step (feature extraction), training seconds, epochs) of one run."""
     started, first = time.perf_counter(), []
 
@@ -55,7 +55,7 @@ def timed(spec: TrainSpec) -> tuple[float, float, float, int]:
 def transfer(data_dir, resolution: int, per_class: int = 0, fine_tune: int = 0, config=None) -> tuple:
     """The pretrained network with a linear head (and the last `fine_tune` blocks) on `per_class` images a class."""
     n = per_class * 10 or 50_000
-    spec = TrainSpec(dataset="cifar10", model="efficientnet_lite0", data_dir=data_dir, per_class=per_class,
+    spec = ClassifierRecipe(dataset="cifar10", model="efficientnet_lite0", data_dir=data_dir, per_class=per_class,
                      model_options={"resolution": resolution, **({"fine_tune": fine_tune} if fine_tune else {})},
                      config=config or head_config(n))
     return timed(spec)
@@ -66,7 +66,7 @@ def scratch(data_dir, per_class: int, budget: float) -> tuple:
     n = per_class * 10 or 50_000
     cfg = TrainConfig(epochs=max(3, min(150, 60_000 // n)), batch_size=min(128, n), optimizer="adam", lr=2e-3,
                       weight_decay=5e-4, schedule="onecycle", keep_best=False, time_budget_s=budget, seed=0)
-    return timed(TrainSpec(dataset="cifar10", model="resnet_small", data_dir=data_dir, per_class=per_class,
+    return timed(ClassifierRecipe(dataset="cifar10", model="resnet_small", data_dir=data_dir, per_class=per_class,
                            augment=AugmentConfig(translate=4, hflip=True), config=cfg))
 
 

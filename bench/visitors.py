@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import copy
 import statistics
 import sys
 import tempfile
@@ -24,8 +25,8 @@ import time
 from pathlib import Path
 
 from bench.app_speed import ARGS, CHROMIUM, IDLE, PAGES, ROOT, free_port, proc_stats, start_server, wait_healthy
-from core.trainer.presets import preset
-from core.trainer.runs import read_events, read_status, request_stop, start_run
+from core.classifier.presets import PRESETS
+from core.runs import read_events, read_status, request_stop, start_run
 
 RUN = "Fast MNIST (the benchmark recipe)"
 METRICS = "() => [...document.querySelectorAll(\"[data-testid='stMetric']\")].map(m => m.innerText).join('|')"
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(port, str(runs))
-    spec = preset(RUN)
+    spec = copy.deepcopy(PRESETS[RUN])
     spec = dataclasses.replace(spec, config=dataclasses.replace(spec.config, epochs=args.epochs))
     run_dir = None
     try:

@@ -21,9 +21,8 @@ from pathlib import Path
 
 from bench.app_speed import ARGS, CHROMIUM, ROOT, free_port, settle, start_server, wait_healthy
 from core.engine.checkpoint import read_card
-from core.trainer.classify import command_for
-from core.trainer.presets import preset
-from core.trainer.runs import read_status
+from core.classifier.presets import PRESETS
+from core.runs import read_status
 
 
 def images_per_s(card) -> float:
@@ -32,7 +31,7 @@ def images_per_s(card) -> float:
 
 
 def from_cli(name: str, out: Path) -> float:
-    argv = shlex.split(command_for(preset(name), out))[3:]  # drop "python -m core"
+    argv = shlex.split(PRESETS[name].command(out))[3:]  # drop "python -m core"
     subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, check=True, capture_output=True)
     return images_per_s(read_card(out))
 
@@ -43,7 +42,7 @@ def from_trainer(page, url: str, name: str, runs: Path) -> float:
     page.get_by_label("Recipe", exact=True).click()
     page.get_by_role("option", name=name, exact=True).click()
     page.wait_for_function("(n) => { const f = document.querySelectorAll(\"input[aria-label='Epochs']\"); "
-                           "return f.length === 1 && f[0].value === n; }", arg=str(preset(name).config.epochs),
+                           "return f.length === 1 && f[0].value === n; }", arg=str(PRESETS[name].config.epochs),
                            timeout=60_000)  # the old form has gone and the preset's is drawn: Start trains it
     settle(page)
     page.get_by_role("button", name="Start training").click()

@@ -1,6 +1,6 @@
 """Plotly figures of training runs: live loss, accuracy and learning-rate charts, confusion matrices.
 
-Owns turning a run's recorded events (see `core.trainer.runs`) and evaluation reports into figures. Plotly only;
+Owns turning a run's recorded events (see `core.runs`) and evaluation reports into figures. Plotly only;
 the pages decide where figures go.
 """
 from __future__ import annotations

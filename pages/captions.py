@@ -8,7 +8,9 @@ from core.captions.captioning import attention_map, caption_image, exact_match, 
 from core.data import DataError
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge, overlay, to_rgb
-from pages._ui import PERCENT, SHARED_INPUT, cached_scenes, choose_model, page_title, pressed, remembered, upload_image
+from pages._inputs import upload_image
+from pages._models import cached_scenes, choose_model
+from pages._ui import PERCENT, SHARED_INPUT, page_title, pressed, remembered
 
 page_title("Caption generator")
 folder, model, card = choose_model("captioning", "caption_model", "Captioning model")

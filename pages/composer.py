@@ -9,9 +9,10 @@ from core.composer.multidigit import head_cams, pair_prediction
 from core.plots import composition_figure
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import enlarge, overlay
-from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note, sketchpad
+from pages._inputs import sketchpad
+from pages._models import choose_model
+from pages._ui import PLAIN, cached_dataset, page_title, pressed, sample_note
 
-PLAIN = {"delta_color": "off", "delta_arrow": "off"}  # the metrics' second lines are words, not changes
 page_title("Multi-MNIST composer")
 try:
     mnist = cached_dataset("mnist")
@@ -21,7 +22,8 @@ except DataError as exc:
     st.warning(f"The MNIST test digits are not available here, so only drawn digits can be placed. {exc}")
 
 _, model, card = choose_model("multi_digit", "composer_model", "Multi-task model")
-width = card.generator["width"]
+generator = card.section("generator")
+width = generator["width"]
 st.caption(f"Shared conv backbone with two heads: both digits (2 x 10 classes) and both x-centres (pixels), "
            f"trained with CE + {card.training['lambda']:g} x MSE on composed {DIGIT}x{width} images.")
 
@@ -63,7 +65,7 @@ def composition() -> None:
     with settings:
         noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
         overlap = max(0, DIGIT - abs(right[2] - left[2]))
-        st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {card.generator['max_overlap']} px.")
+        st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {generator['max_overlap']} px.")
         method = st.radio("Attribution", ["HiResCAM", "Grad-CAM", "Saliency"], key="composer_method", horizontal=True,
                           help="HiResCAM: gradient x activation per position (faithful for these heads); Grad-CAM: "
                                "channel-averaged gradients; saliency: |d output / d pixel|.")
@@ -105,7 +107,7 @@ def composition() -> None:
 
 composition()
 
-sweep = card.lambda_sweep
+sweep = card.section("lambda_sweep")
 if sweep:
     st.subheader("What lambda does")
     st.caption(f"loss = CE + lambda x MSE(x / 28). One run per lambda, same data and seed, {sweep['epochs']} "

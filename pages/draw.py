@@ -11,7 +11,9 @@ from core.draw.preprocess import (EXAMPLE_STROKES, SAMPLE_PHOTOS, has_dark_backg
                                   preprocess_photo, sample_photo)
 from core.plots import probability_chart
 from core.viz import enlarge
-from pages._ui import SHARED_INPUT, choose_model, page_title, pressed, sketchpad, upload_image
+from pages._inputs import sketchpad, upload_image
+from pages._models import choose_model
+from pages._ui import SHARED_INPUT, page_title, pressed
 
 CANVAS = 280
 

@@ -5,7 +5,8 @@ import streamlit as st
 
 from core import paths
 from core.data import list_datasets
-from pages._ui import page_title, shipped_cards
+from pages._models import shipped_cards
+from pages._ui import page_title
 from streamlit_app import PAGES
 
 page_title("CNN Studio")

@@ -4,12 +4,15 @@ import streamlit as st
 
 from core.engine.checkpoint import list_snapshots
 from core.inside.attribution import METHODS, WHAT, compare, randomisation_test, sanity_table
-from core.inside.explain import (activations, canvas_box, class_target, conv_layer_names, default_cam_layer, grad_cam,
-                                 hide_box, layer_label, layer_table, occluder_rect, occlusion)
+from core.inside.explain import (activations, class_target, conv_layer_names, default_cam_layer, grad_cam, layer_label,
+                                 layer_table)
 from core.engine.predict import input_spec, predict_proba, to_batch
 from core.plots import montage_figure, probability_chart
 from core.viz import enlarge, filter_montage, montage, overlay
-from pages._ui import cached_snapshot, choose_image, choose_model, page_title, pressed, remembered
+from pages._inputs import choose_image
+from pages._explain import occlusion_tab
+from pages._models import cached_snapshot, choose_model
+from pages._ui import page_title, pressed, remembered
 
 page_title("Inside the network")
 folder, model, card = choose_model("classification", "inside_model")
@@ -76,34 +79,8 @@ with cam_tab:  # every attribution method on the same input and class, with its 
         st.dataframe(sanity_table(test), hide_index=True, width="stretch")
         st.caption("Rank correlation with the trained model's map (Adebayo et al., 2018): near 1 = blind to the model.")
 
-@st.fragment  # a square, a stride or a box reruns this tab only, not the whole page
-def occlusion_tab() -> None:
-    st.caption("How much the predicted class's probability drops when a square of mean grey hides each spot.")
-    left, right = st.columns(2)
-    patch = left.slider("Square size", 2, max(3, size // 2), max(2, size // 5), key="inside_patch")
-    stride = left.slider("Stride", 1, max(2, size // 4), max(1, size // 14 if size <= 64 else size // 8),
-                         key="inside_stride")  # a 224 px photo: 7 x 7 positions, one batch, about a second
-    memo = (label, hash(image.tobytes()), top, patch, stride)  # the map only changes with these: reuse it
-    drop = remembered("inside_occlusion", memo, lambda: occlusion(model, x, lambda out: out.softmax(1)[:, top],
-                                                                   patch=patch, stride=stride)).clamp_min(0).numpy()
-    left.image(enlarge(overlay(image, drop / max(drop.max(), 1e-6)), 280), caption="occlusion sensitivity")
-    from streamlit_drawable_canvas import st_canvas  # importable only inside a running Streamlit script
-    scale, grey = 280 / size, [round(m * 255) for m in card.dataset.mean]  # the grey the map's squares use
-    start = occluder_rect(size, patch, scale, grey)
-    with right:
-        st.caption("Drag out a box on the input to hide that part (the last box drawn counts):")
-        moved = st_canvas(background_image=enlarge(image, 280), drawing_mode="rect", fill_color=start["fill"],
-                          stroke_color="#e4572e", stroke_width=2, height=280, width=280,
-                          initial_drawing={"version": "4.4.0", "objects": [start]},
-                          key=f"inside_occluder_{label}_{patch}")
-    boxes = ((moved.json_data or {}).get("objects") if moved is not None else None) or [start]
-    x0, y0, x1, y1 = box = canvas_box(boxes[-1], scale, size)
-    change = (p_hidden := predict_proba(model, card, hide_box(image, box, grey)))[top] - probs[top]
-    right.metric(f"P({classes[top]}) with pixels x {x0}-{x1 - 1}, y {y0}-{y1 - 1} hidden", f"{p_hidden[top]:.1%}",
-                 f"{change:+.1%}" if abs(change) >= 5e-4 else None)  # under a tenth of a point: no change to show
-
 with occ_tab:
-    occlusion_tab()
+    occlusion_tab(model, card, image, probs, label)
 with time_tab:
     epochs = list_snapshots(folder)
     if not epochs:

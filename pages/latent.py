@@ -9,10 +9,10 @@ from core.data import DataError
 from core.plots import latent_map_figure
 from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge
-from pages._ui import (SHARED_INPUT, cached_latent_bank, cached_latent_map, cached_latent_tsne, choose_model,
-                       page_title, upload_image)
+from pages._inputs import upload_image
+from pages._models import cached_latent_bank, cached_latent_map, cached_latent_tsne, choose_model
+from pages._ui import PERCENT, SHARED_INPUT, page_title
 
-PERCENT = st.column_config.NumberColumn(format="percent")
 page_title("Autoencoder latent space")
 folder, model, card = choose_model("reconstruction", "latent_model")
 is_vae, classes = card.model.name == "conv_vae", card.dataset.class_names
@@ -103,7 +103,7 @@ with tabs[4]:
         st.plotly_chart(latent_map_figure(lmap.xy, lmap.labels, classes, marks={"you": tuple(lmap.project(z)[0])}),
                         key="latent_you_map", width="stretch")
 with tabs[5]:
-    if not (table := card.probe):
+    if not (table := card.section("probe")):
         st.info(f"No probe table in this card yet: run `python -m core probe {paths.shown(folder)}`.")
     else:
         st.markdown("Seed 000 claims the latent features improve downstream classification. Fashion-MNIST test "

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.trainer.evaluate import averaged_report, most_confused
+from core.classifier.evaluate import averaged_report, most_confused
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure
-from core.trainer import report
-from core.trainer.runs import list_runs, read_events, read_group, summarize
+from core.runs import list_runs, read_events, read_group, report, summarize
 from core.viz import enlarge
-from pages._ui import cached_checkpoint, cached_dataset, cached_report, page_title, sample_note
+from pages._models import cached_checkpoint, cached_report
+from pages._ui import cached_dataset, page_title, sample_note
 
 page_title("Compare runs")
 runs = list_runs()

@@ -9,7 +9,8 @@ from core.composer.multidigit import pick_tiles, string_log_probs, string_offset
 from core.data import DataError
 from core.data.multimnist import compose
 from core.plots import ctc_figure
-from pages._ui import cached_dataset, choose_model, page_title, pressed, sample_note
+from pages._models import choose_model
+from pages._ui import PLAIN, cached_dataset, page_title, pressed, sample_note
 
 
 def _text(labels) -> str:
@@ -24,7 +25,7 @@ except DataError as exc:
     st.info(f"The reader writes the string with MNIST test digits, which are not available here: {exc}")
     st.stop()
 folder, model, card = choose_model("digit_string", "strings_model", "CRNN model")
-gen = card.generator
+gen = card.section("generator")
 width, max_len = gen["width"], gen["max_len"]
 st.caption(f"Conv features -> bidirectional GRU over {width // 8} columns of 8 px -> 11 classes per column "
            f"(blank + 10 digits), trained with CTC on strings of 1 to {max_len} digits {gen['gap'][0]} to "
@@ -52,10 +53,9 @@ beams = beam_decode(log_probs, beam_width)
 best = beams[0][0]
 right = _text(best) == text
 m1, m2, m3 = st.columns(3)
-plain = {"delta_color": "off", "delta_arrow": "off"}  # the deltas are words, not changes
-m1.metric("CRNN reads (beam)", _text(best), "correct" if right else f"wrong: it is {text}", **plain)
-m2.metric("Greedy (best path)", _text(greedy), "same as beam" if greedy == best else "differs from beam", **plain)
-m3.metric("P(reading)", f"{np.exp(beams[0][1]):.1%}", "summed over all its alignments", **plain)
+m1.metric("CRNN reads (beam)", _text(best), "correct" if right else f"wrong: it is {text}", **PLAIN)
+m2.metric("Greedy (best path)", _text(greedy), "same as beam" if greedy == best else "differs from beam", **PLAIN)
+m3.metric("P(reading)", f"{np.exp(beams[0][1]):.1%}", "summed over all its alignments", **PLAIN)
 st.plotly_chart(ctc_figure(image, np.exp(log_probs), align(log_probs, best), column_px=width / log_probs.shape[0]),
                 width="stretch", key="strings_ctc", config={"displayModeBar": False})
 st.caption("Top: the composed string. Bottom: each column's probabilities for blank and the ten digits; the "

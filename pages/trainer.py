@@ -1,66 +1,32 @@
 """Trainer: pick a recipe of any model kind, set it up, watch it learn live, and inspect the result."""
+import copy
 import dataclasses
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core.plots import confusion_figure, efficiency_figure, folds_figure, training_figure
-from core.trainer import report
-from core.trainer.presets import GROUPS, PRESETS, preset
-from core.trainer.runs import (active_run, can_resume, list_runs, read_events, read_group, read_status, request_stop,
-                               resume_run, set_learning_rate, start_run, start_runs)
-from core.viz import enlarge
-from pages._ui import cached_checkpoint, model_choices, page_title, pressed, recipe_form, shipped_cards
-
-PERCENT = st.column_config.NumberColumn(format="percent")
-
-
-def live_run(run_dir: Path) -> None:
-    """The run's progress, live charts, the recipe's pictures and controls; reruns the app once it ends."""
-    status, events = read_status(run_dir), read_events(run_dir)
-    st.progress(*report.progress_line(status, events))
-    for warning in events.get("warning", []):  # e.g. a class missing from the test split: said, not hidden
-        st.warning(warning["message"], icon=":material/warning:")
-    if events.get("step") or status.get("state") not in report.WORKING:  # no empty axes while the data loads
-        st.plotly_chart(training_figure(events, *report.live_metric(run_dir)), width="stretch", key="trainer_chart")
-    left, right = st.columns([2, 3])
-    if (figure := report.monitor_figure(events.get("monitor", []))) is not None:
-        left.plotly_chart(figure, width="stretch", key="trainer_monitor")
-    if events.get("monitor") and (picture := report.latest_picture(run_dir)) is not None:
-        right.image(enlarge(picture, 720, square=False), caption=report.picture_caption(events["monitor"]))
-    if status.get("state") == "running":
-        left, mid, right = st.columns([2, 2, 1])
-        new_lr = left.number_input("Change the learning rate now", 1e-6, 2.0, report.current_lr(run_dir, events),
-                                   format="%.6g", key="trainer_new_lr", help="The run continues at this constant rate "
-                                   "(the schedule stops). The card records it: its command replays it with --lr-at.")
-        if pressed("Apply learning rate", "trainer_apply_lr", mid):
-            set_learning_rate(run_dir, new_lr)
-        if pressed("Stop", "trainer_stop", right, icon=":material/stop:"):
-            request_stop(run_dir)
-    elif st.session_state.get("trainer_shown") != (run_dir.name, status.get("state")):
-        st.session_state["trainer_shown"] = (run_dir.name, status.get("state"))
-        st.rerun(scope="app")  # the run ended: draw the results below once
-
-
-def results(card, summary: str) -> None:
-    """A finished model: its headline, confusion matrix (classifiers) or metrics, and the command that made it."""
-    st.success(summary)
-    left, right = st.columns([3, 2])
-    if confusion := card.metrics.get("test_confusion"):
-        left.plotly_chart(confusion_figure(confusion, card.dataset.class_names), width="stretch", key="confusion")
-    (right if confusion else left).dataframe(report.metric_table(card), hide_index=True)
-    right.code(card.command or "", language="bash", wrap_lines=True)
+from core.engine.recipe import all_presets, kind_of_task
+from core.errors import ProjectError
+from core.plots import efficiency_figure, folds_figure, training_figure
+from core.runs import (active_run, can_resume, list_runs, read_group, read_status, report, resume_run, start_run,
+                       start_runs)
+from pages._models import cached_checkpoint, model_choices, shipped_cards
+from pages._training import live_run, recipe_form, results
+from pages._ui import PERCENT, page_title, pressed
 
 
 page_title("Train a model")
 busy = active_run()
-name = st.selectbox("Recipe", [*PRESETS, *GROUPS], key="trainer_preset")
-grouped = [s.model for s in GROUPS.get(name, [])]  # a group trains each of these models with the settings below
+catalogue, (left, right) = all_presets(), st.columns([1, 2])  # {kind: {recipe name: recipe, or a group's list}}
+kind = left.selectbox("Model kind", list(catalogue), key="trainer_kind")
+name = right.selectbox("Recipe", list(catalogue[kind]), key="trainer_preset")
+group = catalogue[kind][name] if isinstance(catalogue[kind][name], list) else []
+grouped = [s.model for s in group]  # a group trains each of these models with the settings below
 if grouped:
     st.info(f"Trains {' and '.join(grouped)} one after the other, same settings; Compare runs sets them side by side.")
 with st.expander("Settings", expanded=busy is None):  # folded while a run trains: its charts come first
-    spec = recipe_form(preset(name), f"trainer_{name}_", grouped)  # keys per recipe: a new recipe resets them
+    spec = recipe_form(copy.deepcopy(group[0] if group else catalogue[kind][name]), f"trainer_{name}_", grouped)
 if getattr(spec, "model", "") == "efficientnet_lite0" and (bench := report.transfer_benchmark()):
     with st.expander("Why transfer learning: test accuracy against training images per class (CIFAR-10)",
                      expanded=True, icon=":material/trending_up:"):
@@ -72,7 +38,7 @@ if pressed("Start training", "trainer_start", type="primary", disabled=busy is n
                    else start_run(spec))
         st.session_state["trainer_watch"] = started.name  # watch the new run
         busy = active_run()
-    except (RuntimeError, ValueError) as exc:  # a run already training, or a setting no run can use
+    except ProjectError as exc:  # a run already training, or a setting no run can use
         st.error(f"Not started: {exc}")
 if busy is not None:
     st.caption(f"Training now: `{busy.name}`. Runs keep going when you leave the page; any tab can watch them.")
@@ -107,11 +73,9 @@ if status.get("cv", {}).get("folds"):
 if state in ("finished", "stopped", "diverged") and saved:
     _, card = cached_checkpoint(str(watched))
     results(card, report.result_summary(card, status))
-    label = next((lbl for lbl, f in model_choices("classification").items() if Path(f) == watched), None)
-    targets = (("draw_model", "pages/draw.py", "Try it on the Draw page"),
-               ("inside_model", "pages/inside.py", "Look inside it"))
-    for column, (key, page, text) in zip(st.columns([1, 1, 2]), targets):
-        if label and pressed(text, f"open_{key}_{watched.name}", column, icon=":material/arrow_forward:"):
+    label = next((lbl for lbl, f in model_choices(card.task).items() if Path(f) == watched), None)
+    for column, (page, key, text) in zip(st.columns([1, 1, 2]), kind_of_task(card.task).opens if label else ()):
+        if pressed(text, f"open_{key}_{watched.name}", column, icon=":material/arrow_forward:"):
             st.session_state[key] = label
             st.switch_page(page)
 members = [watched.parent / n for n in read_group(watched).get("runs", [])]  # a group's runs, in order

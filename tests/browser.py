@@ -58,6 +58,15 @@ def choose_model(page, option: str) -> None:
     settled(page)
 
 
+def pick(page, label: str, option: str) -> None:
+    """Choose `option` in the select box labelled `label`, once the page has settled (a rerun that changed the
+    recipe has replaced the old widgets)."""
+    settled(page)
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settled(page)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import core.kinds  # noqa: F401  (every model kind, as the CLI and the pages have them)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

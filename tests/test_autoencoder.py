@@ -5,7 +5,7 @@ import torch
 
 from core.latent.autoencode import (add_noise, decode, encode_all, interpolate, latent_map, probe, psnr,
                              reconstruction_report, slerp, ssim, strip)
-from core.engine.recipe import run
+from core.engine.run import run
 from core.latent.recipe import AutoencoderRecipe
 from core.engine.checkpoint import load_checkpoint
 from core.engine import TensorLoader, TrainConfig, evaluate, fit

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser import choose_model, settled, shot
+from tests.browser import choose_model, pick, settled, shot
 
 CAT_NAMES = {"tabby, tabby cat", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 
@@ -57,13 +57,6 @@ def test_uploaded_photo_is_explained(app_url, page, tmp_path):
     open_cam_tab(page)
     shot(page, "imagenet_upload_gradcam.png")
     assert prediction(page) == "espresso"
-
-
-def pick(page, label: str, option: str) -> None:
-    settled(page)  # a rerun that changed the recipe has replaced the old widgets
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
-    settled(page)
 
 
 def test_transfer_recipe_trains_live_in_the_browser(app_url, page):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.browser import choose_model, settled, shot
+from tests.browser import pick, settled, shot
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -14,7 +14,8 @@ def test_autoencoder_recipe_trains_live_and_stops_in_real_browser(app_url, page)
     page.set_viewport_size({"width": 1400, "height": 1600})
     page.goto(app_url + "/trainer")
     page.get_by_text("Recipe").first.wait_for(timeout=60_000)
-    choose_model(page, "Quick autoencoder (digits)")
+    pick(page, "Model kind", "Autoencoder or VAE")
+    pick(page, "Recipe", "Quick autoencoder (digits)")
     epochs = page.get_by_label("epochs", exact=True)
     expect(epochs).to_have_value("12", timeout=30_000)  # the recipe's settings are on the page
     epochs.fill("400")

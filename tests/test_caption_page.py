@@ -2,7 +2,7 @@
 import pytest
 
 from core.captions.recipe import CaptionerRecipe
-from core.engine.recipe import run
+from core.engine.run import run
 from tests.conftest import open_page_on_run
 
 

@@ -13,7 +13,7 @@ import torch
 from core.captions.captioning import (Vocabulary, beam_search, bleu, exact_match, grammar_vocabulary, greedy,
                                       greedy_batch, tokenize)
 from core.captions.flickr8k import read_flickr8k
-from core.data.base import Dataset
+from core.data.base import DataError, Dataset
 from core.data.scenes import CELLS, NOUNS, SceneMaker, SceneObject, captions_for, held_out_pairs
 
 
@@ -151,7 +151,7 @@ def test_flickr8k_layout_reader_reports_bad_lines(tmp_path):
     assert corpus.images["1001_b.jpg"] == ["Two dogs play in the grass ."]
     assert [p.split(":")[0] for p in corpus.problems] == ["line 4", "line 5", "line 6", "line 7", "line 9"]
     assert "not UTF-8" in corpus.problems[-1] and "missing.jpg is not in Images/" in corpus.problems[2]
-    with pytest.raises(FileNotFoundError, match="captions.txt"):
+    with pytest.raises(DataError, match="captions.txt"):
         read_flickr8k(tmp_path / "Images")
 
 
@@ -185,8 +185,9 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     """The training path a Flickr8k owner uses, on a 6-image folder in that layout (one image is corrupt)."""
     from PIL import Image
 
-    from core.captions.recipe import CaptionerRecipe, main
-    from core.engine.recipe import run
+    from core.captions.recipe import CaptionerRecipe
+    from core.cli import main
+    from core.engine.run import run
     from core.engine.checkpoint import load_checkpoint
 
     (tmp_path / "Images").mkdir()
@@ -203,5 +204,5 @@ def test_a_flickr8k_folder_trains_end_to_end(tmp_path):
     assert any("broken.jpg" in p for p in card.dataset.extra["skipped"])
     assert {"bleu1", "bleu4", "exact_match"} <= set(card.metrics["greedy"]["test"])
     model, loaded = load_checkpoint(tmp_path / "ckpt")
-    assert "red" in loaded.vocabulary and model.embed.num_embeddings == len(loaded.vocabulary)
-    assert main(["train", "--flickr8k", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "red" in loaded.section("vocabulary") and model.embed.num_embeddings == len(loaded.section("vocabulary"))
+    assert main(["train-captioner", "--flickr8k", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2

@@ -75,7 +75,8 @@ CASES = [
     ("format", lambda c: c.update(format="other/9"), "field 'format' is 'other/9'"),
     ("framework", lambda c: c.update(framework="jax"), "field 'framework' is 'jax'"),
     ("schema from the future", lambda c: c.update(schema=99), "field 'schema' is 99"),
-    ("vocabulary of numbers", lambda c: c.update(vocabulary=[1, 2]), "'vocabulary' must be a list of strings"),
+    ("vocabulary of numbers", lambda c: c.update(task="captioning", vocabulary=[1, 2]),
+     "'vocabulary' must be a list of strings"),
     ("nested too deeply", lambda c: c["training"].update(history=_deep(40)), "nested more than"),
 ]
 

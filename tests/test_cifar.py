@@ -69,8 +69,8 @@ def test_tta_and_ensembles_refuse_what_they_cannot_mean(cifar_runs, tmp_path):
     digits = tmp_path / "digits"
     run("core", "train", "--dataset", "digits", "--epochs", "1", "--out", str(digits))
     flipped = run("core", "evaluate", str(digits), "--tta", check=False)
-    assert flipped.returncode == 1 and "flips change the labels of digits" in flipped.stderr
+    assert flipped.returncode == 2 and "flips change the labels of digits" in flipped.stderr
     mixed = run("core", "evaluate", str(outs[0]), str(digits), "--ensemble", "--data-dir", str(root), check=False)
-    assert mixed.returncode == 1 and "one data set" in mixed.stderr
+    assert mixed.returncode == 2 and "one data set" in mixed.stderr
     alone = run("core", "evaluate", str(outs[0]), "--ensemble", check=False)
-    assert alone.returncode == 1 and "two or more" in alone.stderr
+    assert alone.returncode == 2 and "two or more" in alone.stderr

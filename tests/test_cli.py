@@ -44,9 +44,10 @@ def test_train_then_evaluate(tmp_path):
 def test_cli_reports_missing_data_clearly(tmp_path):
     proc = run("core", "train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "x"),
                check=False)
-    assert proc.returncode == 1 and "train-images-idx3-ubyte.gz" in proc.stderr and str(tmp_path) in proc.stderr
+    assert proc.returncode == 2 and "train-images-idx3-ubyte.gz" in proc.stderr and str(tmp_path) in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = run("core", "evaluate", str(tmp_path / "missing"), check=False)
-    assert proc.returncode == 1 and "no such checkpoint" in proc.stderr
+    assert proc.returncode == 2 and "no such checkpoint" in proc.stderr
 
 
 def test_shipped_checkpoint_card():
@@ -64,11 +65,11 @@ def test_shipped_checkpoint_accuracy_on_real_mnist(real_data):
 
 
 def test_model_options_are_parsed_as_json():
-    from core.trainer.classify import parse_model_options
-    assert parse_model_options(["widths=[8,16,32]", "dropout=0.1", "name=x"]) == {
+    from core.engine.flags import model_options
+    assert model_options(["widths=[8,16,32]", "dropout=0.1", "name=x"]) == {
         "widths": [8, 16, 32], "dropout": 0.1, "name": "x"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        parse_model_options(["widths"])
+        model_options(["widths"])
 
 
 def test_snapshots_flag_keeps_every_epoch(tmp_path):
@@ -83,12 +84,10 @@ def test_snapshots_flag_keeps_every_epoch(tmp_path):
                                   "Fast CIFAR-10, 90 % in 15 min (bfloat16)", "Fast MNIST, 99.5 % in 20 s (bfloat16)",
                                   "Seed 003 MNIST: one conv layer of 8 kernels, 5-fold (reported 97.4 %)"])
 def test_recorded_command_rebuilds_the_same_run(name):
-    import shlex
-    from core.trainer.presets import preset
-    from core.trainer.classify import build_parser, command_for, spec_from_args
-    spec = preset(name)
-    argv = shlex.split(command_for(spec, "runs/x"))[4:]  # drop "python -m core train"
-    assert spec_from_args(build_parser().parse_args(argv)) == spec
+    from core.classifier.presets import PRESETS
+    from core.cli import recorded_recipe
+    spec = PRESETS[name]
+    assert recorded_recipe(spec.command("runs/x")) == spec
 
 
 def test_every_shipped_command_still_replays():
@@ -98,18 +97,16 @@ def test_every_shipped_command_still_replays():
 
     for folder in sorted(p.parent for p in paths.SHIPPED_CHECKPOINTS.glob("*/card.json")):
         card = read_card(folder)
-        commands = [card.command] + [s["command"] for s in (card.probe, card.lambda_sweep) if s]
+        commands = [card.command] + [s["command"] for s in (card.section("probe"), card.section("lambda_sweep")) if s]
         for command in commands:
             verb, args = parse_recorded(command)
             if hasattr(args, "out"):  # it writes the shipped folder again
                 assert Path(args.out).parts[-2:] == ("checkpoints", folder.name), command
         verb, args = parse_recorded(card.command)
-        if verb == "train":
-            from core.trainer.classify import spec_from_args
-            spec = spec_from_args(args)
+        if verb.startswith("train"):
+            from core.cli import recorded_recipe
+            spec = recorded_recipe(card.command)
             assert (spec.model, spec.dataset) == (card.model.name, card.dataset.name), folder.name
-        elif verb.startswith("train-"):
-            assert getattr(args, "model", card.model.name) == card.model.name, folder.name
     with pytest.raises(ValueError):
         parse_recorded("python -m core train --no-such-flag 3 --out x")
     with pytest.raises(ValueError):
@@ -124,15 +121,11 @@ def test_a_learning_rate_changed_by_hand_is_recorded_and_replayed_by_the_cards_c
     (`--lr-at STEP:LR`) makes the same change at the same step, so it rebuilds the same run."""
     import shlex
 
-    from core.cli import DELEGATED, parse_recorded
+    from core.cli import main, parse_recorded, recorded_recipe
     from core.engine import RunControl
-    from core.engine.recipe import recipe_from_args, run as run_recipe
-    from core.latent.recipe import AutoencoderRecipe
+    from core.engine.run import run as run_recipe
 
-    module = __import__(DELEGATED[verb_args[0]][0], fromlist=["build_parser"])
-    sub = [DELEGATED[verb_args[0]][1]] if DELEGATED[verb_args[0]][1] else []
-    args = module.build_parser().parse_args(sub + verb_args[1:] + ["--out", str(tmp_path / "a")])
-    recipe = module.spec_from_args(args) if verb_args[0] == "train" else recipe_from_args(AutoencoderRecipe, args)
+    recipe = recorded_recipe(shlex.join(["python", "-m", "core", *verb_args, "--out", str(tmp_path / "a")]))
     control, lrs = RunControl(), {}
 
     def by_hand(event):
@@ -147,7 +140,7 @@ def test_a_learning_rate_changed_by_hand_is_recorded_and_replayed_by_the_cards_c
     command = first.command.replace(str(tmp_path / "a"), str(tmp_path / "b"))
     verb, replay_args = parse_recorded(command)
     assert replay_args.lr_at == [(5, 0.000125)]
-    assert module.main(sub + shlex.split(command)[4:]) == 0  # the command itself, as a user would run it
+    assert main(shlex.split(command)[3:]) == 0  # the command itself, as a user would run it
     second = read_card(tmp_path / "b")
     assert second.training["lr_changes"] == first.training["lr_changes"]
     assert second.command == command  # replaying records the change once, not twice

@@ -4,7 +4,7 @@ import pytest
 
 from core.engine.checkpoint import update_card
 from core.composer.recipes import CRNNRecipe, PairRecipe
-from core.engine.recipe import run
+from core.engine.run import run
 from tests.conftest import open_page_on_run
 
 SMALL = {"channels": (8, 16, 16), "hidden": 32}

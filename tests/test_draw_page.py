@@ -31,7 +31,7 @@ def test_centring_toggle_changes_the_pipeline():
 def test_a_rerun_does_not_load_the_model_again(monkeypatch):
     """The model is shared through a cache: a rerun (here the brush size) only predicts. (A check on what happens,
     not on seconds: timings swing with the machine's load.)"""
-    import pages._ui as ui
+    import pages._models as ui
 
     at = open_page()
     calls, real = [], ui.load_checkpoint

@@ -164,11 +164,11 @@ def test_weight_average_is_what_the_run_returns(digits):
 
 
 def test_cross_validation_folds_partition_the_training_set():
-    from core.trainer.crossval import cross_validate
+    from core.classifier.crossval import cross_validate
     from core.data import load_dataset
-    from core.trainer.classify import TrainSpec
+    from core.classifier import ClassifierRecipe
 
-    spec = TrainSpec(dataset="digits", model="mlp", config=TrainConfig(epochs=2, lr=3e-3, keep_best=True,
+    spec = ClassifierRecipe(dataset="digits", model="mlp", config=TrainConfig(epochs=2, lr=3e-3, keep_best=True,
                                                                         early_stopping=1))
     events = []
     cv = cross_validate(spec, 4, events.append)
@@ -187,7 +187,7 @@ def test_classification_report_agrees_with_scikit_learn():
     """CNN Studio's one hand-written metric (accuracy, per-class accuracy, confusion) against the reference."""
     from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
-    from core.trainer.evaluate import classification_report
+    from core.classifier.evaluate import classification_report
 
     rng = np.random.default_rng(0)
     labels = torch.from_numpy(rng.integers(0, 5, 500))

@@ -185,8 +185,8 @@ def test_command_lines_are_refused_before_any_work(sandbox, tmp_path, capsys):
 def test_trainer_settings_are_refused_before_a_worker_starts(sandbox, tmp_path):
     import dataclasses
 
-    from core.trainer import runs
-    from core.trainer.recipes import KINDS
+    from core import runs
+    from core.engine.recipe import RECIPES as KINDS
 
     failures = []
     for case in corpus.settings_cases():
@@ -224,16 +224,16 @@ def test_tiny_imagenet_with_every_validation_image_unreadable(tmp_path, sandbox)
 
 def test_divergence_stops_the_run_with_advice():
     from core.engine import TrainConfig
-    from core.engine.recipe import run
-    from core.trainer.classify import TrainSpec
+    from core.engine.run import run
+    from core.classifier import ClassifierRecipe
 
     for lr in (10.0, 50.0):  # Adam: unstable from the first steps
-        card = run(TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=3, lr=lr)))
+        card = run(ClassifierRecipe(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=3, lr=lr)))
         assert card.training["stop_reason"] == "diverged", lr
         assert "Lower the learning rate" in card.training["message"]
     with pytest.raises(ValueError, match="lr must be positive and at most 100"):  # 1e6 is refused before training
-        run(TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=3, lr=1e6)))
-    healthy = run(TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=2, lr=3e-3)))
+        run(ClassifierRecipe(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=3, lr=1e6)))
+    healthy = run(ClassifierRecipe(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=2, lr=3e-3)))
     assert healthy.training["stop_reason"] == "completed"
 
 

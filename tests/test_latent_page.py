@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.engine.recipe import run
+from core.engine.run import run
 from core.latent.recipe import AutoencoderRecipe
 from tests.conftest import open_page_on_run
 

@@ -16,8 +16,8 @@ from core import paths
 from core.engine.checkpoint import CARD, list_checkpoints, load_checkpoint, read_card
 from core.data import AugmentConfig
 from core.engine import TrainConfig
-from core.engine.recipe import run
-from core.trainer.classify import TrainSpec
+from core.engine.run import run
+from core.classifier import ClassifierRecipe
 from tests.conftest import ROOT
 
 SHIPPED = sorted(p.name for p in paths.SHIPPED_CHECKPOINTS.iterdir() if (p / CARD).is_file())
@@ -45,7 +45,7 @@ def test_evaluate_json_on_every_shipped_checkpoint(real_data):
     assert reports["efficientnet_lite0_imagenet"]["measured"] is False  # ImageNet is not here: the reported figure
 
 
-SPEC = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, augment=AugmentConfig(translate=1),
+SPEC = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.1, augment=AugmentConfig(translate=1),
                  mixup_alpha=0.2, config=TrainConfig(epochs=3, batch_size=64, optimizer="adam", lr=3e-3,
                                                      schedule="onecycle", threads=1))
 
@@ -60,13 +60,13 @@ def test_two_seeded_runs_give_identical_metrics(tmp_path):
     assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"] and a.metrics["test_confusion"] == b.metrics["test_confusion"]
     weights_a, weights_b = load_checkpoint(tmp_path / "a")[0].state_dict(), load_checkpoint(tmp_path / "b")[0].state_dict()
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
-    other = run(TrainSpec(**{**SPEC.__dict__, "config": TrainConfig(**{**SPEC.config.__dict__, "seed": 1})}))
+    other = run(ClassifierRecipe(**{**SPEC.__dict__, "config": TrainConfig(**{**SPEC.config.__dict__, "seed": 1})}))
     assert other.training["history"][0]["train_loss"] != a.training["history"][0]["train_loss"]  # the seed matters
 
 
 @pytest.mark.parametrize("kind", ["autoencoder", "pair"])
 def test_other_recipe_kinds_are_reproducible_too(kind, tmp_path, real_data):
-    from core.trainer.recipes import KINDS
+    from core.engine.recipe import RECIPES as KINDS
 
     small = {"autoencoder": dict(dataset="digits", epochs=2, latent_dim=8, widths=(8, 16, 16)),
              "pair": dict(epochs=1, n_train=256, eval_n=100, channels=(8, 16, 16), hidden=16,
@@ -77,14 +77,14 @@ def test_other_recipe_kinds_are_reproducible_too(kind, tmp_path, real_data):
 
 
 def test_a_killed_run_is_listed_and_resumes_to_the_same_result(tmp_path, monkeypatch):
-    from core.trainer import runs
+    from core import runs
 
     monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path))
-    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1,
+    spec = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.1,
                      config=TrainConfig(epochs=6, batch_size=8, optimizer="adam", lr=1e-3, schedule="cosine",
                                         warmup_epochs=1, threads=1, ema_decay=0.9))
     run_dir = runs.start_run(spec, root=tmp_path)
-    worker = runs._workers[str(run_dir)]
+    worker = runs.service._workers[str(run_dir)]
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait for the second epoch's checkpoint, then kill the worker outright
         card = json.loads((run_dir / CARD).read_text()) if (run_dir / CARD).is_file() else {}
@@ -136,7 +136,7 @@ def test_live_views_do_not_move_the_random_generators():
 
     import numpy as np
 
-    from core.engine.recipe import preserved_rng
+    from core.engine.run import preserved_rng
 
     def seed_all():
         torch.manual_seed(3)
@@ -158,7 +158,7 @@ def test_runs_write_event_files_tensorboard_reads(tmp_path):
 
     from core.latent.recipe import AutoencoderRecipe
 
-    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.2, config=TrainConfig(epochs=2, lr=3e-3))
+    spec = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.2, config=TrainConfig(epochs=2, lr=3e-3))
     card = run(spec, out=tmp_path / "classifier")
     events = EventAccumulator(str(tmp_path / "classifier"))
     events.Reload()

@@ -9,13 +9,14 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from core.engine import TrainConfig  # noqa: E402
-from core.sweep.space import PRESETS, grid, parse_space, with_params  # noqa: E402
+from core.engine.settings import with_settings as with_params  # noqa: E402
+from core.sweep.space import PRESETS, grid, parse_space  # noqa: E402
 from core.sweep.study import sweep, trials_table  # noqa: E402
-from core.trainer import runs  # noqa: E402
-from core.trainer.classify import TrainSpec  # noqa: E402
+from core import runs  # noqa: E402
+from core.classifier import ClassifierRecipe  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
-BASE = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.2, config=TrainConfig(epochs=2, threads=1))
+BASE = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.2, config=TrainConfig(epochs=2, threads=1))
 
 
 def test_the_space_parses_refuses_and_applies():
@@ -52,7 +53,7 @@ def test_a_small_sweep_on_digits_finds_a_better_trial_and_its_runs_are_checkpoin
 
 def test_pruning_stops_a_hopeless_trial(tmp_path):
     """Two good trials set the median; a trial at a learning rate that cannot learn is pruned after epoch 1."""
-    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.2, config=TrainConfig(epochs=4, threads=1))
+    spec = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.2, config=TrainConfig(epochs=4, threads=1))
     study = optuna.create_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'sweeps.db'}",
                                 direction="maximize")
     for lr in (0.003, 0.002, 1e-7):  # the order: two good trials set the median, then the hopeless one

@@ -6,10 +6,10 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.trainer import runs
+from core import runs
 from core.engine import TrainConfig
 from core.engine.checkpoint import load_checkpoint
-from core.trainer.classify import TrainSpec
+from core.classifier import ClassifierRecipe
 from tests.conftest import ROOT
 
 
@@ -19,7 +19,7 @@ def _runs_dir(tmp_path, monkeypatch):
 
 
 def test_background_run_records_events_and_becomes_a_checkpoint(tmp_path):
-    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, config=TrainConfig(epochs=3, lr=3e-3))
+    spec = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.1, config=TrainConfig(epochs=3, lr=3e-3))
     run_dir = runs.start_run(spec)
     with pytest.raises(RuntimeError, match="already training"):
         runs.start_run(spec)
@@ -33,7 +33,7 @@ def test_background_run_records_events_and_becomes_a_checkpoint(tmp_path):
 
 
 def test_stop_and_learning_rate_orders_reach_the_worker():
-    spec = TrainSpec(dataset="digits", model="seed001_cnn", config=TrainConfig(epochs=200, lr=1e-3))
+    spec = ClassifierRecipe(dataset="digits", model="seed001_cnn", config=TrainConfig(epochs=200, lr=1e-3))
     run_dir = runs.start_run(spec)
     deadline = time.time() + 60
     while not runs.read_events(run_dir)["step"] and time.time() < deadline:
@@ -74,7 +74,7 @@ def test_page_starts_a_run_and_shows_results():
 
 def test_compare_page_shows_runs_and_mistakes():
     for lr in (3e-3, 1e-3):
-        runs.wait(runs.start_run(TrainSpec(dataset="digits", model="seed004_cnn", val_split=0.1,
+        runs.wait(runs.start_run(ClassifierRecipe(dataset="digits", model="seed004_cnn", val_split=0.1,
                                            config=TrainConfig(epochs=2, lr=lr))))
     at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=120).run()
     assert not at.exception
@@ -137,7 +137,7 @@ def test_uploaded_zip_data_set_is_offered_and_trains(tmp_path):
     assert f"uploaded: {name.rsplit('/', 1)[-1]}" in data.options
     data.set_value(name).run()
     assert not at.exception
-    spec = TrainSpec(dataset=name, model="fast_cnn", config=TrainConfig(epochs=2, lr=3e-3, batch_size=8))
+    spec = ClassifierRecipe(dataset=name, model="fast_cnn", config=TrainConfig(epochs=2, lr=3e-3, batch_size=8))
     status = runs.wait(runs.start_run(spec))
     assert status["state"] == "finished" and status["test_accuracy"] >= 0.8  # dark vs light is easy
 
@@ -191,13 +191,16 @@ def test_k_fold_mode_reports_every_fold():
 def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
     """A worker that died after epoch 2 (simulated: the epoch-3 steps raise, status still says running)."""
     from core.engine.checkpoint import read_card
-    from core.engine.recipe import run
+    from core.engine.run import run
 
-    spec = TrainSpec(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=4, lr=3e-3, threads=1))
+    spec = ClassifierRecipe(dataset="digits", model="fast_cnn", config=TrainConfig(epochs=4, lr=3e-3, threads=1))
     run_dir = tmp_path / "runs" / "20261201-000000_digits_fast_cnn"
     run_dir.mkdir(parents=True)
-    runs._write_json(run_dir / runs.SPEC, runs.spec_to_dict(spec))
-    runs._write_json(run_dir / runs.STATUS, {"state": "running", "started": time.time(), "pid": 2**22 + 7})
+    from core.engine.recipe import recipe_to_dict
+    from core.runs.folder import SPEC, STATUS, write_json
+
+    write_json(run_dir / SPEC, recipe_to_dict(spec))
+    write_json(run_dir / STATUS, {"state": "running", "started": time.time(), "pid": 2**22 + 7})
 
     def die_in_epoch_3(event):
         if event.kind == "step" and event.epoch == 3:
@@ -221,6 +224,7 @@ def test_an_interrupted_run_says_so_and_resumes_from_the_page(tmp_path):
 
 def test_an_autoencoder_recipe_trains_live_from_the_page():
     at = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120).run()
+    at.selectbox(key="trainer_kind").set_value("Autoencoder or VAE").run()
     at.selectbox(key="trainer_preset").set_value("Quick autoencoder (digits)").run()
     at.number_input(key="trainer_Quick autoencoder (digits)_epochs").set_value(3).run()
     assert not at.exception
@@ -243,33 +247,35 @@ def test_an_autoencoder_recipe_trains_live_from_the_page():
 
 
 def test_the_settings_form_maps_widgets_to_the_recipe():
-    """The form is data (core.trainer.form): every classifier widget lands in its setting, and any other
-    recipe gets one typed field per setting."""
+    """The form is data (core.engine.form, the recipe's form_fields): every classifier widget lands in its setting,
+    and any other recipe gets one typed field per setting."""
+    from core.classifier.presets import PRESETS
+    from core.engine.form import parse_numbers
     from core.latent.recipe import AutoencoderRecipe
-    from core.trainer import form
-    from core.trainer.presets import preset
 
-    base = preset("Quick demo (digits)")
-    fields = form.classifier_fields(base, ["digits", "mnist"], ["fast_cnn", "mlp"], [])
-    values = {f.key: f.value for f in fields}
-    assert form.apply(base, values, steps_per_epoch=40) == dataclasses.replace(
+    base = PRESETS["Quick demo (digits)"]
+    fields = base.form_fields({"datasets": ["digits", "mnist"]})
+    values = {f.setting: f.value for f in fields}
+    assert base.apply_form(values, steps_per_epoch=40) == dataclasses.replace(
         base, config=dataclasses.replace(base.config, eval_every_steps=10 if base.val_split else 0))
-    values.update(data="mnist", model="mlp", epochs=7, lr=0.01, rot=15, flip=True, folds=1, val=0.1, checks=4)
-    spec = form.apply(base, values, steps_per_epoch=40)
+    by_key = {f.key: f.setting for f in fields}
+    values.update({by_key[k]: v for k, v in dict(data="mnist", model="mlp", epochs=7, lr=0.01, rot=15, flip=True,
+                                                  folds=1, val=0.1, checks=4).items()})
+    spec = base.apply_form(values, steps_per_epoch=40)
     assert (spec.dataset, spec.model, spec.config.epochs, spec.config.lr) == ("mnist", "mlp", 7, 0.01)
     assert spec.augment.rotate == 15.0 and spec.augment.hflip and spec.folds == 0 and spec.config.eval_every_steps == 10
     ae = AutoencoderRecipe()
-    by_key = {f.key: f for f in form.recipe_fields(ae)}
+    by_key = {f.key: f for f in ae.form_fields({})}
     assert by_key["widths"].widget == "numbers" and by_key["epochs"].widget == "int" and "dataset" not in by_key
-    assert form.parse_numbers("8, 16,32", (1,)) == (8, 16, 32)
+    assert parse_numbers("8, 16,32", (1,)) == (8, 16, 32)
     with pytest.raises(ValueError, match="e.g. 32,64,128"):
-        form.parse_numbers("8,x", (32, 64, 128))
-    assert form.apply(ae, {"epochs": 2, "widths": (8, 16)}).widths == (8, 16)
+        parse_numbers("8,x", (32, 64, 128))
+    assert ae.apply_form({"epochs": 2, "widths": (8, 16)}).widths == (8, 16)
 
 
 def test_the_trainer_starts_a_run_in_two_processes():
     """A run with processes=2 trains under torchrun; only rank 0 writes its events, status and checkpoint."""
-    spec = TrainSpec(dataset="digits", model="fast_cnn", val_split=0.1, processes=2,
+    spec = ClassifierRecipe(dataset="digits", model="fast_cnn", val_split=0.1, processes=2,
                      config=TrainConfig(epochs=2, lr=3e-3, threads=1))
     run_dir = runs.start_run(spec)
     status = runs.wait(run_dir, timeout=300)
@@ -282,8 +288,8 @@ def test_the_trainer_starts_a_run_in_two_processes():
 def test_a_finished_worker_is_reaped_without_anyone_waiting_on_it():
     from pathlib import Path
 
-    run_dir = runs.start_run(TrainSpec(dataset="digits", config=TrainConfig(epochs=1)))
-    stat = Path(f"/proc/{runs._workers[str(run_dir)].pid}/stat")
+    run_dir = runs.start_run(ClassifierRecipe(dataset="digits", config=TrainConfig(epochs=1)))
+    stat = Path(f"/proc/{runs.service._workers[str(run_dir)].pid}/stat")
     deadline = time.monotonic() + 120
     while stat.exists() and time.monotonic() < deadline:  # training, then gone, or a zombie ("Z") for ever
         time.sleep(0.1)

@@ -16,10 +16,10 @@ from core.engine import TrainConfig
 from core.engine.predict import predict_proba
 from core.models import build_model
 from core.draw.preprocess import preprocess_photo, sample_photo
-from core.engine.recipe import run
-from core.trainer.classify import TrainSpec
-from core.trainer.evaluate import evaluate_classifier
-from core.trainer.transfer import cached_prefix, imagenet_class_names, per_class_subset
+from core.engine.run import run
+from core.classifier import ClassifierRecipe
+from core.classifier.evaluate import evaluate_classifier
+from core.classifier.transfer import cached_prefix, imagenet_class_names, per_class_subset
 from tests.conftest import ROOT
 
 IMAGENET = paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"
@@ -92,7 +92,7 @@ def test_feature_cache_is_written_once_and_reused(tmp_path, monkeypatch):
 
 def test_transfer_training_through_the_engine_and_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # an empty feature cache: the first run fills it
-    spec = TrainSpec(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 48}, val_split=0.1,
+    spec = ClassifierRecipe(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 48}, val_split=0.1,
                      config=TrainConfig(epochs=4, batch_size=64, lr=3e-3))
     events = []
     card = run(spec, events.append, out=tmp_path / "run")
@@ -112,19 +112,19 @@ def test_transfer_training_through_the_engine_and_its_checkpoint(tmp_path, monke
 def test_cached_features_refuse_augmentation():
     from core.data import AugmentConfig
 
-    spec = TrainSpec(dataset="digits", model="efficientnet_lite0", augment=AugmentConfig(translate=1))
+    spec = ClassifierRecipe(dataset="digits", model="efficientnet_lite0", augment=AugmentConfig(translate=1))
     with pytest.raises(ValueError, match="switch off augmentation"):
         run(spec)
 
 
 def test_stop_during_feature_extraction_ends_the_run_as_stopped(tmp_path, monkeypatch):
     from core.engine import RunControl
-    from core.trainer.classify import StoppedWhilePreparing
+    from core.engine import StoppedWhilePreparing
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing cached: extraction must run
     control = RunControl()
     control.stop()
-    spec = TrainSpec(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 32})
+    spec = ClassifierRecipe(dataset="digits", model="efficientnet_lite0", model_options={"resolution": 32})
     with pytest.raises(StoppedWhilePreparing, match="nothing was trained"):
         run(spec, control=control, out=tmp_path / "run")
     assert not (tmp_path / "run" / "card.json").exists()

@@ -242,7 +242,7 @@ def evaluate_scenes(model, vocab: Vocabulary, maker, held: set, *, n: int = 1000
 # --- one image at a time (the caption page) ---------------------------------------------------------------
 
 def vocabulary_of(card) -> Vocabulary:
-    return Vocabulary(card.vocabulary[len(SPECIALS):])
+    return Vocabulary(card.section("vocabulary")[len(SPECIALS):])
 
 
 def caption_image(model, image: np.ndarray, *, beam: int = 1, prefix: list[int] = ()) -> list[Decoded]:

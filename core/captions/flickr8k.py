@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from core.captions.captioning import tokenize
+from core.data import DataError
 
 
 @dataclass
@@ -28,9 +29,9 @@ def read_flickr8k(folder: str | Path) -> CaptionCorpus:
     folder = Path(folder)
     text_path, image_dir = folder / "captions.txt", folder / "Images"
     if not text_path.is_file():
-        raise FileNotFoundError(f"{text_path} not found: a Flickr8k folder holds captions.txt and Images/")
+        raise DataError(f"{text_path} not found: a Flickr8k folder holds captions.txt and Images/")
     if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir} not found: a Flickr8k folder holds captions.txt and Images/")
+        raise DataError(f"{image_dir} not found: a Flickr8k folder holds captions.txt and Images/")
     present = {p.name for p in image_dir.iterdir()}
     corpus = CaptionCorpus({}, [], folder)
     raw = text_path.read_bytes()
@@ -75,5 +76,6 @@ def load_flickr8k(folder: str | Path, size: int = 64, log=print) -> tuple[torch.
     for p in problems[:20]:
         log(f"skipped: {p}")
     if not images:
-        raise ValueError(f"{folder}: no usable image with a caption")
+        raise DataError(f"{folder}: no usable image with a caption (each line of captions.txt is IMAGE,CAPTION and the "
+                        "image is in Images/)")
     return torch.from_numpy(np.stack(images)), captions, problems

@@ -11,8 +11,6 @@ every epoch, BLEU-4 on a few validation images is reported for the live chart.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -22,18 +20,33 @@ from core.captions.captioning import (MAX_TOKENS, MEAN, STD, Vocabulary, bleu, c
                                       exact_match, grammar_vocabulary, scene_makers)
 from core.captions.task import CaptionTask
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
-from core.engine.checkpoint import DatasetInfo, ModelCard, spec_of
-from core.engine.recipe import Prepared, recipe_command, register_recipe
+from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec_of
+from core.engine.recipe import Prepared, Recipe, register_presets, register_recipe
+from core.engine.settings import SHARE, WIDTHS
+from core.errors import SettingsError
 from core.models import build_model, count_parameters
-from core.progress import add_train_verb, run_cli, train_from_args
 from core.viz import image_grid
 
 
 @register_recipe
 @dataclass
-class CaptionerRecipe:
+class CaptionerRecipe(Recipe):
     kind: ClassVar[str] = "captioner"
+    verb: ClassVar[str] = "train-captioner"
+    task: ClassVar[str] = "captioning"
+    title: ClassVar[str] = "Captions: CNN + attention LSTM"
+    pages: ClassVar[str] = "Caption generator"
+    opens: ClassVar[tuple] = (("pages/captions.py", "caption_model", "Caption scenes with it"),)
+    headlines: ClassVar[list] = [(("greedy", "seen", "bleu4"), "BLEU-4 (greedy, seen scenes)", True),
+                                 (("greedy", "test", "bleu4"), "BLEU-4 (greedy, test images)", True)]
+    sections: ClassVar[dict] = {"vocabulary": "strings",  # the words, in the model's output order
+                                "held_out_pairs": list}  # class pairs never shown together in training
     live: ClassVar[tuple] = ("accuracy", "next-word accuracy", True)
+    limits: ClassVar[dict] = {**TrainConfig.limits, "n_train": (1, 10_000_000), "eval_n": (1, 1_000_000),
+                              "hidden": (0, 4096), "embed": (0, 4096), "attention": (0, 4096), "channels": WIDTHS,
+                              "min_count": (1, 1_000_000), "test_share": SHARE}
+    hidden: ClassVar[tuple] = ("model", "dataset", "data_dir")
+    legacy: ClassVar[dict] = {"python -m core.captioning train ": "python -m core train-captioner "}
     model: str = "captioner"  # small CNN -> 8x8 feature grid -> LSTM with soft attention
     dataset: str = "scenes"  # scenes, or set flickr8k to a folder
     flickr8k: str = ""  # a Flickr8k-layout folder (Images/ + captions.txt) instead of the scenes
@@ -51,8 +64,31 @@ class CaptionerRecipe:
     seed: int = 0  # weights, scenes, batch order, the Flickr8k split
     data_dir: str = ""  # "" = $CNN_STUDIO_DATA or the user cache
 
-    def command(self, out) -> str:
-        return recipe_command(self, "train-captioner", out)
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",
+                           weight_decay=1e-4, schedule="onecycle", seed=self.seed, grad_clip=5.0, keep_best=False,
+                           channels_last=False)
+
+    @classmethod
+    def evaluate_checkpoint(cls, model, card, data_dir, n=0, tta=False) -> tuple[dict, bool]:
+        from core.captions.captioning import SPECIALS, Vocabulary, evaluate_scenes, scene_makers
+
+        if tta:
+            raise SettingsError("--tta is for classifiers of photos; a captioner has nothing to average.")
+        _, test_maker = scene_makers(data_dir)
+        held = {tuple(p) for p in card.section("held_out_pairs") or []}
+        vocabulary = Vocabulary(card.section("vocabulary")[len(SPECIALS):])
+        return {"greedy": evaluate_scenes(model, vocabulary, test_maker, held, n=n or 1000)}, True
+
+    @classmethod
+    def check_card(cls, card: ModelCard, where: str) -> None:
+        words = card.section("vocabulary")
+        if not words:
+            raise CheckpointError(f"{where}: field 'vocabulary' is missing or empty; a captioner needs its words.")
+        size = card.model.kwargs.get("vocab_size")
+        if isinstance(size, int) and size != len(words):
+            raise CheckpointError(f"{where}: field 'vocabulary' has {len(words)} words but the model was built for "
+                                  f"vocab_size={size}.")
 
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
         if self.flickr8k:
@@ -68,8 +104,8 @@ class CaptionerRecipe:
             return scenes.images, vocab.pad([c[rng.integers(len(c))] for c in scenes.captions], MAX_TOKENS)
 
         model = self._model(vocab)
-        card = ModelCard(task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=sorted(held),
-                         params=count_parameters(model),
+        card = ModelCard(task=self.task, model=spec_of(model), params=count_parameters(model),
+                         sections={"vocabulary": vocab.words, "held_out_pairs": sorted(held)},
                          dataset=DatasetInfo(name="scenes", sources=["mnist", "fashion_mnist", "cifar10"], channels=3,
                                              image_size=64, mean=list(MEAN), std=list(STD)))
         val = make(1000, 10_000 + self.seed)
@@ -80,18 +116,13 @@ class CaptionerRecipe:
                     "beam5": evaluate_scenes(m, vocab, test_maker, held, n=min(self.eval_n, 300), beam=5)}
 
         return Prepared(model, CaptionTask(MEAN, STD), ComposedLoader(make, self.n_train, self.batch_size, self.seed),
-                        TensorLoader(*val, batch_size=250, shuffle=False), self._config(), card, evaluate,
+                        TensorLoader(*val, batch_size=250, shuffle=False), self.train_config(), card, evaluate,
                         self._monitor(vocab, shown.images, shown.captions))
 
     def _model(self, vocab: Vocabulary):
         options = {k: v for k, v in (("channels", self.channels), ("hidden", self.hidden), ("embed", self.embed),
                                      ("attention", self.attention)) if v}
         return build_model("captioner", in_channels=3, image_size=64, vocab_size=len(vocab), seed=self.seed, **options)
-
-    def _config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",
-                           weight_decay=1e-4, schedule="onecycle", seed=self.seed, grad_clip=5.0, keep_best=False,
-                           channels_last=False)
 
     def _monitor(self, vocab: Vocabulary, images, references):
         def monitor(m):
@@ -121,8 +152,8 @@ class CaptionerRecipe:
         model = self._model(vocab)
         shown = test if len(test) else train[:1]
         refs = [captions[i] for i in shown]
-        card = ModelCard(task="captioning", model=spec_of(model), vocabulary=vocab.words, held_out_pairs=[],
-                         params=count_parameters(model),
+        card = ModelCard(task=self.task, model=spec_of(model), params=count_parameters(model),
+                         sections={"vocabulary": vocab.words, "held_out_pairs": []},
                          dataset=DatasetInfo(name=f"flickr8k:{self.flickr8k}", channels=3, image_size=64,
                                              mean=list(MEAN), std=list(STD), train_size=len(train),
                                              test_size=len(shown),
@@ -134,20 +165,8 @@ class CaptionerRecipe:
 
         val = (images[shown], vocab.pad([captions[i][0] for i in shown], MAX_TOKENS))
         return Prepared(model, CaptionTask(MEAN, STD), ComposedLoader(make, len(train), self.batch_size, self.seed),
-                        TensorLoader(*val, batch_size=250, shuffle=False), self._config(), card, evaluate,
+                        TensorLoader(*val, batch_size=250, shuffle=False), self.train_config(), card, evaluate,
                         self._monitor(vocab, images[shown][:100], refs[:100]))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="The caption generator's model.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_verb(sub, "train", CaptionerRecipe, "train the captioner on composed scenes (or --flickr8k FOLDER)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), lambda args: train_from_args(CaptionerRecipe, args, "captioner"), argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+register_presets(CaptionerRecipe.kind, {"Captions: attention captioner (scenes)": CaptionerRecipe(epochs=10)})

@@ -48,7 +48,7 @@ def model_outputs(model, card: dict, images: torch.Tensor, batch_size: int = 500
 
 def evaluate_pairs(model, card: dict, digits, labels, n: int = 10_000, seed: int = TEST_SEED) -> dict:
     """Both-digits accuracy, per-digit accuracy and x-centre MAE (pixels) on freshly composed images."""
-    p = compose_pairs(digits, labels, n, seed=seed, **card.generator)
+    p = compose_pairs(digits, labels, n, seed=seed, **card.section("generator"))
     logits, x = split_pair_output(model_outputs(model, card, p.images))
     right = logits.argmax(2) == p.classes
     err = (x - p.x).abs()
@@ -61,7 +61,7 @@ def evaluate_strings(model, card: dict, digits, labels, n: int = 10_000, seed: i
                      beam_n: int = 2000, beam_width: int = 8) -> dict:
     """Exact match of greedy decoding on 4-5 digit strings (the target), on each length 1..6, and of beam
     search on the first `beam_n` 4-5 digit strings."""
-    gen = dict(card.generator)
+    gen = dict(card.section("generator"))
     out = {}
     for name, lo, hi in [("4-5", 4, 5)] + [(str(k), k, k) for k in range(1, gen.get("max_len", 6) + 1)]:
         s = compose_strings(digits, labels, n if name == "4-5" else n // 5, seed=seed + lo * 10 + hi,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,8 @@ class AugmentConfig:
     hflip: bool = False  # random horizontal flip; only for data sets whose labels survive it
     rotate: float = 0.0  # max rotation in degrees each way; 0 = off
     scale: float = 0.0  # max zoom in or out as a fraction (0.1 = 90%..110%); 0 = off
+
+    limits: ClassVar[dict] = {"translate": (0, 64), "rotate": (0, 180), "scale": "share"}  # see core.engine.settings
 
     @property
     def active(self) -> bool:

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from core import paths
+from core.errors import ProjectError
 
 
-class DataError(Exception):
+class DataError(ProjectError):
     """Base class for every data problem; the message always says what to do about it."""
 
 

@@ -21,11 +21,13 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.errors import ProjectError
+
 MAX_PIXELS = 40_000_000  # ~ a 7000 x 5700 photo; larger images are refused before decoding
 FORMATS = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
 
-class ImageError(ValueError):
+class ImageError(ProjectError, ValueError):
     """An image refused with a reason a user can act on."""
 
 

@@ -17,6 +17,11 @@ import os
 import torch
 
 
+def torchrun(processes: int) -> list[str]:
+    """The arguments that start `processes` ranks of a module on this machine (`python -m torch.distributed.run`)."""
+    return ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+
+
 def launched() -> bool:
     """Whether this process is one of several started by torchrun."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

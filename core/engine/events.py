@@ -73,7 +73,20 @@ class WarningEvent:
     kind: str = "warning"
 
 
-Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent | WarningEvent
+@dataclass
+class MonitorEvent:
+    """Live views a recipe made after an epoch: metrics (e.g. BLEU-4) and, in samples.npz, pictures."""
+    epoch: int
+    metrics: dict
+    caption: str = ""  # what the pictures show
+    kind: str = "monitor"
+
+
+class StoppedWhilePreparing(Exception):
+    """The user stopped a run before its first step (e.g. while a pretrained network's features were extracted)."""
+
+
+Event = StepEvent | EvalEvent | EpochEvent | EndEvent | PrepareEvent | WarningEvent | MonitorEvent
 
 
 class Task(Protocol):

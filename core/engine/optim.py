@@ -2,7 +2,9 @@
 
 Owns the mapping from config strings to torch objects: Adam / AdamW / SGD with Nesterov momentum, and
 the schedules one-cycle, cosine with linear warm-up (both stepped every batch), reduce-on-plateau
-(stepped every epoch on the monitored metric) and constant. Does not own the training loop.
+(stepped every epoch on the monitored metric) and constant. `Schedule` is the one place the loop's
+learning rate changes: by the schedule, or by a user's order mid-run (`take_order`), which replaces it.
+Does not own the training loop.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ class Schedule:
                  monitor_mode: str = "min"):
         if name not in SCHEDULES:
             raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
-        self.name = name
+        self.name, self.optimizer = name, optimizer
         self.manual = False  # set once the user overrides the learning rate by hand
         total_steps = max(total_steps, 1)
         if name == "onecycle":
@@ -67,6 +69,12 @@ class Schedule:
                 optimizer, mode=monitor_mode, factor=plateau_factor, patience=plateau_patience)
         else:
             self.scheduler = None
+
+    def take_order(self, lr: float | None) -> None:
+        """A learning rate the user set mid-run (None: no order): it replaces the schedule from here on."""
+        if lr is not None:
+            set_lr(self.optimizer, lr)
+            self.manual = True
 
     def after_step(self) -> None:
         if self.name in ("onecycle", "cosine") and not self.manual:

@@ -1,46 +1,40 @@
-"""Recipes and `run`: the one way from settings to a trained, evaluated, saved model, for every model kind.
+"""Model kinds: the `Recipe` base class every kind's settings derive from, and the one registry of kinds.
 
-A recipe is a settings dataclass (a comment on every default) registered under a kind ("classifier",
-"autoencoder", "pair", "crnn", "captioner") whose `prepare()` returns a `Prepared`: the model, its Task,
-the loaders, the engine config, the model card to fill in, the evaluation that gives the test metrics
-(one of them the task's headline) and, optionally, a `monitor` that makes live views after each epoch
-(sample reconstructions, BLEU). `run` is the only caller of `engine.fit` for the CLI, the Trainer's
-worker, k-fold and the tests: it seeds, prepares, trains (writing a complete checkpoint and the state
-to resume from after every epoch when it has an output folder), evaluates and saves. Owns the recipe
-registry and its JSON form (a run folder's spec.json). Does not own any recipe (see the features).
+A kind (the classifier, the autoencoder, the pair CNN, the CRNN, the captioner, and whatever comes next) is
+one package under `core/` holding one recipe class: a dataclass of settings (a comment on every default)
+derived from `Recipe` and registered with `@register_recipe`. The class carries everything the rest of CNN
+Studio asks about its kind, so the CLI (`core.cli`), the model card (`core.engine.checkpoint.card`), the
+settings check, the Trainer's form and live chart, the run service (`core.runs`), sweeps and `evaluate`
+loop over `RECIPES` and name no kind:
+
+- the CLI verb that trains it and its flags (generated from its fields, `core.engine.flags`), named
+  recipes for `--recipe NAME`, and the Trainer's presets;
+- its task, the headline metric of that task and how to measure a checkpoint of it;
+- the extra sections of its model card and their validation;
+- the limits and choices of its settings (`core.engine.settings`);
+- its Trainer form (`core.engine.form`) and the metric its live chart follows;
+- how it trains (`prepare`, and `execute` for kinds that train several models in one run, like k-fold).
+
+Also owns a recipe's JSON form (a run folder's spec.json) and the kinds' Trainer presets
+(`register_presets`). Does not own training (`core.engine.run`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import random
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Protocol
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
-import torch
 from torch import nn
 
-from core.engine import distributed
-from core.engine.checkpoint import ModelCard, headline_of, save_checkpoint, save_snapshot
+from core.engine.checkpoint import ModelCard, register_task
+from core.engine.config import TrainConfig
 from core.engine.events import Event, RunControl, Task
-from core.engine.fit import TrainConfig, fit, seed_everything
-from core.engine.resume import RESUME_FILE, TrainState, load_state, save_state
-from core.engine.settings import check_out_dir, check_settings
-from core.engine.tblog import open_log
+from core.engine.settings import with_settings
+from core.errors import SettingsError
 
-SAMPLES_FILE = "samples.npz"  # a run folder's latest live pictures (see Prepared.monitor)
-
-
-@dataclass
-class MonitorEvent:
-    """Live views a recipe made after an epoch: metrics (e.g. BLEU-4) and, in samples.npz, pictures."""
-    epoch: int
-    metrics: dict
-    caption: str = ""  # what the pictures show
-    kind: str = "monitor"
+RECIPES: dict[str, type["Recipe"]] = {}  # kind -> recipe class, in registration order
+PRESETS: dict[str, dict] = {}  # kind -> the Trainer's recipes of that kind (see register_presets)
 
 
 @dataclass
@@ -55,195 +49,150 @@ class Prepared:
     monitor: Callable[[nn.Module], tuple[dict, np.ndarray | None, str]] | None = None  # (metrics, RGB picture, caption)
 
 
-class Recipe(Protocol):
-    kind: ClassVar[str]  # registry key
-    live: ClassVar[tuple[str, str, bool]]  # (metric the live chart shows, its title, whether it is a proportion)
-
-    def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared: ...
-
-    def command(self, out: str | Path) -> str: ...
-
-
-RECIPES: dict[str, type] = {}
+@dataclass
+class Outcome:
+    """What a run of a recipe left: its model card (None when it trained no single model), the fields its run
+    folder's status.json adds (k-fold's table, for one), and one line for the console."""
+    card: ModelCard | None
+    status: dict = dataclasses.field(default_factory=dict)
+    line: str = ""
 
 
-def register_recipe(cls: type) -> type:
+class Recipe:
+    """Base class of every kind's settings dataclass; the class attributes are what the rest of CNN Studio reads."""
+    kind: ClassVar[str]  # registry key, e.g. "autoencoder"
+    verb: ClassVar[str]  # the CLI verb that trains it, e.g. "train-autoencoder"
+    task: ClassVar[str]  # what its checkpoints do (the card's task), e.g. "reconstruction"
+    title: ClassVar[str]  # the kind in words: the Trainer's kind choice, the CLI's help
+    pages: ClassVar[str] = "the other pages"  # where its trained models are offered
+    opens: ClassVar[tuple] = ()  # (page script, its model chooser's key, button words) for a finished run
+    headlines: ClassVar[list] = []  # [(metrics key path, words, higher is better)]: the first present is the headline
+    sections: ClassVar[dict] = {}  # extra top-level card fields: name -> JSON type (checked when a card is read)
+    live: ClassVar[tuple] = ("accuracy", "accuracy", True)  # (metric the live chart follows, its title, a proportion?)
+    sweep_metric: ClassVar[str | None] = None  # validation metric a sweep maximises; None: the kind is not swept
+    limits: ClassVar[dict] = {}  # setting -> allowed range (see core.engine.settings)
+    choices: ClassVar[dict] = {}  # setting -> allowed values (a callable is asked when needed)
+    flags: ClassVar[dict] = {}  # setting path -> its flag when not --setting-name
+    hidden: ClassVar[tuple] = ("data_dir",)  # settings the form does not offer; paths in `no_flag` get no flag
+    no_flag: ClassVar[tuple] = ()
+    always: ClassVar[tuple] = ()  # settings a recorded command always names (what the run is), default or not
+    legacy: ClassVar[dict] = {}  # how an older CLI spelled the command that trains it -> today's spelling
+
+    # --- training ---------------------------------------------------------------------------------------
+
+    def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
+        raise NotImplementedError
+
+    def train_config(self) -> TrainConfig:
+        """The engine settings this recipe trains with (the one place a recipe's learning rate is read)."""
+        raise NotImplementedError
+
+    @property
+    def seed(self) -> int:
+        return self.train_config().seed
+
+    def execute(self, emit: Callable[[Event], None], control: RunControl, out=None, *, resume: bool = False,
+                command: str | None = None) -> Outcome:
+        """Train (through `core.engine.run.run`, the one way into the engine); kinds that train several models in
+        one run (the classifier's k-fold) override this."""
+        from core.engine.run import run
+
+        card = run(self, emit, control, out, resume=resume, command=command)
+        return Outcome(card, line=f"{card.headline.describe() if card.headline else 'no headline'} -> {out}")
+
+    def command(self, out) -> str:
+        """The command line that rebuilds this recipe (recorded in its model card)."""
+        from core.engine.flags import recipe_command
+
+        return recipe_command(self, out)
+
+    # --- what the CLI, the pages and sweeps ask ---------------------------------------------------------
+
+    @classmethod
+    def named(cls) -> dict[str, "Recipe"]:
+        """Recipes a user names with `--recipe NAME` (flags still override)."""
+        return {}
+
+    @classmethod
+    def evaluate_checkpoint(cls, model: nn.Module, card: ModelCard, data_dir: str | None, n: int = 0,
+                            tta: bool = False) -> tuple[dict, bool]:
+        """(test metrics, whether they were measured here) of a checkpoint of this kind."""
+        raise NotImplementedError
+
+    @classmethod
+    def check_card(cls, card: ModelCard, where: str) -> None:
+        """Rules a card of this kind must meet beyond the common ones; CheckpointError naming the field."""
+
+    def form_fields(self, context: dict) -> list:
+        """The Trainer's form for this recipe (one field per setting unless a kind says otherwise)."""
+        from core.engine.form import recipe_fields
+
+        return recipe_fields(self, self.hidden)
+
+    def apply_form(self, values: dict, steps_per_epoch: int = 0) -> "Recipe":
+        """The recipe the form's values (by field key) describe."""
+        return with_settings(self, values)
+
+    def for_sweep(self) -> "Recipe":
+        """This recipe as a sweep trains it (e.g. with validation data held out to score trials on)."""
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        """The recipe a spec.json describes; nested settings and tuples rebuilt; unknown settings refused."""
+        defaults = cls()
+        known = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise SettingsError(f"a {cls.kind} recipe has no setting {unknown[0]!r}.")
+        kwargs = {}
+        for name, value in d.items():
+            proto = known[name]
+            if dataclasses.is_dataclass(proto) and isinstance(value, dict):
+                value = type(proto)(**value)
+            elif isinstance(proto, tuple) and isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+def register_recipe(cls: type[Recipe]) -> type[Recipe]:
+    """Class decorator: make `cls` a kind (see the module docstring); its task's card rules go with it."""
     RECIPES[cls.kind] = cls
+    register_task(cls.task, headlines=cls.headlines, sections=cls.sections, check=cls.check_card,
+                  legacy=cls.legacy)
     return cls
 
 
-def recipe_to_dict(recipe) -> dict:
+def kind_of_task(task: str) -> type[Recipe]:
+    """The recipe class whose checkpoints do `task`."""
+    for cls in RECIPES.values():
+        if cls.task == task:
+            return cls
+    raise SettingsError(f"no model kind makes {task!r} checkpoints; known: "
+                        + ", ".join(cls.task for cls in RECIPES.values()))
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
     """JSON-ready form of a recipe (its kind and settings), as stored in a run folder's spec.json."""
     return {"kind": recipe.kind, **dataclasses.asdict(recipe)}
 
 
-def recipe_from_dict(d: dict):
+def recipe_from_dict(d: dict) -> Recipe:
     """The recipe a `recipe_to_dict` dict describes (a dict without a kind is a classifier, as before)."""
     d = dict(d)
     kind = d.pop("kind", "classifier")
     if kind not in RECIPES:
-        raise ValueError(f"unknown recipe kind {kind!r}; known: {', '.join(sorted(RECIPES))}")
-    return RECIPES[kind].from_dict(d) if hasattr(RECIPES[kind], "from_dict") else RECIPES[kind](**d)
+        raise SettingsError(f"unknown recipe kind {kind!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[kind].from_dict(d)
 
 
-def _flag(cls, name: str) -> str:
-    return getattr(cls, "flags", {}).get(name) or "--" + name.replace("_", "-")
+def register_presets(kind: str, presets: dict[str, Any]) -> None:
+    """The Trainer's recipes of `kind`: name -> recipe, or a list of recipes trained one after the other (a group)."""
+    PRESETS.setdefault(kind, {}).update(presets)
 
 
-def flag_args(recipe, skip: tuple[str, ...] = ("data_dir",)) -> list[str]:
-    """Command-line flags (`--field-name value`, or the recipe's own `flags` spelling) for every setting
-    that differs from its default: with the verb, the command that rebuilds the recipe."""
-    args = []
-    for f in dataclasses.fields(recipe):
-        value, default = getattr(recipe, f.name), f.default
-        if f.name in skip or value == default:
-            continue
-        flag = _flag(type(recipe), f.name)
-        if isinstance(value, bool):
-            args += [flag] if value else []
-        elif isinstance(value, (list, tuple)):
-            args += [flag, ",".join(str(v) for v in value)]
-        else:
-            args += [flag, str(value)]
-    return args
-
-
-def add_recipe_flags(parser, cls: type) -> None:
-    """One flag per setting of recipe class `cls`, typed from its default (lists as comma-separated)."""
-    for f in dataclasses.fields(cls):
-        default, flag = f.default, _flag(cls, f.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action="store_true", default=default)
-        elif isinstance(default, (list, tuple)):
-            kind = type(default[0]) if default else str
-            parser.add_argument(flag, dest=f.name, type=lambda s, k=kind: tuple(k(v) for v in s.split(",") if v),
-                                default=default, metavar="A,B,...")
-        elif default is None or isinstance(default, str):
-            parser.add_argument(flag, dest=f.name, default=default)
-        else:
-            parser.add_argument(flag, dest=f.name, type=type(default), default=default)
-
-
-def recipe_from_args(cls: type, args) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
-
-
-def recipe_command(recipe, verb: str, out) -> str:
-    """`python -m core VERB --flags --out OUT`: the command recorded in the card, which rebuilds the run."""
-    import shlex
-
-    return f"python -m core {verb} " + shlex.join(flag_args(recipe) + ["--out", str(out)])
-
-
-def lr_flags(changes) -> str:
-    """` --lr-at STEP:LR ...`: the learning-rate changes a command must make to replay a run (see RunControl)."""
-    return "".join(f" --lr-at {int(step)}:{float(lr)!r}" for step, lr in changes)
-
-
-@contextlib.contextmanager
-def preserved_rng():
-    """Run a block without moving torch's, numpy's or Python's global random generators."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=[]):
-        yield
-    np.random.set_state(np_state)
-    random.setstate(py_state)
-
-
-def run(recipe, callback: Callable[[Event], None] | None = None, control: RunControl | None = None,
-        out: str | Path | None = None, *, resume: bool = False, command: str | None = None) -> ModelCard:
-    """Prepare, train, evaluate and (with `out`) save `recipe`; returns the model card.
-
-    With `out`, every finished epoch leaves a complete checkpoint there (its card marked "in_progress")
-    and the state to resume from; `resume=True` continues from that state to the result an
-    uninterrupted run would have had. `command` is recorded in the card (default: the recipe's own).
-    """
-    emit, control = callback or (lambda event: None), control or RunControl()
-    check_settings(recipe)  # a value no run can use is refused before any work
-    if resume and out is None:
-        raise ValueError("resume needs the run's output folder")
-    distributed.setup()  # under torchrun: join the other ranks (a no-op otherwise)
-    main = distributed.is_main()
-    if out is not None and main:
-        check_out_dir(out)  # an unwritable folder fails now, not after training
-    state = load_state(out) if resume else None  # every rank resumes from the same state
-    writes = out if main else None  # only rank 0 reports, and writes events, checkpoints and the card
-    if not main:
-        emit = lambda event: None  # noqa: E731
-    if command is None and out is not None:
-        command = recipe.command(out)
-    log = open_log(writes, recipe)  # TensorBoard event files beside the checkpoint
-    try:
-        card = _train(recipe, _tee(emit, log), control, writes, state, command, log)
-    except BaseException:
-        if log is not None:
-            log.close({})
-        raise
-    if log is not None:
-        log.close(card.metrics)
-    return card
-
-
-def _tee(emit: Callable[[Event], None], log) -> Callable[[Event], None]:
-    if log is None:
-        return emit
-
-    def both(event: Event) -> None:
-        emit(event)
-        log(event)
-    return both
-
-
-def _train(recipe, emit, control, out, state, command, log) -> ModelCard:
-    """The body of `run`: prepare, fit with a checkpoint per epoch, evaluate, save."""
-    started = time.perf_counter()
-    seed_everything(recipe.seed)
-    prepared = recipe.prepare(emit, control)
-    model, card = prepared.model, prepared.card
-    card.command = command
-    record = {**card.training,  # what the recipe itself records (e.g. the pair CNN's lambda)
-              "kind": recipe.kind, "settings": dataclasses.asdict(recipe), "config": prepared.config.to_dict()}
-
-    def live_views(epoch: int) -> None:
-        with preserved_rng():  # looking must not change what the run does next (or a resumed run would differ)
-            metrics, pictures, caption = prepared.monitor(model)
-        if pictures is not None and out is not None:
-            tmp = Path(out) / f".{SAMPLES_FILE}.tmp.npz"
-            np.savez_compressed(tmp, pictures=pictures)
-            tmp.replace(Path(out) / SAMPLES_FILE)
-        if pictures is not None and log is not None:
-            log.pictures(pictures, epoch)
-        emit(MonitorEvent(epoch=epoch, metrics=metrics, caption=caption))
-
-    def end_of_epoch(progress: TrainState) -> None:
-        if prepared.monitor is not None:
-            live_views(progress.epoch)
-        if out is None:
-            return
-        if getattr(recipe, "snapshots", False):  # every epoch's weights, to watch training on the Inside page
-            save_snapshot(out, model, progress.epoch)
-        save_state(out, progress)  # resume state first: a kill after it still has a consistent checkpoint
-        card.metrics, card.run = {}, {"state": "in_progress", "epoch": progress.epoch}  # tested once the run ends
-        card.training = {**record, "epochs": progress.epoch, "steps": progress.steps, "stop_reason": "interrupted",
-                         "best_epoch": progress.best_epoch,
-                         "train_seconds": round(progress.train_seconds, 2), "history": progress.history}
-        save_checkpoint(out, model, card)
-
-    result = fit(model, prepared.task, prepared.train, prepared.val, prepared.config, callback=emit, control=control,
-                 resume=state, on_epoch_end=end_of_epoch)
-    model.eval()
-    if control.changes:  # learning rates set by hand or by --lr-at: recorded, and replayed by the command
-        record["lr_changes"] = [[step, lr] for step, lr in control.changes]
-        card.command = command + lr_flags(control.unplanned()) if command else command
-    card.metrics = prepared.evaluate(model)
-    card.run = {"state": "complete", "epoch": result.epochs}
-    card.training = {**record, "epochs": result.epochs, "steps": result.steps, "stop_reason": result.reason,
-                     "message": result.message, "best_epoch": result.best_epoch,
-                     "train_seconds": round(result.train_seconds, 2),
-                     "wall_seconds": round(time.perf_counter() - started, 2), "history": result.history,
-                     "resumed_from_epoch": state.epoch if state is not None else 0}
-    card.headline = headline_of(card)
-    if out is not None:
-        save_checkpoint(out, model, card)
-        (Path(out) / RESUME_FILE).unlink(missing_ok=True)  # the run is over: nothing left to resume
-    return card
+def all_presets() -> dict[str, dict[str, Any]]:
+    """Every kind's Trainer presets: {kind title: {preset name: recipe or list of recipes}}, kinds in registration
+    order."""
+    return {cls.title: PRESETS[kind] for kind, cls in RECIPES.items() if PRESETS.get(kind)}

@@ -6,7 +6,7 @@ how it is captured from and restored into live objects, and its file: one safete
 tensors hold the arrays and whose metadata holds the rest as JSON, written atomically. Nothing is
 unpickled on the way back. A run resumed from epoch k reaches the same weights as a run that never
 stopped, because it continues from the same numbers. Does not own the loop (`core.engine`) or the run
-folder (`core.trainer.runs`).
+folder (`core.runs`).
 """
 from __future__ import annotations
 

@@ -3,13 +3,12 @@
     python -m core train-autoencoder --model conv_vae --dataset fashion_mnist --epochs 6 --kl-weight 0.05 --out DIR
     python -m core probe checkpoints/fashion_ae checkpoints/fashion_vae   # writes the table into the cards
 
-Owns `AutoencoderRecipe` (settings, data -> model -> task, test MSE / PSNR / SSIM with MSE as the headline,
-sample reconstructions after every epoch for the live view) and `run_probe` (seed 000's claim, measured).
+Owns the autoencoder kind: `AutoencoderRecipe` (settings, data -> model -> task, test MSE / PSNR / SSIM with MSE
+as the headline, sample reconstructions after every epoch for the live view, its Trainer presets) and the
+`probe` verb (`run_probe`: seed 000's claim, measured).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -20,19 +19,35 @@ import torch
 from core.data import AugmentConfig, load_dataset
 from core.engine import Event, RunControl, TensorLoader, TrainConfig
 from core.engine.checkpoint import DatasetInfo, ModelCard, load_checkpoint, spec_of, update_card
-from core.engine.recipe import Prepared, recipe_command, register_recipe
+from core.engine.recipe import Prepared, Recipe, register_presets, register_recipe
+from core.engine.settings import WIDTHS
+from core.engine.verbs import register_verb
+from core.errors import SettingsError
 from core.latent.autoencode import as_float, encode_all, probe, reconstruct, reconstruction_report
 from core.latent.task import ReconstructionTask
 from core.models import build_model, count_parameters
-from core.progress import add_train_verb, run_cli, train_from_args
 from core.viz import image_grid
 
 
 @register_recipe
 @dataclass
-class AutoencoderRecipe:
+class AutoencoderRecipe(Recipe):
     kind: ClassVar[str] = "autoencoder"
+    verb: ClassVar[str] = "train-autoencoder"
+    task: ClassVar[str] = "reconstruction"
+    title: ClassVar[str] = "Autoencoder or VAE"
+    pages: ClassVar[str] = "Latent space"
+    opens: ClassVar[tuple] = (("pages/latent.py", "latent_model", "Explore its latent space"),)
+    headlines: ClassVar[list] = [(("test_mse",), "test MSE (pixels in [0, 1])", False)]
+    sections: ClassVar[dict] = {"probe": dict}  # the latent-probe table (`python -m core probe`)
     live: ClassVar[tuple] = ("mse", "reconstruction MSE", False)
+    limits: ClassVar[dict] = {**TrainConfig.limits, "latent_dim": (1, 4096), "kl_weight": (0, 1e6), "widths": WIDTHS,
+                              "max_train": (0, 10_000_000), "noise": (0, 10), "translate": (0, 64)}
+    choices: ClassVar[dict] = {"model": ("conv_ae", "conv_vae")}
+    hidden: ClassVar[tuple] = ("model", "dataset", "data_dir")
+    always: ClassVar[tuple] = ("dataset",)
+    legacy: ClassVar[dict] = {"python -m core.autoencode train ": "python -m core train-autoencoder ",
+                              "python -m core.autoencode probe ": "python -m core probe "}
     model: str = "conv_ae"  # conv_ae | conv_vae
     dataset: str = "fashion_mnist"  # any registry data set
     epochs: int = 8  # passes over the training images
@@ -47,22 +62,28 @@ class AutoencoderRecipe:
     seed: int = 0  # initial weights, batch order, noise
     data_dir: str = ""  # "" = $CNN_STUDIO_DATA or the user cache
 
-    def command(self, out) -> str:
-        return recipe_command(self, "train-autoencoder", out)
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",
+                           weight_decay=1e-4, schedule="onecycle", seed=self.seed, channels_last=True,
+                           keep_best=False)
+
+    @classmethod
+    def evaluate_checkpoint(cls, model, card, data_dir, n=0, tta=False) -> tuple[dict, bool]:
+        if tta:
+            raise SettingsError("--tta is for classifiers of photos; an autoencoder has nothing to average.")
+        data = load_dataset(card.dataset.name, data_dir)
+        metrics = {f"test_{k}": v for k, v in reconstruction_report(model, data.test_x).items()}
+        return {**metrics, "test_n": len(data.test_x)}, True
 
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
-        if self.model not in ("conv_ae", "conv_vae"):
-            raise ValueError(f"model must be conv_ae or conv_vae, not {self.model!r}")
         ds = load_dataset(self.dataset, self.data_dir or None)
         train_x = ds.train_x[:self.max_train] if self.max_train else ds.train_x
         model = build_model(self.model, in_channels=ds.channels, image_size=ds.image_size, latent_dim=self.latent_dim,
                             widths=list(self.widths), seed=self.seed)
         task = ReconstructionTask(kl_weight=self.kl_weight, noise=self.noise, augment=AugmentConfig(translate=self.translate))
-        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",
-                             weight_decay=1e-4, schedule="onecycle", seed=self.seed, channels_last=True,
-                             keep_best=False)
+        config = self.train_config()
         held = ds.test_x[torch.randperm(len(ds.test_x), generator=torch.Generator().manual_seed(0))[:2000]]
-        card = ModelCard(task="reconstruction", model=spec_of(model), params=count_parameters(model),
+        card = ModelCard(task=self.task, model=spec_of(model), params=count_parameters(model),
                          dataset=DatasetInfo(name=ds.name, class_names=ds.class_names, channels=ds.channels,
                                              image_size=ds.image_size, train_size=len(train_x),
                                              test_size=len(ds.test_x), mean=[0.0] * ds.channels,
@@ -84,6 +105,13 @@ class AutoencoderRecipe:
 
         return Prepared(model, task, TensorLoader(train_x, batch_size=self.batch_size, seed=self.seed),
                         TensorLoader(held, batch_size=500, shuffle=False), config, card, evaluate, monitor)
+
+
+register_presets(AutoencoderRecipe.kind, {  # the shipped checkpoints' settings, and a quick one on small data
+    "Quick autoencoder (digits)": AutoencoderRecipe(dataset="digits", epochs=12, latent_dim=16, widths=(16, 32, 64),
+                                                    batch_size=64, lr=3e-3),
+    "Autoencoder (Fashion-MNIST)": AutoencoderRecipe(epochs=6),
+    "VAE (Fashion-MNIST)": AutoencoderRecipe(model="conv_vae", epochs=6, kl_weight=0.05)})
 
 
 def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> list[dict]:
@@ -112,27 +140,12 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
     return rows
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Autoencoders: train, or the probe table.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_verb(sub, "train", AutoencoderRecipe, "train an autoencoder and save a checkpoint with its card")
-    p = sub.add_parser("probe", help="logistic-regression and k-NN accuracy on pixels, PCA-64 and the latents")
-    p.add_argument("folders", nargs="+")
-    p.add_argument("--data-dir")
-    return parser
+def _probe_arguments(parser) -> None:
+    parser.add_argument("folders", nargs="+", help="autoencoder checkpoints of one data set")
+    parser.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
 
 
-def _dispatch(args) -> None:
-    if args.command == "train":
-        m = train_from_args(AutoencoderRecipe, args, f"{args.model} on {args.dataset}").metrics
-        print(f"PSNR {m['test_psnr']:.2f} dB, SSIM {m['test_ssim']:.4f}")
-    else:
-        run_probe(args.folders, args.data_dir)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(build_parser(), _dispatch, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@register_verb("probe", "the latent-probe table of autoencoder checkpoints (written into their cards)",
+               _probe_arguments)
+def probe_verb(args) -> None:
+    run_probe(args.folders, args.data_dir)

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import ProjectError
 
-class ModelFileError(ValueError):
+
+class ModelFileError(ProjectError, ValueError):
     """The upload is not a model we can load safely; the message says why and what to do."""
 
 
@@ -101,80 +103,102 @@ def _same_pad(size: int, k: int, s: int, d: int) -> tuple[int, int]:
     return total // 2, total - total // 2  # TensorFlow puts the odd pixel after
 
 
+def _conv2d(layer, cfg, w, shape, name, last) -> list:
+    k, s, d = cfg["kernel_size"], cfg["strides"], cfg["dilation_rate"]
+    conv = nn.Conv2d(shape[0], cfg["filters"], tuple(k), tuple(s), dilation=tuple(d), groups=cfg.get("groups", 1),
+                     bias=cfg["use_bias"])
+    conv.weight.data = torch.from_numpy(np.ascontiguousarray(w[0].transpose(3, 2, 0, 1)))
+    if cfg["use_bias"]:
+        conv.bias.data = torch.from_numpy(w[1])
+    mods = []
+    if cfg["padding"] == "same":
+        (t, b), (lft, r) = (_same_pad(shape[1], k[0], s[0], d[0]), _same_pad(shape[2], k[1], s[1], d[1]))
+        if (t, lft) == (b, r):
+            conv.padding = (t, lft)
+        else:
+            mods.append((name + "_pad", nn.ZeroPad2d((lft, r, t, b))))
+    return mods + [(name, conv)] + _activation(name, cfg.get("activation"), last)
+
+
+def _dense(layer, cfg, w, shape, name, last) -> list:
+    if len(shape) != 1:
+        raise ModelFileError(f"layer {layer.name}: Dense on a {len(shape) + 1}-d tensor is not supported; "
+                             "Flatten first.")
+    lin = nn.Linear(shape[0], cfg["units"], bias=cfg["use_bias"])
+    lin.weight.data = torch.from_numpy(np.ascontiguousarray(w[0].T))
+    if cfg["use_bias"]:
+        lin.bias.data = torch.from_numpy(w[1])
+    return [(name, lin)] + _activation(name, cfg.get("activation"), last, units=cfg["units"])
+
+
+def _activation_layer(layer, cfg, w, shape, name, last) -> list:
+    kind = type(layer).__name__
+    act = cfg.get("activation", kind.lower())
+    if kind == "ReLU" and (cfg.get("max_value") or cfg.get("negative_slope") or cfg.get("threshold")):
+        raise ModelFileError(f"layer {layer.name}: ReLU with max_value/negative_slope is not supported.")
+    return _activation(name, "leaky_relu" if kind == "LeakyReLU" else act, last, layer_name=name,
+                       slope=cfg.get("negative_slope", cfg.get("alpha")))
+
+
+def _batch_norm(layer, cfg, w, shape, name, last) -> list:
+    axis = cfg["axis"][0] if isinstance(cfg["axis"], (list, tuple)) else cfg["axis"]
+    if axis not in (-1, len(shape)):
+        raise ModelFileError(f"layer {layer.name}: BatchNormalization over axis {axis} is not supported.")
+    bn = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], eps=cfg["epsilon"])
+    values = list(w)
+    bn.weight.data = torch.from_numpy(values.pop(0)) if cfg["scale"] else torch.ones(shape[0])
+    bn.bias.data = torch.from_numpy(values.pop(0)) if cfg["center"] else torch.zeros(shape[0])
+    bn.running_mean.data, bn.running_var.data = torch.from_numpy(values[0]), torch.from_numpy(values[1])
+    return [(name, bn)]
+
+
+def _pooling(layer, cfg, w, shape, name, last) -> list:
+    k = tuple(cfg["pool_size"])
+    s = tuple(cfg["strides"] or k)
+    if cfg["padding"] == "same" and k != s:
+        raise ModelFileError(f"layer {layer.name}: 'same' pooling with strides != pool size is not supported.")
+    cls = nn.MaxPool2d if type(layer).__name__ == "MaxPooling2D" else nn.AvgPool2d
+    return [(name, cls(k, s, ceil_mode=cfg["padding"] == "same"))]
+
+
+def _global_pooling(layer, cfg, w, shape, name, last) -> list:
+    if cfg.get("keepdims"):
+        raise ModelFileError(f"layer {layer.name}: keepdims=True is not supported.")
+    pool = nn.AdaptiveAvgPool2d(1) if type(layer).__name__.startswith("GlobalAverage") else nn.AdaptiveMaxPool2d(1)
+    return [(name, nn.Sequential(pool, nn.Flatten()))]
+
+
+def _zero_padding(layer, cfg, w, shape, name, last) -> list:
+    (t, b), (lft, r) = cfg["padding"]
+    return [(name, nn.ZeroPad2d((lft, r, t, b)))]
+
+
+_CONVERTERS = {
+    "Conv2D": _conv2d, "Dense": _dense, "BatchNormalization": _batch_norm, "ZeroPadding2D": _zero_padding,
+    **dict.fromkeys(("Activation", "ReLU", "Softmax", "LeakyReLU", "ELU"), _activation_layer),
+    **dict.fromkeys(("MaxPooling2D", "AveragePooling2D"), _pooling),
+    **dict.fromkeys(("GlobalAveragePooling2D", "GlobalMaxPooling2D"), _global_pooling),
+    "Flatten": lambda layer, cfg, w, shape, name, last: [(name, KerasFlatten())],
+    "Rescaling": lambda layer, cfg, w, shape, name, last: [(name, Rescale(cfg["scale"], cfg["offset"]))],
+    **dict.fromkeys(("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"),
+                    lambda layer, cfg, w, shape, name, last: [(name, nn.Dropout(0.0))]),  # inactive at inference
+}
+
+
 def _convert_layers(kmodel, in_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
+    """The Keras model's layers as named torch modules, in order; `in_shape` is (C, H, W) or (F,), channels first."""
     out: list[tuple[str, nn.Module]] = []
-    shape = in_shape  # (C, H, W) or (F,), channels first, as the torch modules see it
+    shape = in_shape
     layers = [layer for layer in kmodel.layers if type(layer).__name__ != "InputLayer"]
     for i, layer in enumerate(layers):
-        kind, cfg, w = type(layer).__name__, layer.get_config(), layer.get_weights()
+        kind, cfg = type(layer).__name__, layer.get_config()
         name = layer.name.replace(".", "_")
-        last = i == len(layers) - 1
-        mods: list[tuple[str, nn.Module]] = []
         if cfg.get("data_format", "channels_last") != "channels_last":
             raise ModelFileError(f"layer {layer.name} uses {cfg['data_format']}; only channels_last is supported.")
-        if kind in ("Conv2D",):
-            k, s, d = cfg["kernel_size"], cfg["strides"], cfg["dilation_rate"]
-            conv = nn.Conv2d(shape[0], cfg["filters"], tuple(k), tuple(s), dilation=tuple(d), groups=cfg.get("groups", 1),
-                             bias=cfg["use_bias"])
-            conv.weight.data = torch.from_numpy(np.ascontiguousarray(w[0].transpose(3, 2, 0, 1)))
-            if cfg["use_bias"]:
-                conv.bias.data = torch.from_numpy(w[1])
-            if cfg["padding"] == "same":
-                (t, b), (lft, r) = (_same_pad(shape[1], k[0], s[0], d[0]), _same_pad(shape[2], k[1], s[1], d[1]))
-                if (t, lft) == (b, r):
-                    conv.padding = (t, lft)
-                else:
-                    mods.append((name + "_pad", nn.ZeroPad2d((lft, r, t, b))))
-            mods.append((name, conv))
-            mods += _activation(name, cfg.get("activation"), last)
-        elif kind == "Dense":
-            if len(shape) != 1:
-                raise ModelFileError(f"layer {layer.name}: Dense on a {len(shape) + 1}-d tensor is not supported; "
-                                     "Flatten first.")
-            lin = nn.Linear(shape[0], cfg["units"], bias=cfg["use_bias"])
-            lin.weight.data = torch.from_numpy(np.ascontiguousarray(w[0].T))
-            if cfg["use_bias"]:
-                lin.bias.data = torch.from_numpy(w[1])
-            mods = [(name, lin)] + _activation(name, cfg.get("activation"), last, units=cfg["units"])
-        elif kind in ("Activation", "ReLU", "Softmax", "LeakyReLU", "ELU"):
-            act = cfg.get("activation", kind.lower())
-            if kind == "ReLU" and (cfg.get("max_value") or cfg.get("negative_slope") or cfg.get("threshold")):
-                raise ModelFileError(f"layer {layer.name}: ReLU with max_value/negative_slope is not supported.")
-            mods = _activation(name, "leaky_relu" if kind == "LeakyReLU" else act, last, layer_name=name,
-                               slope=cfg.get("negative_slope", cfg.get("alpha")))
-        elif kind == "BatchNormalization":
-            axis = cfg["axis"][0] if isinstance(cfg["axis"], (list, tuple)) else cfg["axis"]
-            if axis not in (-1, len(shape)):
-                raise ModelFileError(f"layer {layer.name}: BatchNormalization over axis {axis} is not supported.")
-            bn = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0], eps=cfg["epsilon"])
-            values = list(w)
-            bn.weight.data = torch.from_numpy(values.pop(0)) if cfg["scale"] else torch.ones(shape[0])
-            bn.bias.data = torch.from_numpy(values.pop(0)) if cfg["center"] else torch.zeros(shape[0])
-            bn.running_mean.data, bn.running_var.data = torch.from_numpy(values[0]), torch.from_numpy(values[1])
-            mods = [(name, bn)]
-        elif kind in ("MaxPooling2D", "AveragePooling2D"):
-            k = tuple(cfg["pool_size"])
-            s = tuple(cfg["strides"] or k)
-            if cfg["padding"] == "same" and k != s:
-                raise ModelFileError(f"layer {layer.name}: 'same' pooling with strides != pool size is not supported.")
-            cls = nn.MaxPool2d if kind == "MaxPooling2D" else nn.AvgPool2d
-            mods = [(name, cls(k, s, ceil_mode=cfg["padding"] == "same"))]
-        elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-            if cfg.get("keepdims"):
-                raise ModelFileError(f"layer {layer.name}: keepdims=True is not supported.")
-            pool = nn.AdaptiveAvgPool2d(1) if kind.startswith("GlobalAverage") else nn.AdaptiveMaxPool2d(1)
-            mods = [(name, nn.Sequential(pool, nn.Flatten()))]
-        elif kind == "Flatten":
-            mods = [(name, KerasFlatten())]
-        elif kind in ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"):
-            mods = [(name, nn.Dropout(0.0))]  # inactive at inference, kept so the layer list matches Keras
-        elif kind == "Rescaling":
-            mods = [(name, Rescale(cfg["scale"], cfg["offset"]))]
-        elif kind == "ZeroPadding2D":
-            (t, b), (lft, r) = cfg["padding"]
-            mods = [(name, nn.ZeroPad2d((lft, r, t, b)))]
-        elif kind in ("Sequential", "Functional") and hasattr(layer, "layers"):
+        if kind in ("Sequential", "Functional") and hasattr(layer, "layers"):
             mods = [(f"{name}_{n}", m) for n, m in _convert_layers(layer, shape)]
+        elif kind in _CONVERTERS:
+            mods = _CONVERTERS[kind](layer, cfg, layer.get_weights(), shape, name, i == len(layers) - 1)
         else:
             raise ModelFileError(f"layer {layer.name} is a {kind}, which this page cannot convert. Supported: Conv2D, "
                                  "Dense, pooling, BatchNormalization, activations, Flatten, Dropout, Rescaling, "

@@ -102,18 +102,11 @@ def _layer(node, weights: dict[str, np.ndarray], shape: tuple) -> nn.Module:
     return simple[op]
 
 
-def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str]]:
-    """ONNX bytes -> (PyTorch nn.Sequential in eval mode, input channels, input side, outputs, layer names)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        raise ModelFileError("reading ONNX files needs the `onnx` package (pip install -e . in the project folder).") from None
-    try:
-        proto = onnx.load_model_from_string(data)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise ModelFileError(f"not a readable ONNX model ({str(exc)[:160] or type(exc).__name__}).") from None
-    graph = proto.graph
+def _weights(graph) -> dict[str, np.ndarray]:
+    """The graph's constants (initializers and Constant nodes) by name, checked: stored in the file, finite."""
+    import onnx
+    from onnx import numpy_helper
+
     for tensor in graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
             raise ModelFileError(f"weight {tensor.name!r} is stored in an external file; upload a model with its "
@@ -125,6 +118,21 @@ def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str]]:
     for node in graph.node:
         if node.op_type == "Constant":
             weights[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
+    return weights
+
+
+def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str]]:
+    """ONNX bytes -> (PyTorch nn.Sequential in eval mode, input channels, input side, outputs, layer names)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelFileError("reading ONNX files needs the `onnx` package (pip install -e . in the project folder).") from None
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+        raise ModelFileError(f"not a readable ONNX model ({str(exc)[:160] or type(exc).__name__}).") from None
+    graph = proto.graph
+    weights = _weights(graph)
     unknown = sorted({n.op_type for n in graph.node
                       if n.op_type not in ALLOWED | {"Constant"} or n.domain not in ("", "ai.onnx")})
     if unknown:

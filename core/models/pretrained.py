@@ -145,7 +145,7 @@ class LiteClassifier(nn.Module):
 
 @register_model("efficientnet_lite0", "EfficientNet-Lite0 pretrained on ImageNet (4.65M params): frozen features "
                 "+ a linear head, or the last blocks fine-tuned (option fine_tune); any input size, resized",
-                input_stats=True)
+                input_stats=True, any_size=True)
 def efficientnet_lite0(*, in_channels: int, image_size: int, num_classes: int, **options) -> nn.Module:
     if in_channels not in (1, 3):
         raise ValueError(f"EfficientNet-Lite0 reads grey or RGB images, not {in_channels} channels")

@@ -23,20 +23,21 @@ class ModelEntry:
     kind: str = "classifier"  # classifier | autoencoder
     input_stats: bool = False  # the builder takes the data set's data_mean / data_std (a pretrained network
     # that must undo the data set's normalisation to apply its own)
+    any_size: bool = False  # resizes its input itself: it takes images of any size, whatever its image_size
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, description: str, kind: str = "classifier", input_stats: bool = False,
-                   **defaults) -> Callable:
+                   any_size: bool = False, **defaults) -> Callable:
     """Decorator: register `builder(*, in_channels, image_size, num_classes, **options)` under `name`.
 
     Autoencoders (kind="autoencoder") take no num_classes.
     """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = ModelEntry(name, builder, description, defaults, kind, input_stats)
+        _MODELS[name] = ModelEntry(name, builder, description, defaults, kind, input_stats, any_size)
         return builder
 
     return wrap
@@ -45,6 +46,11 @@ def register_model(name: str, description: str, kind: str = "classifier", input_
 def list_models(kind: str = "classifier") -> dict[str, str]:
     """Registered model names of one kind with a one-line description."""
     return {name: entry.description for name, entry in _MODELS.items() if entry.kind == kind}
+
+
+def resizes_input(name: str) -> bool:
+    """Whether registered model `name` resizes its input itself (so a card's image size may differ from its own)."""
+    return name in _MODELS and _MODELS[name].any_size
 
 
 def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int | None = None,

@@ -1,6 +1,6 @@
-"""A sweep's search space in words, and how a trial's values become a recipe.
+"""A sweep's search space in words, and the trial's values (set on the recipe by `core.engine.settings.with_settings`).
 
-One parameter per `PATH=KIND:ARGS`, PATH a setting of the classifier recipe (`config.lr`, `label_smoothing`,
+One parameter per `PATH=KIND:ARGS`, PATH a setting of the recipe (`config.lr`, `label_smoothing`,
 `augment.translate`, `model_options.width`, ...):
 
     config.lr=loguniform:1e-4:1e-1      a float, log-uniform between the bounds
@@ -13,8 +13,9 @@ rate 1e-3 or 1e-4): a 16-point grid.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from core.errors import SettingsError
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 PRESETS = {  # name -> (base recipe flags, search space)
@@ -44,30 +45,30 @@ def _number(text: str):
 
 
 def parse_space(items: list[str]) -> dict[str, Param]:
-    """`["config.lr=loguniform:1e-4:1e-1", ...]` -> {path: Param}; ValueError saying what is wrong."""
+    """`["config.lr=loguniform:1e-4:1e-1", ...]` -> {path: Param}; SettingsError saying what is wrong."""
     space = {}
     for item in items:
         path, sep, spec = item.partition("=")
         kind, _, rest = spec.partition(":")
         if not sep or not path or kind not in KINDS or not rest:
-            raise ValueError(f"search space item {item!r}: expected PATH=KIND:ARGS with KIND one of "
+            raise SettingsError(f"search space item {item!r}: expected PATH=KIND:ARGS with KIND one of "
                              f"{', '.join(KINDS)}, e.g. config.lr=loguniform:1e-4:1e-1 or config.optimizer=choice:adam")
         if kind == "choice":
             args = tuple(_number(v.strip()) for v in rest.split(",") if v.strip())
             if len(args) < 2:
-                raise ValueError(f"search space item {item!r}: a choice needs at least two values")
+                raise SettingsError(f"search space item {item!r}: a choice needs at least two values")
         else:
             try:
                 low, high = (float(v) for v in rest.split(":"))
             except ValueError:
-                raise ValueError(f"search space item {item!r}: {kind} needs LOW:HIGH") from None
+                raise SettingsError(f"search space item {item!r}: {kind} needs LOW:HIGH") from None
             if not low < high or (kind == "loguniform" and low <= 0):
-                raise ValueError(f"search space item {item!r}: needs LOW < HIGH"
+                raise SettingsError(f"search space item {item!r}: needs LOW < HIGH"
                                  + (" and LOW > 0" if kind == "loguniform" else ""))
             args = (int(low), int(high)) if kind == "int" else (low, high)
         space[path.strip()] = Param(path.strip(), kind, args)
     if not space:
-        raise ValueError("the search space is empty: give at least one --space PATH=KIND:ARGS")
+        raise SettingsError("the search space is empty: give at least one --space PATH=KIND:ARGS")
     return space
 
 
@@ -85,7 +86,7 @@ def suggest(trial, space: dict[str, Param]) -> dict:
 
 
 def grid(space: dict[str, Param]) -> dict[str, list]:
-    """The grid of a space of choices and whole-number ranges (Optuna's GridSampler); ValueError otherwise."""
+    """The grid of a space of choices and whole-number ranges (Optuna's GridSampler); SettingsError otherwise."""
     points = {}
     for path, p in space.items():
         if p.kind == "choice":
@@ -93,23 +94,5 @@ def grid(space: dict[str, Param]) -> dict[str, list]:
         elif p.kind == "int":
             points[path] = list(range(p.args[0], p.args[1] + 1))
         else:
-            raise ValueError(f"a grid sweep takes choices and whole-number ranges; {path} is {p.kind}")
+            raise SettingsError(f"a grid sweep takes choices and whole-number ranges; {path} is {p.kind}")
     return points
-
-
-def with_params(recipe, values: dict):
-    """A copy of `recipe` with every dotted setting set (`model_options.X` adds a model option)."""
-    for path, value in values.items():
-        head, _, tail = path.partition(".")
-        if not hasattr(recipe, head):
-            raise ValueError(f"{type(recipe).__name__} has no setting {head!r} (in {path!r})")
-        current = getattr(recipe, head)
-        if not tail:
-            recipe = dataclasses.replace(recipe, **{head: value})
-        elif isinstance(current, dict):
-            recipe = dataclasses.replace(recipe, **{head: {**current, tail: value}})
-        elif dataclasses.is_dataclass(current) and hasattr(current, tail):
-            recipe = dataclasses.replace(recipe, **{head: dataclasses.replace(current, **{tail: value})})
-        else:
-            raise ValueError(f"{path!r} is not a setting of {type(recipe).__name__}")
-    return recipe

@@ -1,10 +1,11 @@
-"""Sweeps on Optuna: every trial is a run (its own folder in the runs folder, with live events, a checkpoint and
+"""Sweeps on Optuna, for any model kind with a validation metric: every trial is a run (its own folder in the runs folder, with live events, a checkpoint and
 a card, so the Trainer watches it and the other pages offer its model), chosen by a sampler (grid, random,
 TPE) and stopped early by a pruner from its validation curve.
 
     python -m core sweep --preset seed004-mnist --trials 16
     python -m core sweep --dataset digits --model fast_cnn --epochs 4 --space config.lr=loguniform:1e-4:1e-1 \\
         --space config.batch_size=choice:32,64,128 --trials 12 --sampler tpe --pruner median
+    python -m core sweep --kind autoencoder ...    # flags after the sweep's own are the kind's train flags
 
 The study lives in an SQLite file in the runs folder (`sweeps.db`: embedded, nothing to start); `--storage`
 takes any database URL Optuna supports, e.g. `postgresql://user:pass@host/db`, so workers on several
@@ -21,9 +22,12 @@ import time
 from pathlib import Path
 
 from core import paths
-from core.sweep.space import PRESETS, grid, parse_space, suggest, with_params
+from core.engine.recipe import RECIPES
+from core.engine.settings import with_settings
+from core.engine.verbs import register_verb
+from core.errors import SettingsError
+from core.sweep.space import PRESETS, grid, parse_space, suggest
 
-METRIC = "accuracy"  # maximised on the validation share
 SWEEP_FILE = "sweep.json"  # in a trial's run folder: the study, the trial number, its parameters
 
 
@@ -41,7 +45,7 @@ def make_sampler(name: str, space, seed: int):
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)  # random trials before TPE models the space
-    raise ValueError(f"unknown sampler {name!r}: grid, random or tpe")
+    raise SettingsError(f"unknown sampler {name!r}: grid, random or tpe")
 
 
 def make_pruner(name: str):
@@ -51,7 +55,7 @@ def make_pruner(name: str):
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r}: median or none")
+    raise SettingsError(f"unknown pruner {name!r}: median or none")
 
 
 def open_study(name: str, storage: str, sampler, pruner):
@@ -71,34 +75,40 @@ def open_study(name: str, storage: str, sampler, pruner):
 
 
 def run_trial(trial, base, space, root: Path, study_name: str) -> float:
-    """One trial: a run folder trained through the Trainer's worker code, reporting validation accuracy after
-    every epoch to the pruner; returns the best validation accuracy."""
+    """One trial: a run folder trained through the Trainer's worker code, reporting the kind's validation metric
+    after every epoch to the pruner; returns its best value."""
     import optuna
 
-    from core.trainer import runs
+    from core.runs.service import create_run
+    from core.runs.worker import train_run
 
     values = suggest(trial, space)
-    spec = with_params(base, values)
-    run_dir = runs.create_run(root, spec, name=f"{study_name}-t{trial.number}")
+    spec = with_settings(base, values)
+    metric = spec.sweep_metric
+    run_dir = create_run(root, spec, name=f"{study_name}-t{trial.number}")
     (run_dir / SWEEP_FILE).write_text(json.dumps({"study": study_name, "trial": trial.number, "params": values}))
     pruned = {}
 
     def observe(event, control) -> None:
-        if event.kind == "epoch" and event.val.get(METRIC) is not None:
-            trial.report(event.val[METRIC], event.epoch)
+        if event.kind == "epoch" and event.val.get(metric) is not None:
+            trial.report(event.val[metric], event.epoch)
             if trial.should_prune():
                 pruned["epoch"] = event.epoch
                 control.stop()
-    card = runs.train_run(run_dir, spec, observe=observe,
+    card = train_run(run_dir, spec, observe=observe,
                           stopped_message=lambda: f"Pruned by the sweep after epoch {pruned['epoch']}: its validation "
                           "accuracy was below the median of earlier trials." if pruned else None)
     trial.set_user_attr("run", run_dir.name)
     if card is None:
         raise RuntimeError(f"trial {trial.number} failed: see {run_dir / 'status.json'}")
     trial.set_user_attr("test_accuracy", card.metrics.get("test_accuracy"))
+    if card.headline is not None:
+        trial.set_user_attr("headline", card.headline.describe())
     if pruned:
         raise optuna.TrialPruned()
-    history = [h.get(f"val_{METRIC}") for h in card.training.get("history", [])]
+    history = [h.get(f"val_{metric}") for h in card.training.get("history", [])]
+    if all(v is None for v in history):
+        raise RuntimeError(f"trial {trial.number} reported no validation {metric}")
     return max(v for v in history if v is not None)
 
 
@@ -107,12 +117,11 @@ def sweep(base, space_items: list[str], trials: int, sampler: str = "tpe", prune
     """Run `trials` trials of the study (created, or joined when it exists); returns the Optuna study."""
     import optuna
 
-    if getattr(base, "kind", "") != "classifier":
-        raise ValueError("sweeps tune classifier recipes (they are scored on validation accuracy)")
+    if base.sweep_metric is None:
+        raise SettingsError(f"{base.title} recipes are not swept: they have no validation metric to maximise.")
     space = parse_space(space_items)
-    with_params(base, {p: (s.args[0]) for p, s in space.items()})  # every path names a setting: fail before trial 1
-    if not base.val_split:
-        base = with_params(base, {"val_split": 0.1})  # a sweep chooses on validation data, never on the test set
+    with_settings(base, {p: (s.args[0]) for p, s in space.items()})  # every path names a setting: fail before trial 1
+    base = base.for_sweep()  # a sweep chooses on validation data, never on the test set
     root = Path(root or paths.runs_dir())
     study = open_study(study_name or time.strftime("sweep-%Y%m%d-%H%M%S"), storage or default_storage(root),
                        make_sampler(sampler, space, seed), make_pruner(pruner))
@@ -133,42 +142,44 @@ def trials_table(study) -> list[dict]:
     return rows
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from core.trainer.classify import build_parser as recipe_parser
-
-    p = recipe_parser(out_required=False)
-    p.prog, p.description = "python -m core sweep", "Tune a classifier recipe with Optuna: each trial is a run."
-    p.add_argument("--preset", choices=sorted(PRESETS), help="a ready sweep (base recipe and search space)")
-    p.add_argument("--space", action="append", default=[], metavar="PATH=KIND:ARGS",
-                   help="a parameter: config.lr=loguniform:1e-4:1e-1, label_smoothing=uniform:0:0.2, "
-                        "augment.translate=int:0:3, config.optimizer=choice:adam,sgd (repeatable)")
-    p.add_argument("--trials", type=int, default=8, help="trials this worker runs")
-    p.add_argument("--sampler", choices=["tpe", "random", "grid"], default=None,
-                   help="default: grid for a preset, else tpe")
-    p.add_argument("--pruner", choices=["median", "none"], default="median")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in the runs folder)")
-    p.add_argument("--study", default=None, help="study name; workers with the same name share the study")
-    p.add_argument("--runs", default=None, help="the runs folder (default: $CNN_STUDIO_RUNS or runs/)")
-    return p
+def _arguments(parser) -> None:
+    parser.description = ("Tune a recipe with Optuna: each trial is a run. Flags after these are the kind's train "
+                          "flags (as for its train verb), e.g. --dataset digits --epochs 3.")
+    parser.add_argument("--kind", default="classifier", help="the model kind to tune (default: classifier)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a ready classifier sweep (recipe and space)")
+    parser.add_argument("--space", action="append", default=[], metavar="PATH=KIND:ARGS",
+                        help="a parameter: config.lr=loguniform:1e-4:1e-1, label_smoothing=uniform:0:0.2, "
+                             "augment.translate=int:0:3, config.optimizer=choice:adam,sgd (repeatable)")
+    parser.add_argument("--trials", type=int, default=8, help="trials this worker runs")
+    parser.add_argument("--sampler", choices=["tpe", "random", "grid"], default=None,
+                        help="default: grid for a preset, else tpe")
+    parser.add_argument("--pruner", choices=["median", "none"], default="median")
+    parser.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite in the runs folder)")
+    parser.add_argument("--study", default=None, help="study name; workers with the same name share the study")
+    parser.add_argument("--runs", default=None, help="the runs folder (default: $CNN_STUDIO_RUNS or runs/)")
 
 
-def main(argv=None) -> int:
-    from core.trainer.classify import spec_from_args
+def base_recipe(kind: str, flags: list[str]):
+    """The recipe a sweep starts from: `kind`'s default with its train `flags` on top."""
+    from core.engine.flags import add_recipe_flags, recipe_from_args
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    if args.preset:
-        flags, space = PRESETS[args.preset]
-        args = build_parser().parse_args(flags + argv)
-        args.space = space + args.space
-    try:
-        if args.trials < 1:
-            raise ValueError(f"--trials must be at least 1; got {args.trials}")
-        study = sweep(spec_from_args(args), args.space, args.trials, args.sampler or ("grid" if args.preset else "tpe"),
-                      args.pruner, args.storage, args.study, Path(args.runs) if args.runs else None, args.seed or 0)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if kind not in RECIPES:
+        raise SettingsError(f"unknown model kind {kind!r}; known: {', '.join(RECIPES)}")
+    parser = argparse.ArgumentParser(prog=f"python -m core sweep --kind {kind}", add_help=False)
+    add_recipe_flags(parser, RECIPES[kind])
+    parser.error = lambda message: (_ for _ in ()).throw(SettingsError(f"the recipe's flags: {message}"))
+    return recipe_from_args(RECIPES[kind], parser.parse_args(flags))
+
+
+@register_verb("sweep", "tune a recipe with Optuna (grid, random or TPE, with pruning): every trial is a run",
+               _arguments, more=True)
+def sweep_verb(args) -> int:
+    flags, space = PRESETS[args.preset] if args.preset else ([], [])
+    if args.trials < 1:
+        raise SettingsError(f"--trials must be at least 1; got {args.trials}")
+    base = base_recipe(args.kind, flags + args.more)
+    study = sweep(base, space + args.space, args.trials, args.sampler or ("grid" if args.preset else "tpe"),
+                  args.pruner, args.storage, args.study, Path(args.runs) if args.runs else None, base.seed)
     rows = trials_table(study)
     keys = list(rows[0]) if rows else []
     print(" | ".join(keys))
@@ -177,8 +188,8 @@ def main(argv=None) -> int:
     done = [t for t in study.trials if t.value is not None]
     if done:
         best = study.best_trial
-        print(f"best: trial {best.number}, validation accuracy {best.value:.4f}, run {best.user_attrs.get('run')}: "
-              + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+        print(f"best: trial {best.number}, validation {base.sweep_metric} {best.value:.4f}, run "
+              f"{best.user_attrs.get('run')}: " + ", ".join(f"{k}={v}" for k, v in best.params.items()))
     return 0
 
 

@@ -1,10 +1,13 @@
 """The model card: one typed, versioned description of a checkpoint, validated whenever it is read.
 
-Owns `ModelCard` (and its parts `ModelSpec`, `DatasetInfo`, `Headline`), the rules a card must meet
-(types, one class name per output, one finite numeric mean and positive std per input channel, sizes
-within bounds, bounded nesting), the migration of older cards, and the one headline metric of each
-task. A card that breaks a rule is refused with `CheckpointError` naming the file and the field, so a
-page never meets a card it cannot use. Does not own reading or writing files (`core.engine.checkpoint.store`).
+Owns `ModelCard` (and its parts `ModelSpec`, `DatasetInfo`, `Headline`), the rules every card must meet
+(types, one finite numeric mean and positive std per input channel, sizes within bounds, bounded nesting),
+the migration of older cards, and the check of a card against its task's rules (`checkpoint.tasks`): the
+headline metrics, the extra sections its cards carry (kept in `ModelCard.sections`, written at the card's
+top level) and the task's own rules.
+A card that breaks a rule is refused with `CheckpointError` naming the file and the field, so a page never
+meets a card it cannot use. Does not own reading or writing files (`core.engine.checkpoint.store`) or any
+kind's rules.
 """
 from __future__ import annotations
 
@@ -13,37 +16,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.engine.checkpoint.tasks import LEGACY_COMMANDS, TASKS
+from core.errors import ProjectError
+
 FORMAT = "cnn-studio-checkpoint/1"
 SCHEMA_VERSION = 2  # 1: the untyped cards of the first version (no "schema" key); 2: this dataclass
-TASKS = ("classification", "reconstruction", "multi_digit", "digit_string", "captioning")
 MAX_DEPTH = 12  # deepest JSON nesting a card may have (a history row is at depth 4)
 MAX_CHANNELS = 16  # input channels a card may declare
 MAX_IMAGE_SIZE = 4096  # input side in pixels
 MAX_CLASSES = 100_000  # outputs a classifier may have
 MAX_CARD_BYTES = 32 * 1024 * 1024  # a card.json larger than this is refused before parsing
 
-# What each task is judged by: (metrics key path, words for a reader, higher is better).
-# How the first version's CLIs were spelled, and the `python -m core` verb that replays the same command now.
-LEGACY_COMMANDS = {"python -m core.train ": "python -m core train ",
-                   "python -m core.autoencode train ": "python -m core train-autoencoder ",
-                   "python -m core.autoencode probe ": "python -m core probe ",
-                   "python -m core.multidigit train-pair ": "python -m core train-pair ",
-                   "python -m core.multidigit train-crnn ": "python -m core train-crnn ",
-                   "python -m core.multidigit sweep ": "python -m core sweep-lambda ",
-                   "python -m core.captioning train ": "python -m core train-captioner ",
-                   "python -m core.transfer imagenet-card": "python -m core imagenet-card"}
-HEADLINES: dict[str, list[tuple[tuple[str, ...], str, bool]]] = {  # the first path the metrics have is used
-    "classification": [(("test_accuracy",), "test accuracy", True),
-                       (("imagenet_top1_reported",), "ImageNet top-1 (reported)", True)],
-    "reconstruction": [(("test_mse",), "test MSE (pixels in [0, 1])", False)],
-    "multi_digit": [(("test_both_digits_accuracy",), "both digits right", True)],
-    "digit_string": [(("test_exact_match_4_5",), "exact match, 4-5 digit strings", True)],
-    "captioning": [(("greedy", "seen", "bleu4"), "BLEU-4 (greedy, seen scenes)", True),
-                   (("greedy", "test", "bleu4"), "BLEU-4 (greedy, test images)", True)],
-}
 
-
-class CheckpointError(Exception):
+class CheckpointError(ProjectError):
     """A checkpoint cannot be loaded; the message names the file and what is wrong with it."""
 
 
@@ -106,16 +91,17 @@ class ModelCard:
     weights_bytes: int = 0
     weights_from_package: str = ""  # set when frozen weights come from an installed package, not the file
     run: dict = field(default_factory=dict)  # a run's progress: {"state": "complete"|"in_progress", "epoch": k}
-    # sections of some tasks only
-    generator: dict | None = None  # Multi-MNIST: how test images are composed
-    vocabulary: list[str] | None = None  # captioning
-    held_out_pairs: list | None = None  # captioning: class pairs never shown together in training
-    probe: dict | None = None  # autoencoders: the latent-probe table
-    lambda_sweep: dict | None = None  # pair CNN: what lambda does
     upload: dict | None = None  # bring-your-own models: file, format, layers, guessed names
+    sections: dict = field(default_factory=dict)  # the task's own fields (e.g. a captioner's vocabulary)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The card as JSON: the task's sections at the top level, beside the common fields."""
+        d = dataclasses.asdict(self)
+        return {**{k: v for k, v in d.items() if k != "sections"}, **d["sections"]}
+
+    def section(self, name: str, default: Any = None) -> Any:
+        """One of the task's own fields (its registered sections), e.g. a Multi-MNIST model's `generator`."""
+        return self.sections.get(name, default)
 
     @property
     def num_outputs(self) -> int | None:
@@ -133,20 +119,21 @@ def card_from_dict(raw: Any, where: str) -> ModelCard:
     if not isinstance(raw, dict):
         raise CheckpointError(f"{where}: not a CNN Studio model card (a JSON object is expected).")
     raw = migrate(dict(raw), where)
-    known = {f.name for f in dataclasses.fields(ModelCard)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise CheckpointError(f"{where}: unknown field {unknown[0]!r} (schema {SCHEMA_VERSION} knows {', '.join(sorted(known))}).")
     for name in ("task", "model", "dataset"):
         if name not in raw:
             raise CheckpointError(f"{where}: field {name!r} is missing.")
     task = _typed(raw, "task", str, where)
     if task not in TASKS:
-        raise CheckpointError(f"{where}: field 'task' is {task!r}; expected one of {', '.join(TASKS)}.")
-    model = _model_spec(raw["model"], where)
-    dataset = _dataset(raw["dataset"], where)
+        raise CheckpointError(f"{where}: field 'task' is {task[:80]!r}; expected one of {', '.join(TASKS)}.")
+    rules = TASKS[task]
+    known = {f.name for f in dataclasses.fields(ModelCard)} - {"sections"}
+    others = {name for r in TASKS.values() for name in r.sections}  # older cards wrote every task's, as null
+    unknown = sorted(k for k in set(raw) - known - set(rules.sections) if not (k in others and raw[k] is None))
+    if unknown:
+        raise CheckpointError(f"{where}: unknown field {unknown[0][:80]!r} (a {task} card of schema {SCHEMA_VERSION} "
+                              f"knows {', '.join(sorted(known | set(rules.sections)))}).")
     card = ModelCard(
-        task=task, model=model, dataset=dataset,
+        task=task, model=_model_spec(raw["model"], where), dataset=_dataset(raw["dataset"], where),
         metrics=_typed(raw, "metrics", dict, where, {}), training=_typed(raw, "training", dict, where, {}),
         params=_count(raw, "params", where), command=_typed(raw, "command", (str, type(None)), where, None),
         schema=SCHEMA_VERSION, format=_typed(raw, "format", str, where, FORMAT),
@@ -154,20 +141,21 @@ def card_from_dict(raw: Any, where: str) -> ModelCard:
         torch_version=_typed(raw, "torch_version", str, where, ""), created=_typed(raw, "created", str, where, ""),
         weights_bytes=_count(raw, "weights_bytes", where),
         weights_from_package=_typed(raw, "weights_from_package", str, where, ""),
-        run=_typed(raw, "run", dict, where, {}),
-        generator=_typed(raw, "generator", (dict, type(None)), where, None),
-        vocabulary=_string_list(raw, "vocabulary", where),
-        held_out_pairs=_typed(raw, "held_out_pairs", (list, type(None)), where, None),
-        probe=_typed(raw, "probe", (dict, type(None)), where, None),
-        lambda_sweep=_typed(raw, "lambda_sweep", (dict, type(None)), where, None),
-        upload=_typed(raw, "upload", (dict, type(None)), where, None))
+        run=_typed(raw, "run", dict, where, {}), upload=_typed(raw, "upload", (dict, type(None)), where, None),
+        sections={name: _section(raw, name, kind, where) for name, kind in rules.sections.items() if name in raw})
     if card.format != FORMAT:
-        raise CheckpointError(f"{where}: field 'format' is {card.format!r}, expected {FORMAT!r}.")
+        raise CheckpointError(f"{where}: field 'format' is {card.format[:80]!r}, expected {FORMAT!r}.")
     if card.framework not in ("torch", "keras"):
-        raise CheckpointError(f"{where}: field 'framework' is {card.framework!r}; expected torch or keras.")
-    _check_task_sections(card, where)
+        raise CheckpointError(f"{where}: field 'framework' is {card.framework[:80]!r}; expected torch or keras.")
+    _check_input(card, where)
+    rules.check(card, where)
     card.headline = headline_of(card)
     return card
+
+
+def _section(raw: dict, name: str, kind, where: str):
+    """A task section's value, checked against its registered type ("strings": a list of strings)."""
+    return _string_list(raw, name, where) if kind == "strings" else _typed(raw, name, (kind, type(None)), where, None)
 
 
 def migrate(raw: dict, where: str) -> dict:
@@ -185,7 +173,7 @@ def migrate(raw: dict, where: str) -> dict:
         extra = {k: ds.pop(k) for k in list(ds) if k not in known}
         raw["dataset"] = {**ds, "extra": {**ds.get("extra", {}), **extra}} if extra else ds
     raw.pop("headline", None)  # always derived from the metrics, so the two cannot disagree
-    for section in (raw, raw.get("probe"), raw.get("lambda_sweep")):  # commands replay with today's CLI
+    for section in (raw, *raw.values()):  # commands (the card's, a table's) replay with today's CLI
         if isinstance(section, dict) and isinstance(section.get("command"), str):
             section["command"] = modern_command(section["command"])
     return raw
@@ -201,7 +189,7 @@ def modern_command(command: str) -> str:
 
 def headline_of(card: ModelCard) -> Headline | None:
     """The task's one headline metric from the card's metrics (None while a run has not been tested)."""
-    for path, label, higher in HEADLINES[card.task]:
+    for path, label, higher in TASKS[card.task].headlines if card.task in TASKS else []:
         value: Any = card.metrics
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
@@ -292,29 +280,12 @@ def _dataset(raw: Any, where: str) -> DatasetInfo:
         normalisation=_typed(raw, "normalisation", str, at, ""), extra=_typed(raw, "extra", dict, at, {}))
 
 
-def _check_task_sections(card: ModelCard, where: str) -> None:
+def _check_input(card: ModelCard, where: str) -> None:
+    """The model was built for the input the card's data set describes (a model that resizes its input excepted)."""
+    from core.models.registry import resizes_input
+
     kwargs, ds = card.model.kwargs, card.dataset
     for key, value in (("in_channels", ds.channels), ("image_size", ds.image_size)):
-        if key in kwargs and kwargs[key] != value and not (key == "image_size" and card.model.name == "efficientnet_lite0"):
+        if key in kwargs and kwargs[key] != value and not (key == "image_size" and resizes_input(card.model.name)):
             raise CheckpointError(f"{where}: dataset.{'channels' if key == 'in_channels' else key} is {value} but the "
                                   f"model was built for {key}={kwargs[key]}.")
-    if card.task == "classification":
-        if not ds.class_names:
-            raise CheckpointError(f"{where}: dataset.class_names is empty; a classifier needs one name per output.")
-        if card.num_outputs is not None and card.num_outputs != len(ds.class_names):
-            raise CheckpointError(f"{where}: dataset.class_names has {len(ds.class_names)} names but the model has "
-                                  f"{card.num_outputs} outputs; give one name per output.")
-    if card.task in ("multi_digit", "digit_string") and not isinstance(card.generator, dict):
-        raise CheckpointError(f"{where}: field 'generator' (how test images are composed) is missing.")
-    if card.task in ("multi_digit", "digit_string"):
-        width = card.generator.get("width")
-        if isinstance(width, bool) or not isinstance(width, int) or not ds.image_size <= width <= MAX_IMAGE_SIZE:
-            raise CheckpointError(f"{where}: generator.width must be a whole number of pixels from {ds.image_size} "
-                                  f"to {MAX_IMAGE_SIZE}; got {width!r}.")
-    if card.task == "captioning":
-        if not card.vocabulary:
-            raise CheckpointError(f"{where}: field 'vocabulary' is missing or empty; a captioner needs its words.")
-        size = kwargs.get("vocab_size")
-        if isinstance(size, int) and size != len(card.vocabulary):
-            raise CheckpointError(f"{where}: field 'vocabulary' has {len(card.vocabulary)} words but the model "
-                                  f"was built for vocab_size={size}.")

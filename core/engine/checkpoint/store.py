@@ -100,8 +100,12 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 
 
 def update_card(folder: str | os.PathLike, **fields) -> ModelCard:
-    """Replace some fields of a checkpoint's card (e.g. a table measured later) and write it back."""
-    card = dataclasses.replace(read_card(folder), **fields)
+    """Replace some fields of a checkpoint's card, or of its task's sections (e.g. a table measured later), and
+    write it back."""
+    card = read_card(folder)
+    known = {f.name for f in dataclasses.fields(ModelCard)}
+    card = dataclasses.replace(card, **{k: v for k, v in fields.items() if k in known},
+                               sections={**card.sections, **{k: v for k, v in fields.items() if k not in known}})
     write_card(resolve(folder), card)
     return card
 

@@ -1,7 +1,8 @@
 """What the Trainer says about a run, as words, tables and figures: its progress line, its live pictures, the
 end-of-run summary of any recipe kind, a k-fold run's folds and a group's comparison.
 
-Pure data shaping over `core.trainer.runs`; the page only places what these functions return.
+Pure data shaping over the run folders (`core.runs.folder`), asking each run's recipe class about its kind; the
+page only places what these functions return.
 """
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.engine.recipe import SAMPLES_FILE
+from core.engine.recipe import kind_of_task
+from core.engine.run import SAMPLES_FILE
 from core.plots import line_figure
-from core.trainer.recipes import KINDS
-from core.trainer.runs import read_events, read_group, read_spec, read_status, summarize
+from core.runs.folder import read_events, read_group, read_recipe, read_spec, summarize
+from core.runs.service import read_status
 
-PAGES_OF = {"classification": "Draw and Inside the network", "reconstruction": "Latent space",
-            "multi_digit": "Multi-MNIST composer", "digit_string": "Digit-string reader",
-            "captioning": "Caption generator"}  # where a finished run's model is offered
 # this machine's own `python -m bench.transfer` run if there is one, else the measurement shipped with the project
 TRANSFER_BENCH = [paths.PROJECT_ROOT / "bench" / folder / "transfer.json" for folder in ("results", "reference")]
 WORKING = ("queued", "starting", "running")
@@ -28,7 +27,8 @@ WORKING = ("queued", "starting", "running")
 
 def live_metric(run_dir: Path) -> tuple[str, str, bool]:
     """(event metric, chart title, whether it is a proportion) of the run's recipe kind."""
-    return KINDS[read_spec(run_dir).get("kind", "classifier")].live
+    recipe = read_recipe(run_dir)
+    return recipe.live if recipe is not None else ("accuracy", "accuracy", True)
 
 
 def progress_line(status: dict, events: dict[str, list[dict]]) -> tuple[float, str]:
@@ -51,8 +51,8 @@ def current_lr(run_dir: Path, events: dict[str, list[dict]]) -> float:
     """The learning rate the run uses now: the last step's, else (before the first step) the recipe's."""
     if events["step"]:
         return events["step"][-1]["lr"]
-    spec = read_spec(run_dir)
-    return float(spec.get("config", {}).get("lr") or spec.get("lr") or 1e-3)
+    recipe = read_recipe(run_dir)
+    return recipe.train_config().lr if recipe is not None else 1e-3
 
 
 def monitor_figure(monitor: list[dict]):
@@ -83,7 +83,7 @@ def result_summary(card, status: dict) -> str:
     """One sentence on a finished run: its headline, training time, and where its model is now offered."""
     head = card.headline.describe() if card.headline else "Trained"
     return (f"**{head}** after {card.training.get('train_seconds', 0):,.1f} s of training. "
-            f"{status.get('message', '')} The model is now offered on {PAGES_OF[card.task]}.")
+            f"{status.get('message', '')} The model is now offered on {kind_of_task(card.task).pages}.")
 
 
 def metric_table(card) -> dict[str, list]:

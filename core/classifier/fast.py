@@ -1,6 +1,7 @@
 """The project's speed recipes: the settings behind `python -m core train --recipe NAME`, the Trainer's "Fast ..."
 presets and the rows of `bench/train_speed.py`. Each is a dict of a registry model, its options, a `TrainConfig`,
-the augmentation and the label smoothing, so the CLI, the presets and the benchmark train exactly the same run.
+the augmentation and the label smoothing (`core.classifier.recipe.from_recipe` makes it a classifier recipe), so the
+CLI, the presets and the benchmark train exactly the same run.
 """
 from __future__ import annotations
 

@@ -1,15 +1,17 @@
-"""Test-set evaluation of a classifier: accuracy, per-class accuracy, confusion matrix.
+"""Test-set evaluation of a classifier: accuracy, per-class accuracy, confusion matrix, ensembles.
 
-Owns classifier metrics on a data set's test split. `python -m core evaluate CKPT` (see `core.cli`) prints them for a checkpoint, with
-the data set and normalisation from its model card, so a checkpoint evaluates the way it was trained.
+Owns classifier metrics on a data set's test split. `python -m core evaluate CKPT` (see `core.cli`) measures a
+checkpoint with them, with the data set and normalisation from its model card, so a checkpoint evaluates
+the way it was trained; `--ensemble` averages several classifiers' probabilities.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from core.data import Dataset
+from core.data import Dataset, load_dataset
 from core.engine.predict import predict_logits
+from core.errors import SettingsError
 
 
 def classification_report(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict:
@@ -24,11 +26,30 @@ def classification_report(logits: torch.Tensor, labels: torch.Tensor, class_name
             "confusion": confusion.tolist()}
 
 
+def report_metrics(report: dict) -> dict:
+    """A classification report as card metrics (the confusion matrix only while it stays small)."""
+    metrics = {"test_accuracy": round(report["accuracy"], 5), "test_per_class": report["per_class"],
+               "test_n": report["n"]}
+    if len(report["confusion"]) <= 100:
+        metrics["test_confusion"] = report["confusion"]
+    return metrics
+
+
+def evaluate_checkpoint(model: nn.Module, card, data_dir: str | None, tta: bool = False) -> tuple[dict, bool]:
+    """(metrics, measured) of a classifier checkpoint on its data set's test split; a pretrained model whose data
+    set is not on this machine (ImageNet) keeps the figures its card reports (measured False)."""
+    if not card.dataset.has_test_set:
+        return dict(card.metrics), False
+    data = load_dataset(card.dataset.name, data_dir)
+    metrics = report_metrics(evaluate_classifier(model, data, card.dataset.mean, card.dataset.std, tta=tta))
+    return {**metrics, **({"tta": True} if tta else {})}, True
+
+
 def evaluate_classifier(model: nn.Module, data: Dataset, mean=None, std=None, tta: bool = False) -> dict:
     """The classification report of `model` on the test split, plus `probs`: (N, classes) softmax outputs.
     `tta`: average each image's logits with its mirror image's (refused for data whose labels a flip changes)."""
     if tta and not data.hflip:
-        raise ValueError(f"test-time flips change the labels of {data.name}: evaluate it without --tta.")
+        raise SettingsError(f"test-time flips change the labels of {data.name}: evaluate it without --tta.")
     logits = predict_logits(model, data.test_x, mean or data.mean, std or data.std, tta=tta)
     report = classification_report(logits, data.test_y, data.class_names)
     report["probs"] = torch.softmax(logits, dim=1)
@@ -40,7 +61,7 @@ def ensemble_report(members: list[tuple[nn.Module, object]], data: Dataset, tta:
     card says). Returns the ensemble's classification report with `members`: each one's accuracy alone."""
     names = {tuple(card.dataset.class_names) for _, card in members}
     if len(names) != 1 or any(card.dataset.name != data.name for _, card in members):
-        raise ValueError("an ensemble needs classifiers of one data set with the same classes; got "
+        raise SettingsError("an ensemble needs classifiers of one data set with the same classes; got "
                          + ", ".join(sorted({card.dataset.name for _, card in members})) + ".")
     probs = [evaluate_classifier(model, data, card.dataset.mean, card.dataset.std, tta=tta)["probs"]
              for model, card in members]
@@ -60,3 +81,14 @@ def most_confused(confusion: list[list[int]], top: int = 5) -> list[tuple[int, i
     """The largest off-diagonal cells as (true, predicted, count), biggest first."""
     cells = [(i, j, n) for i, row in enumerate(confusion) for j, n in enumerate(row) if i != j and n]
     return sorted(cells, key=lambda c: -c[2])[:top]
+
+
+def ensemble_checkpoints(members: list[tuple[nn.Module, object]], data_dir: str | None, tta: bool = False) -> dict:
+    """Card metrics of several classifier checkpoints of one data set whose probabilities are averaged, with
+    `members_test_accuracy`: each one alone."""
+    if any(card.task != "classification" or not card.dataset.has_test_set for _, card in members):
+        raise SettingsError("an ensemble averages classifiers measured here: every checkpoint must be a classifier "
+                            "of a data set on this machine.")
+    report = ensemble_report(members, load_dataset(members[0][1].dataset.name, data_dir), tta)
+    return {**report_metrics(report), "members_test_accuracy": [round(a, 5) for a in report["members"]],
+            **({"tta": True} if tta else {})}

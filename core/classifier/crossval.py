@@ -17,7 +17,8 @@ import numpy as np
 
 from core.data import load_dataset
 from core.engine import Event, RunControl
-from core.engine.recipe import run
+from core.errors import SettingsError
+from core.engine.run import run
 
 
 @dataclass
@@ -34,11 +35,11 @@ def cross_validate(spec, folds: int, callback: Callable[[Event], None] | None = 
                    control: RunControl | None = None) -> dict:
     """{"folds": [{"fold", "accuracy", "epochs", "train_seconds", "n"}], "mean", "std", ...}: one `run` per fold."""
     if folds < 2:
-        raise ValueError("k-fold cross-validation needs at least 2 folds")
+        raise SettingsError("k-fold cross-validation needs at least 2 folds")
     data = load_dataset(spec.dataset, spec.data_dir)
     labels = data.train_y.numpy()
     if np.bincount(labels).min() < folds:
-        raise ValueError(f"{folds} folds need at least {folds} training images of every class")
+        raise SettingsError(f"{folds} folds need at least {folds} training images of every class")
     control = control or RunControl()
     emit = callback or (lambda event: None)
     results, offset = [], {"step": 0, "epoch": 0}

