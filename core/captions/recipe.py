@@ -24,7 +24,7 @@ from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec
 from core.engine.recipe import Prepared, Recipe, register_presets, register_recipe
 from core.engine.settings import SHARE, WIDTHS
 from core.errors import SettingsError
-from core.models import build_model, count_parameters
+from core.models import build_model, count_parameters, evaluating
 from core.viz import image_grid
 
 
@@ -127,10 +127,8 @@ class CaptionerRecipe(Recipe):
     def _monitor(self, vocab: Vocabulary, images, references):
         def monitor(m):
             """BLEU-4 (greedy) on 100 held test images after each epoch, and the first image's caption."""
-            was = m.training
-            m.eval()
-            hyps = [vocab.decode(d.tokens) for d in caption_all(m, images)]
-            m.train(was)
+            with evaluating(m):
+                hyps = [vocab.decode(d.tokens) for d in caption_all(m, images)]
             return ({"bleu4": bleu(references, hyps)["bleu4"], "exact_match": exact_match(references, hyps)},
                     image_grid(images[:4].numpy(), cols=4), "; ".join(f"{i + 1}: {h}" for i, h in enumerate(hyps[:4])))
         return monitor

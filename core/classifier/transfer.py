@@ -26,7 +26,7 @@ from torch import nn
 
 from core import paths
 from core.engine import PrepareEvent
-from core.models import build_model
+from core.models import build_model, evaluating
 from core.models.pretrained import LITE_MEAN, LITE_STD
 from core.engine.tasks import normalize
 
@@ -93,16 +93,13 @@ def cached_prefix(model: nn.Module, images: torch.Tensor, mean, std, *, batch_si
                 return parts, True
         except (SafetensorError, OSError, ValueError, KeyError):
             pass  # a broken cache file: compute again and overwrite it
-    was_training = model.training
-    model.eval()
     chunks: list[tuple[torch.Tensor, ...]] = []
-    with torch.inference_mode(), fast_inference():
+    with evaluating(model), torch.inference_mode(), fast_inference():
         for start in range(0, len(images), batch_size):
             x = normalize(images[start:start + batch_size], mean, std, channels_last=True)
             chunks.append(tuple(p.half() if p.dim() == 4 else p.float() for p in model.prefix(x)))
             if progress is not None:
                 progress(min(start + batch_size, len(images)), len(images))
-    model.train(was_training)
     parts = tuple(torch.cat([c[i] for c in chunks]).contiguous() for i in range(len(chunks[0])))
     tmp = path.with_suffix(".tmp")
     save_file({f"part{i}": p for i, p in enumerate(parts)}, str(tmp))
@@ -133,11 +130,8 @@ class FeatureTask:
 
 def suffix_logits(model: nn.Module, parts: tuple[torch.Tensor, ...], batch_size: int = 500) -> torch.Tensor:
     """Logits of the trainable part over cached parts, in eval mode."""
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with evaluating(model), torch.inference_mode():
         out = [model.suffix(*(p[i:i + batch_size] for p in parts)).float() for i in range(0, len(parts[0]), batch_size)]
-    model.train(was_training)
     return torch.cat(out)
 
 

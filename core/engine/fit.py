@@ -29,6 +29,7 @@ from core.engine.device import (GROWTH_ADVICE, NAN_ADVICE, DivergenceWatch, mixe
 from core.engine.events import EndEvent, EpochEvent, EvalEvent, Event, RunControl, StepEvent, Task
 from core.engine.optim import Schedule, current_lr, make_optimizer, param_groups
 from core.engine.resume import TrainState, capture, restore
+from core.models.registry import evaluating
 
 
 @dataclass
@@ -47,14 +48,11 @@ class FitResult:
 def evaluate(model: nn.Module, task: Task, loader: Iterable, device: torch.device | None = None) -> dict[str, float]:
     """Metrics of `model` over `loader` (eval mode, no gradients); restores the previous mode."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     sums: dict[str, float] = {}
-    with torch.inference_mode():
+    with evaluating(model), torch.inference_mode():
         for batch in loader:
             for k, v in task.evaluation_sums(model, to_device(batch, device)).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-    model.train(was_training)
     return task.summarize(sums)
 
 

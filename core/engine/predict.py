@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from core.engine.tasks import normalize
+from core.models.registry import evaluating
 
 
 def input_spec(card: dict) -> tuple[int, int]:
@@ -49,15 +50,12 @@ def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size
     mode without gradients; the model's training mode is restored afterwards. `tta`: test-time augmentation,
     the mean of the logits of each image and its mirror image (only for data whose labels survive a flip)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = []
-    with torch.inference_mode():
+    with evaluating(model), torch.inference_mode():
         for i in range(0, len(images), batch_size):
             x = normalize(images[i:i + batch_size].to(device), mean, std)
             logits = model(x).float()
             if tta:
                 logits = (logits + model(x.flip(-1)).float()) / 2
             out.append(logits.cpu())
-    model.train(was_training)
     return torch.cat(out)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.models import evaluating
+
 Target = Callable[[torch.Tensor], torch.Tensor]
 NEEDS_CONV = {"Grad-CAM", "HiResCAM", "Guided Grad-CAM"}
 METHODS = ["Grad-CAM", "HiResCAM", "Guided Grad-CAM", "Saliency", "SmoothGrad", "Integrated Gradients", "Occlusion"]
@@ -115,41 +117,52 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, target: Target, patch: int,
 def attribute(method: str, model: nn.Module, x: torch.Tensor, target: Target,
               layer: str | None = None) -> torch.Tensor:
     """One method's maps (B, H, W) in [0, 1]; `layer` is the conv layer of the CAM methods."""
-    from captum.attr import GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
-
-    was_training = model.training
-    model.eval()
-    x = x.detach()
-    forward = lambda inp: target(model(inp))  # noqa: E731 - (B,) scalars: Captum needs no target index then
-    try:
-        if method in NEEDS_CONV and layer is None:
-            raise ValueError(f"{method} needs a convolution layer")
-        if method == "Grad-CAM":
-            return layer_cam(model, x, target, layer)
-        if method == "HiResCAM":
-            return hires_cam(model, x, target, layer)
-        if method == "Guided Grad-CAM":
-            twin = _without_inplace(model)
-            guided = GuidedGradCam(_Scored(twin, target), dict(twin.named_modules())[layer])
-            return _pixels(guided.attribute(x, target=0))
-        if method == "Saliency":
-            return _pixels(Saliency(forward).attribute(x, abs=True))
-        if method == "SmoothGrad":
-            spread = float(x.max() - x.min()) * 0.15
-            tunnel = NoiseTunnel(Saliency(forward))
-            return _pixels(tunnel.attribute(x, nt_type="smoothgrad", nt_samples=16, stdevs=spread, abs=True,
-                                            nt_samples_batch_size=16))
-        if method == "Integrated Gradients":
-            ig = IntegratedGradients(forward)
-            return _pixels(ig.attribute(x, baselines=torch.zeros_like(x), n_steps=32, internal_batch_size=32))
-        if method == "Occlusion":
-            side = x.shape[-1]
-            patch, stride = max(2, side // 5), max(1, side // 14 if side <= 64 else side // 8)
-            drops = torch.stack([occlusion_map(model, x[i:i + 1], target, patch, stride) for i in range(len(x))])
-            return normalise(drops.clamp_min(0))
+    if method in NEEDS_CONV and layer is None:
+        raise ValueError(f"{method} needs a convolution layer")
+    if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; known: {', '.join(METHODS)}")
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        return _METHODS[method](model, x.detach(), target, layer)
+
+
+def _guided_grad_cam(model, x, target, layer) -> torch.Tensor:
+    from captum.attr import GuidedGradCam
+
+    twin = _without_inplace(model)
+    return _pixels(GuidedGradCam(_Scored(twin, target), dict(twin.named_modules())[layer]).attribute(x, target=0))
+
+
+def _saliency(model, x, target, layer) -> torch.Tensor:
+    from captum.attr import Saliency
+
+    return _pixels(Saliency(lambda inp: target(model(inp))).attribute(x, abs=True))
+
+
+def _smoothgrad(model, x, target, layer) -> torch.Tensor:
+    from captum.attr import NoiseTunnel, Saliency
+
+    tunnel = NoiseTunnel(Saliency(lambda inp: target(model(inp))))
+    return _pixels(tunnel.attribute(x, nt_type="smoothgrad", nt_samples=16, stdevs=float(x.max() - x.min()) * 0.15,
+                                    abs=True, nt_samples_batch_size=16))
+
+
+def _integrated_gradients(model, x, target, layer) -> torch.Tensor:
+    from captum.attr import IntegratedGradients
+
+    ig = IntegratedGradients(lambda inp: target(model(inp)))  # (B,) scalars: Captum needs no target index then
+    return _pixels(ig.attribute(x, baselines=torch.zeros_like(x), n_steps=32, internal_batch_size=32))
+
+
+def _occlusion(model, x, target, layer) -> torch.Tensor:
+    side = x.shape[-1]
+    patch, stride = max(2, side // 5), max(1, side // 14 if side <= 64 else side // 8)
+    drops = torch.stack([occlusion_map(model, x[i:i + 1], target, patch, stride) for i in range(len(x))])
+    return normalise(drops.clamp_min(0))
+
+
+_METHODS = {"Grad-CAM": layer_cam, "HiResCAM": hires_cam, "Guided Grad-CAM": _guided_grad_cam,
+            "Saliency": _saliency, "SmoothGrad": _smoothgrad, "Integrated Gradients": _integrated_gradients,
+            "Occlusion": _occlusion}
 
 
 def compare(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None,

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.models import evaluating
+
 Target = Callable[[torch.Tensor], torch.Tensor]  # model output -> (B,) scalars to explain
 
 _LEAF_TYPES = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
@@ -100,12 +102,9 @@ def recording(model: nn.Module, names: list[str]) -> Iterator[dict[str, torch.Te
 def activations(model: nn.Module, x: torch.Tensor, names: list[str] | None = None) -> tuple[torch.Tensor, dict]:
     """(model output, {layer name: detached output}) for one forward pass in eval mode."""
     names = names or [n for n, _ in inspectable_layers(model)]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), recording(model, names) as store:
+    with evaluating(model), torch.no_grad(), recording(model, names) as store:
         out = model(x)
         acts = {n: v.detach() for n, v in store.items() if isinstance(v, torch.Tensor)}
-    model.train(was_training)
     return out, acts
 
 
@@ -116,12 +115,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | Non
     from core.inside.attribution import hires_cam, layer_cam
 
     layer = layer or default_cam_layer(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return (hires_cam if hires else layer_cam)(model, x.detach(), target, layer)
-    finally:
-        model.train(was_training)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
@@ -137,12 +132,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: Target, *, patch: int, 
     over the squares that hide it), for one image: (H, W), by Captum's Occlusion. Positive: evidence."""
     from core.inside.attribution import occlusion_map
 
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return occlusion_map(model, x, target, patch, stride, fill, batch_size)
-    finally:
-        model.train(was_training)
 
 
 def layer_table(model: nn.Module, acts: dict[str, torch.Tensor]) -> list[dict]:

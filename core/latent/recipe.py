@@ -25,7 +25,7 @@ from core.engine.verbs import register_verb
 from core.errors import SettingsError
 from core.latent.autoencode import as_float, encode_all, probe, reconstruct, reconstruction_report
 from core.latent.task import ReconstructionTask
-from core.models import build_model, count_parameters
+from core.models import build_model, count_parameters, evaluating
 from core.viz import image_grid
 
 
@@ -95,12 +95,10 @@ class AutoencoderRecipe(Recipe):
 
         def monitor(m):
             """Eight test images over their reconstructions, and the MSE on 2,000 test images."""
-            was = m.training
-            m.eval()
-            recon = (reconstruct(m, shown).clamp(0, 1) * 255).round().byte().numpy()
-            pictures = image_grid(np.concatenate([shown.numpy(), recon]), cols=len(shown))
-            mse = float((reconstruct(m, held) - as_float(held)).pow(2).mean())
-            m.train(was)
+            with evaluating(m):
+                recon = (reconstruct(m, shown).clamp(0, 1) * 255).round().byte().numpy()
+                pictures = image_grid(np.concatenate([shown.numpy(), recon]), cols=len(shown))
+                mse = float((reconstruct(m, held) - as_float(held)).pow(2).mean())
             return {"test_mse_2000": mse}, pictures, "top: test images; bottom: their reconstructions now"
 
         return Prepared(model, task, TensorLoader(train_x, batch_size=self.batch_size, seed=self.seed),

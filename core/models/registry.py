@@ -7,6 +7,7 @@ Does not own any architecture: those live in sibling modules that register thems
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,6 +80,18 @@ def build_model(name: str, *, in_channels: int, image_size: int, num_classes: in
             model = entry.builder(**kwargs)
     model.spec = {"name": name, "kwargs": _jsonable(kwargs)}
     return model
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Within the block `model` is in eval mode (dropout off, batch norm on its running statistics); the mode it
+    had is restored afterwards, even when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
