@@ -20,14 +20,17 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-import torch
+import numpy as np
 from torch import nn
 
 from core import paths
 from core.data.archive import ArchiveError, open_zip
+from core.data.base import is_registered
 from core.engine.checkpoint import (CARD, WEIGHTS, CheckpointError, DatasetInfo, ModelCard, ModelSpec, check_finite,
                                     load_checkpoint)
+from core.engine.predict import predict_proba
 from core.models.keras_import import ModelFileError, load_keras
+from core.models.registry import UPLOAD_BUDGET
 
 MAX_BYTES = 300 * 2**20
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -88,47 +91,86 @@ def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
 
 
 def _checked(model: nn.Module, card: ModelCard) -> tuple[nn.Module, ModelCard]:
-    """Refuse a model whose weights, or whose output on a grey test image, are not finite numbers."""
+    """Refuse a model whose weights, or whose class probabilities for black, grey and white images fed the way the
+    pages feed it (its card's normalisation), are not finite numbers."""
     try:
         check_finite(model, card.upload.get("file", "the model") if card.upload else "the model")
     except CheckpointError as exc:
         raise ModelFileError(str(exc)) from None
     channels, size = card.dataset.channels, card.dataset.image_size
-    with torch.no_grad():
-        out = model(torch.full((1, channels, size, size), 0.5))
-    if not torch.isfinite(out).all():
-        raise ModelFileError("the model's output on a plain grey image is not a finite number (NaN or infinity); "
-                             "every prediction it made would be meaningless.")
+    for level in (0, 128, 255):
+        probs = predict_proba(model, card, np.full((channels, size, size), level, np.uint8))
+        if not np.isfinite(probs).all():
+            raise ModelFileError(f"the model's class probabilities for a plain image (all pixels {level}) are not "
+                                 "finite numbers (NaN or infinity), with its input normalisation; every prediction it "
+                                 "made would be meaningless.")
     return model, card
 
 
 KERAS_MAX_SIDE = 1024
 
 
+MAX_KERAS_DEPTH = 64  # nesting of a Keras config (a real model's is under 15)
+
+
 def _check_keras_input(config: bytes) -> None:
-    """Refuse a .keras model whose declared input is too large to build, before Keras allocates its weights."""
+    """Refuse a Keras model whose config is nested too deep, declares an input too large to build, or would
+    allocate more weights than CNN Studio loads, before Keras builds anything."""
     try:
         text = json.loads(config)
+    except RecursionError:
+        raise ModelFileError(f"the model's config is nested too deeply (over {MAX_KERAS_DEPTH} levels) to be a "
+                             "Keras model.") from None
     except ValueError:
         raise ModelFileError("the .keras file's config.json is not valid JSON: the file is damaged.") from None
-    shapes = []
-
-    def find(node) -> None:
+    shapes, layers, stack = [], [], [(text, 1)]
+    while stack:  # iterative, and bounded: a hostile config must not exhaust the interpreter's recursion
+        node, depth = stack.pop()
+        if depth > MAX_KERAS_DEPTH:
+            raise ModelFileError(f"the model's config is nested more than {MAX_KERAS_DEPTH} levels deep; not a "
+                                 "Keras model CNN Studio reads.")
         if isinstance(node, dict):
-            for key in ("batch_shape", "batch_input_shape"):
-                if isinstance(node.get(key), list):
-                    shapes.append(node[key])
-            for value in node.values():
-                find(value)
+            shapes += [node[k] for k in ("batch_shape", "batch_input_shape") if isinstance(node.get(k), list)]
+            if isinstance(node.get("class_name"), str) and isinstance(node.get("config"), dict):
+                layers.append((node["class_name"], node["config"]))
+            stack += [(v, depth + 1) for v in node.values()]
         elif isinstance(node, list):
-            for value in node[:1000]:
-                find(value)
-    find(text)
+            stack += [(v, depth + 1) for v in node[:10_000]]
     for shape in shapes:
         sides = [d for d in shape[1:3] if isinstance(d, int)]
         if any(d > KERAS_MAX_SIDE for d in sides):
             raise ModelFileError(f"the model's input is {shape}; images up to {KERAS_MAX_SIDE} pixels a side are "
                                  "supported (a larger input would not fit in memory).")
+    size = 4 * _keras_parameters(shapes[0] if shapes else [], layers[::-1])
+    if size > UPLOAD_BUDGET:
+        raise ModelFileError(f"the model's layers would hold about {size / 2**30:,.1f} GB of weights; models up to "
+                             f"{UPLOAD_BUDGET / 2**30:g} GB are loaded.")
+
+
+def _keras_parameters(shape: list, layers: list[tuple[str, dict]]) -> int:
+    """An upper estimate of a Keras config's weights, following the image's shape through its layers in order."""
+    def number(value, default=1) -> int:
+        value = value[0] if isinstance(value, (list, tuple)) and value else value
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
+    h, w, c = (number(d) for d in (list(shape[1:4]) + [1, 1, 1])[:3])
+    features, total = h * w * c, 0
+    for kind, cfg in layers:
+        if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+            k, filters, stride = number(cfg.get("kernel_size"), 3), number(cfg.get("filters"), c), number(cfg.get("strides"))
+            total += k * k * c * filters + filters
+            h, w, c = max(h // stride, 1), max(w // stride, 1), filters
+            features = h * w * c
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            pool = number(cfg.get("strides") or cfg.get("pool_size"), 2)
+            h, w = max(h // pool, 1), max(w // pool, 1)
+            features = h * w * c
+        elif kind.startswith("Global"):
+            features = c
+        elif kind == "Dense":
+            units = number(cfg.get("units"))
+            total += features * units + units
+            features = c = units
+    return total
 
 
 def _card(kind: str, filename: str, channels: int, size: int, num_classes: int, layers: list[str]) -> ModelCard:
@@ -193,9 +235,24 @@ def _load_checkpoint_zip(archive, card_name: str, digest: str) -> tuple[nn.Modul
     except CheckpointError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise ModelFileError(str(exc).replace(str(folder) + os.sep, "")) from None
-    card = dataclasses.replace(card, upload={"file": "checkpoint zip", "format": "CNN Studio checkpoint",
-                                             "folder": str(folder)})
-    return model.eval(), card
+    if card.task != "classification":
+        raise ModelFileError(f"a {card.task.replace('_', ' ')} checkpoint; the pages that take uploads read classifiers "
+                             "(the other kinds' pages open the checkpoints in checkpoints/ and runs/).")
+    return model.eval(), as_upload(card, {"file": "checkpoint zip", "format": "CNN Studio checkpoint",
+                                          "folder": str(folder)})
+
+
+def as_upload(card: ModelCard, upload: dict) -> ModelCard:
+    """An uploaded checkpoint's card with everything in it treated as data about the upload: a data set named by
+    anything but a registered name (a `folder:` path of this server, say) is dropped with a note, so no page
+    reads a file because an upload said so; where its files came from is not shown."""
+    ds, notes = card.dataset, []
+    if not is_registered(ds.name):
+        notes.append(f"its card names the data set {ds.name[:60]!r}, which is not one CNN Studio knows by name; it is "
+                     "treated as an uploaded model's own data (no test images are read)")
+        ds = dataclasses.replace(ds, name="uploaded")
+    ds = dataclasses.replace(ds, source="", sources=[n for n in ds.sources if is_registered(n)])
+    return dataclasses.replace(card, dataset=ds, upload={**upload, **({"notes": notes} if notes else {})})
 
 
 # --- Keras ------------------------------------------------------------------------------------------------

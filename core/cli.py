@@ -196,8 +196,8 @@ def train(cls, args, argv: list[str]) -> int:
     from core.progress import console_run
 
     recipe = recipe_from_args(cls, args)
+    check_settings(recipe)  # refused before anything starts, the progress bar included
     if getattr(recipe, "processes", 1) > 1 and not distributed.launched():  # start the ranks: this command again
-        check_settings(recipe)
         check_out_dir(args.out)
         os.execv(sys.executable, [sys.executable, *distributed.torchrun(recipe.processes), "-m", "core", *argv])
     on_event, control, close = console_run(f"{getattr(recipe, 'model', cls.kind)} on "

@@ -1,18 +1,23 @@
 """Where CNN Studio keeps things on disk: the data directory, the cache and the shipped checkpoints.
 
-Owns path resolution only; readers and writers live with their formats. The data directory is the
+Owns path resolution, and `safe_name`: the one way a name a user gave (a run's, a study's, an uploaded file's)
+becomes part of a file or folder name. Readers and writers live with their formats. The data directory is the
 `--data-dir` flag when a command gets one, else the `CNN_STUDIO_DATA` environment variable, else a
 per-user cache folder. Nothing here creates directories except `cache_dir`.
 """
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from core.errors import SettingsError
 
 DATA_ENV = "CNN_STUDIO_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CHECKPOINTS = PROJECT_ROOT / "checkpoints"
 RUNS_ENV = "CNN_STUDIO_RUNS"
+MAX_NAME = 60  # characters of a name (a run's, a study's, an upload's) inside a file or folder name
 
 
 def user_cache_root() -> Path:
@@ -67,3 +72,12 @@ def replace_atomically(path: Path, write) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def safe_name(name: str, fallback: str | None = None) -> str:
+    """`name` as part of a file or folder name: letters, digits, '.', '-' and '_' only, at most MAX_NAME characters,
+    never a path (no separator, no '..', no leading dot); `fallback` (or SettingsError) when nothing is left."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")[:MAX_NAME].strip("._")
+    if not cleaned and fallback is None:
+        raise SettingsError(f"a name needs letters or digits; got {str(name)[:40]!r}.")
+    return cleaned or fallback

@@ -8,9 +8,9 @@ import numpy as np
 import streamlit as st
 
 from core.data import DataError
-from core.data.images import ImageError, decode_image
+from core.data.images import ImageError
 from core.draw.preprocess import (SAMPLE_PHOTOS, example_digit, has_dark_background, pad_strokes, preprocess_photo,
-                                  render_strokes, sample_photo)
+                                  read_photo, render_strokes, sample_photo)
 from core.engine.predict import input_spec, is_digit_model
 from pages._ui import SHARED_INPUT, cached_dataset, sample_note
 
@@ -37,7 +37,7 @@ def upload_image(key: str, label: str = "Image", camera: bool = False) -> tuple[
     if file is None:
         return None
     try:
-        return decode_image(file.getvalue()), getattr(file, "name", "camera")
+        return read_photo(file.getvalue()), getattr(file, "name", "camera")
     except ImageError as exc:
         st.error(f"Cannot use this file: {exc}.")  # the reader says what it expected
         return None
@@ -51,7 +51,7 @@ def choose_image(card, key: str) -> np.ndarray:
     shared, tests = st.session_state.get(SHARED_INPUT), card.dataset.has_test_set
     sources = ((["Drawing from the Draw page"] if shared is not None else []) + (["Test image"] if tests else [])
                + (["Sample photo"] if channels == 3 else []) + ["Upload"])
-    if not tests:  # a pretrained model opens on a real photo
+    if not tests and "Sample photo" in sources:  # a pretrained model opens on a real photo
         sources.insert(0, sources.pop(sources.index("Sample photo")))
     source = st.radio("Input", sources, horizontal=True, key=f"{key}_source")
     image = None

@@ -155,6 +155,8 @@ def upload_panel(select_key: str) -> None:
 def _settings(label: str, models: dict) -> None:
     model, card = models[label]
     st.success(describe(card))
+    for note in (card.upload or {}).get("notes", []):  # what of the file was not taken as it said
+        st.info(f"The upload {note}.", icon=":material/info:")
     if not card.dataset.normalisation:
         return  # a CNN Studio checkpoint: its card already says everything
     left, right = st.columns(2)

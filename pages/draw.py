@@ -73,7 +73,7 @@ else:
                f"{card.dataset.name}: upload a picture{', take a sample photo' if channels == 3 else ''} "
                "or use the camera; it is centre-cropped and resized.")
     sources = ["Upload", "Camera"] + (["Sample photo"] if channels == 3 else [])
-    if not card.dataset.has_test_set:  # a pretrained ImageNet model opens on a real photo
+    if not card.dataset.has_test_set and channels == 3:  # a pretrained ImageNet model opens on a real photo
         sources.insert(0, sources.pop())
     source = st.radio("Input", sources, horizontal=True, key="draw_source")
     if source == "Sample photo":

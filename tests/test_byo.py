@@ -112,7 +112,7 @@ def test_onnx_model_is_rebuilt_from_torch_layers_that_explain():
     model, card = load_model_file(small_onnx(side=12), "small.onnx")
     assert card.upload["format"] == "ONNX" and card.model.kwargs == {"in_channels": 1, "image_size": 12,
                                                                       "num_classes": 3}
-    assert [type(m).__name__ for m in model.children()] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    assert [type(m).__name__ for m in model.layers.children()] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
     x = torch.rand(2, 1, 12, 12)
     conv = conv_layer_names(model)
     assert conv and grad_cam(model, x, class_target(1), conv[0]).shape == (2, 12, 12)

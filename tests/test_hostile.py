@@ -25,7 +25,9 @@ from core.data.folder import store_uploaded_zip
 from core.data.images import ImageError, decode_image
 from core.draw.preprocess import preprocess_photo
 from core.engine.predict import predict_proba
+from core.draw.preprocess import read_photo
 from tests import hostile_corpus as corpus
+from tests import hostile_corpus3 as corpus3
 
 CASE_SECONDS = 30  # a case that takes longer has hung
 
@@ -87,13 +89,27 @@ def judge(case, call, refusals: tuple, temp: Path, failures: list) -> None:
 
 @pytest.fixture(scope="module")
 def cases():
-    return {"image": corpus.image_cases(), "dataset": corpus.dataset_cases(), "model": corpus.model_cases()}
+    return {"image": corpus.image_cases() + corpus3.image_cases(), "dataset": corpus.dataset_cases()
+            + corpus3.dataset_cases(), "model": corpus.model_cases() + corpus3.card_cases() + corpus3.onnx_cases()
+            + corpus3.keras_cases(), "photo": corpus3.photo_cases()}
+
+
+def args_cases(tmp: Path) -> list:
+    return corpus.args_cases(tmp) + corpus3.args_cases(tmp)
+
+
+def settings_cases() -> list:
+    return corpus.settings_cases() + corpus3.settings_cases()
 
 
 def test_the_corpus_is_large_and_varied(cases, tmp_path):
     files = sum(len(v) for v in cases.values())
-    total = files + len(corpus.args_cases(tmp_path)) + len(corpus.settings_cases())
+    total = files + len(args_cases(tmp_path)) + len(settings_cases())
     assert total >= 150 and all(any(c.refused for c in v) and any(not c.refused for c in v) for v in cases.values())
+    third = (len(corpus3.card_cases()) + len(corpus3.onnx_cases()) + len(corpus3.keras_cases())
+             + len(corpus3.image_cases()) + len(corpus3.photo_cases()) + len(corpus3.dataset_cases())
+             + len(corpus3.args_cases(tmp_path)) + len(corpus3.settings_cases()) + len(corpus3.RUN_NAMES))
+    assert third >= 80  # the third round's cases (issue 26)
 
 
 def test_images_through_the_upload_decoder_and_the_pages(cases, sandbox):
@@ -106,6 +122,15 @@ def test_images_through_the_upload_decoder_and_the_pages(cases, sandbox):
             photo = preprocess_photo(image, size=32, channels=3)
             if digit.shape != (1, 28, 28) or photo.shape != (3, 32, 32):
                 failures.append(f"{case.name}: page preprocessing gave {digit.shape}, {photo.shape}")
+    assert failures == []
+
+
+def test_photos_the_pages_read_are_refused_when_they_would_show_nothing(cases, sandbox):
+    """Decodable images too small or thin to classify (a 10,000 x 1 strip would be one uniform input): the pages'
+    reader refuses them with words; an ordinary photo passes."""
+    failures = []
+    for case in cases["photo"]:
+        judge(case, lambda: read_photo(case.data), (ImageError,), sandbox, failures)
     assert failures == []
 
 
@@ -163,7 +188,7 @@ def test_command_lines_are_refused_before_any_work(sandbox, tmp_path, capsys):
     from core.cli import main
 
     failures = []
-    for case in corpus.args_cases(tmp_path):
+    for case in args_cases(tmp_path):
         started = time.perf_counter()
         try:
             with time_limit(CASE_SECONDS):
@@ -189,7 +214,7 @@ def test_trainer_settings_are_refused_before_a_worker_starts(sandbox, tmp_path):
     from core.engine.recipe import RECIPES as KINDS
 
     failures = []
-    for case in corpus.settings_cases():
+    for case in settings_cases():
         kind, field, value = case.data
         recipe = KINDS[kind]()
         if "." in field:
@@ -252,3 +277,40 @@ def test_guarded_zip_limits_members_and_cleans_its_temporary_folder(sandbox):
     with open_zip(data) as archive:
         assert archive.read("f3.txt") == b"x" and len(archive.names) == 50
     assert isinstance(zipfile.ZipFile(io.BytesIO(data)).testzip(), type(None))
+
+
+def test_run_names_never_leave_the_runs_folder(sandbox, tmp_path):
+    """Every name that becomes a path goes through one function (core.paths.safe_name): a run's folder stays in
+    the runs folder whatever its name, and a name with nothing usable in it is refused with words."""
+    from core.classifier import ClassifierRecipe
+    from core.errors import SettingsError
+    from core.runs.service import create_run
+
+    root = tmp_path / "runs"
+    for name in corpus3.RUN_NAMES:
+        try:
+            folder = create_run(root, ClassifierRecipe(), name=name)
+        except SettingsError as exc:
+            assert "letters or digits" in str(exc), name
+            continue
+        assert folder.parent == root and len(folder.name) < 120 and (folder / "spec.json").is_file(), name
+    assert sorted(p.parent for p in root.rglob("spec.json")) == [root / p.name for p in sorted(root.iterdir())]
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_a_resumed_run_counts_each_step_once(tmp_path):
+    """After a kill -9, the abandoned epoch's steps are in events.jsonl; the resumed run writes those steps again.
+    The run's events, as every chart reads them, hold each step once, the resumed ones."""
+    import json
+
+    from core.runs import read_events
+
+    def step(n, epoch, loss):
+        return json.dumps({"kind": "step", "step": n, "epoch": epoch, "loss": loss}) + "\n"
+    lines = [step(n, 1, 1.0) for n in range(1, 11)] + [json.dumps({"kind": "epoch", "epoch": 1}) + "\n"]
+    lines += [step(n, 2, 2.0) for n in range(11, 16)]  # epoch 2, killed half-way
+    lines += [step(n, 2, 0.5) for n in range(11, 21)] + [json.dumps({"kind": "epoch", "epoch": 2}) + "\n"]
+    (tmp_path / "events.jsonl").write_text("".join(lines))
+    events = read_events(tmp_path)
+    assert [e["step"] for e in events["step"]] == list(range(1, 21))
+    assert [e["loss"] for e in events["step"][10:]] == [0.5] * 10 and [e["epoch"] for e in events["epoch"]] == [1, 2]

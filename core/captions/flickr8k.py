@@ -20,6 +20,7 @@ class CaptionCorpus:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+MAX_CAPTIONS_BYTES = 64 * 2**20
 
 
 def read_flickr8k(folder: str | Path) -> CaptionCorpus:
@@ -28,10 +29,16 @@ def read_flickr8k(folder: str | Path) -> CaptionCorpus:
     lines are reported with their line numbers and skipped; images missing from Images/ likewise."""
     folder = Path(folder)
     text_path, image_dir = folder / "captions.txt", folder / "Images"
-    if not text_path.is_file():
+    if not text_path.exists():
         raise DataError(f"{text_path} not found: a Flickr8k folder holds captions.txt and Images/")
+    if not text_path.is_file():
+        raise DataError(f"{text_path} is not a text file (a folder, a device or a pipe): a Flickr8k folder holds the "
+                        "file captions.txt and the folder Images/")
+    if text_path.stat().st_size > MAX_CAPTIONS_BYTES:
+        raise DataError(f"{text_path} is {text_path.stat().st_size / 2**20:,.0f} MB; a captions file of up to "
+                        f"{MAX_CAPTIONS_BYTES // 2**20} MB is read (Flickr8k's is 3 MB).")
     if not image_dir.is_dir():
-        raise DataError(f"{image_dir} not found: a Flickr8k folder holds captions.txt and Images/")
+        raise DataError(f"{image_dir} not found or not a folder: a Flickr8k folder holds captions.txt and Images/")
     present = {p.name for p in image_dir.iterdir()}
     corpus = CaptionCorpus({}, [], folder)
     raw = text_path.read_bytes()

@@ -22,9 +22,10 @@ from core.captions.task import CaptionTask
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
 from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec_of
 from core.engine.recipe import Prepared, Recipe, register_presets, register_recipe
-from core.engine.settings import SHARE, WIDTHS
+from core.engine.settings import SHARE, WIDTHS, check_memory
 from core.errors import SettingsError
 from core.models import build_model, count_parameters, evaluating
+from core.models.registry import TRAINING_BUDGET
 from core.viz import image_grid
 
 
@@ -63,6 +64,11 @@ class CaptionerRecipe(Recipe):
     eval_n: int = 1000  # fresh test scenes per split for the card's metrics (beam search: up to 300)
     seed: int = 0  # weights, scenes, batch order, the Flickr8k split
     data_dir: str = ""  # "" = $CNN_STUDIO_DATA or the user cache
+
+    def check(self) -> None:
+        """The memory of one epoch's composed scenes, before any work."""
+        check_memory((self.n_train + 1000) * 64 * 64 * 3 * 2, f"composing {self.n_train:,} scenes of 64x64 each epoch",
+                     TRAINING_BUDGET, "Compose fewer scenes per epoch (n_train).")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",

@@ -29,10 +29,12 @@ from core.engine import Event, RunControl, StoppedWhilePreparing, TensorLoader, 
 from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, spec_of
 from core.engine.predict import predict_logits
 from core.engine.recipe import Outcome, Prepared, Recipe, register_recipe
-from core.engine.settings import SHARE
+from core.data.base import dataset_shape
+from core.engine.settings import SHARE, check_dataset, check_memory
 from core.engine.tasks import ClassificationTask, normalize
 from core.errors import SettingsError
 from core.models import build_model, count_parameters, list_models
+from core.models.registry import TRAINING_BUDGET, check_options, training_bytes
 
 
 @register_recipe
@@ -81,9 +83,21 @@ class ClassifierRecipe(Recipe):
         return self.config
 
     def check(self) -> None:
-        """What `core.engine.settings.check_settings` cannot see field by field."""
+        """What `core.engine.settings.check_settings` cannot see field by field: k-fold, the data set's name, the
+        model's options and the memory the run would need."""
         if self.folds == 1:
             raise SettingsError("k-fold needs at least 2 folds (0 switches it off); got 1.")
+        check_dataset(self.dataset)
+        try:
+            check_options(self.model, self.model_options)
+            channels, side, classes = dataset_shape(self.dataset) or (3, 64, 10)  # an image folder: a typical guess
+            needed = training_bytes(self.model, in_channels=channels, image_size=side, num_classes=classes,
+                                    batch_size=self.config.batch_size, **self.model_options)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SettingsError(f"model {self.model} with options {str(self.model_options)[:100]}: "
+                                f"{str(exc)[:200]}") from None
+        check_memory(needed, f"training {self.model} on batches of {self.config.batch_size}", TRAINING_BUDGET,
+                     "Use a smaller batch or narrower layers.")
 
     def prepare(self, emit: Callable[[Event], None], control: RunControl) -> Prepared:
         data = load_dataset(self.dataset, self.data_dir)

@@ -23,10 +23,11 @@ from core.engine.checkpoint import CheckpointError, DatasetInfo, ModelCard, invo
 from core.engine.flags import add_recipe_flags, recipe_from_args
 from core.engine.recipe import Prepared, Recipe, register_presets, register_recipe
 from core.engine.run import run
-from core.engine.settings import WIDTHS, Signed
+from core.engine.settings import WIDTHS, Signed, check_memory
 from core.engine.verbs import register_verb
 from core.errors import SettingsError
 from core.models import build_model, count_parameters
+from core.models.registry import TRAINING_BUDGET, training_bytes
 
 
 def _prepare(recipe, task_name: str, model_name: str, generator: dict, task, maker, model_options: dict) -> Prepared:
@@ -56,6 +57,17 @@ class _Composed(Recipe):
     choices: ClassVar[dict] = {"dataset": ("mnist",)}
     hidden: ClassVar[tuple] = ("model", "dataset", "data_dir")
     grad_clip: ClassVar[float] = 0.0
+
+    def check(self) -> None:
+        """The memory of one epoch's composed images and of the model, before any work."""
+        composed = (self.n_train + self.eval_n) * 28 * self.width * 5  # uint8 pixels, a float copy per batch: a bound
+        check_memory(composed, f"composing {self.n_train:,} training images of 28x{self.width} each epoch",
+                     TRAINING_BUDGET, "Compose fewer images per epoch (n_train).")
+        options = {k: v for k, v in (("channels", self.channels), ("hidden", self.hidden)) if v}
+        check_memory(training_bytes(self.model, in_channels=1, image_size=28, width=self.width,
+                                    batch_size=self.batch_size, **options),
+                     f"{self.model} with these widths and batches of {self.batch_size}", TRAINING_BUDGET,
+                     "Use a smaller batch or narrower layers.")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",

@@ -123,23 +123,39 @@ def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[tuple
 Loader = Callable[[Path], Dataset]
 _LOADERS: dict[str, Loader] = {}
 _PREFIX_LOADERS: dict[str, Callable[[str], "Dataset"]] = {}  # "folder:" -> reads "folder:PATH" (see data/folder.py)
+_PREFIX_CHECKS: dict[str, Callable[[str], str | None]] = {}
 
 
-def register_prefix(prefix: str, loader: Callable[[str], "Dataset"]) -> None:
-    """Data sets named `prefix` + a location (e.g. folder:PATH) are read by `loader(location)`."""
+def register_prefix(prefix: str, loader: Callable[[str], "Dataset"],
+                    check: Callable[[str], str | None] | None = None) -> None:
+    """Data sets named `prefix` + a location (e.g. folder:PATH) are read by `loader(location)`; `check(location)`
+    says, cheaply and without reading the images, why a location cannot be one (None when it may)."""
     _PREFIX_LOADERS[prefix] = loader
+    if check is not None:
+        _PREFIX_CHECKS[prefix] = check
 _DESCRIPTIONS: dict[str, str] = {}
+_SHAPES: dict[str, tuple[int, int, int]] = {}
 
 
-def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
-    """Decorator: register `loader(data_dir) -> Dataset` under `name`."""
+def register_dataset(name: str, description: str, shape: tuple[int, int, int] | None = None
+                     ) -> Callable[[Loader], Loader]:
+    """Decorator: register `loader(data_dir) -> Dataset` under `name`; `shape` = (channels, side, classes), known
+    without reading the files (the settings check estimates a run's memory from it)."""
 
     def wrap(loader: Loader) -> Loader:
         _LOADERS[name] = loader
         _DESCRIPTIONS[name] = description
+        if shape is not None:
+            _SHAPES[name] = shape
         return loader
 
     return wrap
+
+
+def dataset_shape(name: str) -> tuple[int, int, int] | None:
+    """(channels, side, classes) of a registered data set (a class subset counts its whole set's classes), or None
+    when it is only known once read (an image folder)."""
+    return _SHAPES.get(split_subset(name)[0])
 
 
 READABLE = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
@@ -154,6 +170,24 @@ def readable_name(name: str) -> str:
 def list_datasets() -> dict[str, str]:
     """Registered data set names with a one-line description (`folder:PATH` is accepted too)."""
     return dict(_DESCRIPTIONS)
+
+
+def is_registered(name: str) -> bool:
+    """Whether `name` is a registered data set (or a class subset of one): a name, never a path."""
+    return split_subset(name)[0] in _LOADERS
+
+
+def dataset_problem(name: str) -> str | None:
+    """Why `name` names no data set a run can read (an unknown name, a folder that is not there), found without
+    reading it; None when it can be tried."""
+    base, _ = split_subset(name)
+    prefix, sep, rest = base.partition(":")
+    if sep and prefix + ":" in _PREFIX_LOADERS:
+        check = _PREFIX_CHECKS.get(prefix + ":")
+        return check(rest) if check is not None else None
+    if base not in _LOADERS:
+        return f"unknown data set {name[:80]!r}; known: {', '.join(sorted(_LOADERS))}, or folder:PATH"
+    return None
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:

@@ -91,7 +91,8 @@ def _tarball_dataset(name, remote, data_dir, members, label_key, meta, names_key
                    mean=mean, std=std, hflip=True, source=str(path))
 
 
-@register_dataset("cifar10", "CIFAR-10 photos, 50k/10k, 32x32 colour (official tarball, or cifar10-jpg.zip)")
+@register_dataset("cifar10", "CIFAR-10 photos, 50k/10k, 32x32 colour (official tarball, or cifar10-jpg.zip)",
+                  (3, 32, 10))
 def load_cifar10(data_dir: Path) -> Dataset:
     members = {"train": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)],
                "test": ["cifar-10-batches-py/test_batch"]}
@@ -111,7 +112,8 @@ def load_cifar10(data_dir: Path) -> Dataset:
                                f"(cifar10/train/<class>/*.jpg, cifar10/test/<class>/*.jpg) into {data_dir}.")
 
 
-@register_dataset("cifar100", "CIFAR-100 photos, 50k/10k, 32x32 colour, 100 fine classes (official tarball)")
+@register_dataset("cifar100", "CIFAR-100 photos, 50k/10k, 32x32 colour, 100 fine classes (official tarball)",
+                  (3, 32, 100))
 def load_cifar100(data_dir: Path) -> Dataset:
     members = {"train": ["cifar-100-python/train"], "test": ["cifar-100-python/test"]}
     return _tarball_dataset("cifar100", CIFAR100_FILE, data_dir, members, "fine_labels",

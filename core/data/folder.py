@@ -10,6 +10,7 @@ are skipped and counted in `notes`. `Dataset.problems()` lists classes missing f
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,27 @@ from core.data.images import ImageError, decode_image, peek_image
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 HOLDOUT_FRACTION = 0.2  # test share when the folder has no train/test split
 MAX_SIDE = 512  # images are resized to at most this side: a data set of huge photos still fits in memory
+MIN_SIDE = 4  # smaller images leave a network nothing to see (and a batch norm one value per channel)
+
+
+MAX_FILES = 200_000  # files a data set folder may hold; a folder with more (the disk's root, say) is no data set
+LAYOUT = "train/<class>/*.png and test/<class>/*.png (or <class>/*.png)"
+
+
+def _walk(source: Path) -> list[str]:
+    """The regular files under a folder (POSIX paths relative to it), without following links, entering special
+    file systems' files or reading anything; DataError past MAX_FILES."""
+    found = []
+    for folder, dirs, files in os.walk(source, onerror=lambda exc: None):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for f in files:
+            path = Path(folder) / f
+            if path.is_file() and not path.is_symlink():
+                found.append(path.relative_to(source).as_posix())
+        if len(found) > MAX_FILES:
+            raise DataError(f"{source} holds more than {MAX_FILES:,} files: it is not a data set folder. Point at a "
+                            f"folder laid out {LAYOUT}.")
+    return found
 
 
 @contextmanager
@@ -31,13 +53,31 @@ def _open_source(source: Path):
     """(all file paths, POSIX and relative to the source; a function that reads one's bytes), from a folder
     or a zip opened by the guarded reader."""
     if source.is_dir():
-        yield [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()], \
-            lambda n: (source / n).read_bytes()
+        yield _walk(source), lambda n: (source / n).read_bytes()
     elif source.is_file():
         with open_zip(source) as archive:
             yield archive.names, archive.read
     else:
         raise MissingDataError(f"Image folder {source} does not exist.")
+
+
+def folder_problem(location: str) -> str | None:
+    """Why `location` is no image-folder data set, found by looking at most two folders deep for image files
+    (a few thousand entries at most); None when it may be one."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        return None if path.suffix.lower() == ".zip" else f"{location[:80]!r} is a file but not a .zip of class folders"
+    if not path.is_dir():
+        return f"{location[:80]!r} does not exist: it is not a folder or a .zip of class folders"
+    seen = 0
+    for depth_two in (path.glob("*/*"), path.glob("*/*/*")):
+        for entry in depth_two:
+            seen += 1
+            if entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                return None
+            if seen > 5_000:
+                break
+    return f"{location[:80]!r} holds no images in class folders; a data set folder is laid out {LAYOUT}"
 
 
 def _split_layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -102,15 +142,22 @@ def _load(source: Path, names: list[str], read, name: str | None, image_size: in
 
 
 def _decode_all(layout, read, class_names, image_size):
-    sizes, modes = Counter(), set()
-    for n, _ in [e for s in layout.values() for e in s][:64]:
+    sizes, modes, tried = Counter(), set(), 0
+    for n, _ in [e for s in layout.values() for e in s]:  # the first 64 readable images, however many are junk
+        tried += 1
         if (header := peek_image(read(n))) is not None:
             sizes[header[0]] += 1
             modes.add(header[1])
+        if sum(sizes.values()) >= 64:
+            break
     if not sizes:
-        raise DataError("None of the first images in the folder could be read as an image.")
+        raise DataError(f"None of the {tried:,} files named like images could be read as an image (PNG, JPEG, BMP, "
+                        "GIF, WebP or TIFF): they are damaged or are not images.")
     grey = modes <= {"L", "1", "I", "I;16", "I;16B", "I;16L", "F", "LA"}
     size = min(image_size or max(sizes.most_common(1)[0][0]), MAX_SIDE)
+    if size < MIN_SIDE:
+        raise DataError(f"the images are {size}x{size} pixels (the most common size); a data set's images need at least "
+                        f"{MIN_SIDE} pixels a side for a convolutional network to see anything.")
     index = {c: i for i, c in enumerate(class_names)}
     arrays, skipped = {}, []
     for split, entries in layout.items():
@@ -140,13 +187,11 @@ MAX_UPLOAD_EXPANDED = 2 * 2**30  # an uploaded data set may expand to this much
 def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
     """Save an uploaded image-folder .zip under `root` (named by its content hash) and check that it reads
     as a data set; returns the registry name `folder:PATH` a run can use. Raises DataError with advice."""
-    import re
-
     if len(data) > MAX_UPLOAD_BYTES:
         raise DataError(f"{filename} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
     with open_zip(data, filename, max_total=MAX_UPLOAD_EXPANDED):
         pass  # refused here, before it is stored, if the archive is unreadable, a bomb or encrypted
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:40] or "upload"
+    stem = paths.safe_name(Path(filename).stem or "upload", fallback="upload")
     path = Path(root) / f"{stem}_{hashlib.sha256(data).hexdigest()[:10]}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -160,4 +205,4 @@ def store_uploaded_zip(data: bytes, filename: str, root: str | Path) -> str:
     return f"folder:{path}"
 
 
-register_prefix("folder:", load_image_folder)
+register_prefix("folder:", load_image_folder, folder_problem)

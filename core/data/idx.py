@@ -78,13 +78,15 @@ def _load_idx_dataset(name: str, label: str, subdir: str, mirrors, md5s, class_n
     )
 
 
-@register_dataset("mnist", "MNIST handwritten digits, 60k/10k, 28x28 grey (official IDX files)")
+@register_dataset("mnist", "MNIST handwritten digits, 60k/10k, 28x28 grey (official IDX files)",
+                  (1, 28, 10))
 def load_mnist(data_dir: Path) -> Dataset:
     return _load_idx_dataset("mnist", "MNIST", "MNIST", MNIST_MIRRORS, MNIST_MD5,
                              [str(i) for i in range(10)], (0.1307,), (0.3081,), data_dir)
 
 
-@register_dataset("fashion_mnist", "Fashion-MNIST clothing, 60k/10k, 28x28 grey (official IDX files)")
+@register_dataset("fashion_mnist", "Fashion-MNIST clothing, 60k/10k, 28x28 grey (official IDX files)",
+                  (1, 28, 10))
 def load_fashion_mnist(data_dir: Path) -> Dataset:
     return _load_idx_dataset("fashion_mnist", "Fashion-MNIST", "FashionMNIST", FASHION_MIRRORS, FASHION_MD5,
                              FASHION_CLASSES, (0.2860,), (0.3530,), data_dir,

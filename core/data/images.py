@@ -25,6 +25,8 @@ from core.errors import ProjectError
 
 MAX_PIXELS = 40_000_000  # ~ a 7000 x 5700 photo; larger images are refused before decoding
 FORMATS = "PNG, JPEG, BMP, GIF, WebP or TIFF"
+READ = {"PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "WEBP", "TIFF"}  # Pillow's names; others (EPS runs Ghostscript,
+# PDF, PSD, ICO, ...) are refused by name before any decoding
 
 
 class ImageError(ProjectError, ValueError):
@@ -57,6 +59,9 @@ def decode_image(data: bytes, *, size: int | None = None, grey: bool = False) ->
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
+                if img.format not in READ:
+                    raise ImageError(f"the file is in the {img.format or 'an unknown'} format; CNN Studio reads {FORMATS} "
+                                     "pictures (save it as PNG or JPEG)")
                 if img.width * img.height > MAX_PIXELS or img.width <= 0 or img.height <= 0:
                     raise ImageError(f"the image is {img.width}x{img.height} pixels; the limit is "
                                      f"{MAX_PIXELS // 1_000_000} megapixels")

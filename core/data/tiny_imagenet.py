@@ -94,7 +94,7 @@ def _read(path: Path, src: _Source) -> Dataset:
 
 
 @register_dataset("tiny_imagenet", "Tiny ImageNet, 200 classes, 100k/10k (the val split), 64x64 colour "
-                                   "(official tiny-imagenet-200.zip)")
+                                   "(official tiny-imagenet-200.zip)", (3, 64, 200))
 def load_tiny_imagenet(data_dir: Path) -> Dataset:
     for candidate in (data_dir / ZIP_NAME, data_dir / "tiny-imagenet-200", data_dir / "tiny_imagenet" / ZIP_NAME):
         if candidate.exists():

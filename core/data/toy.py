@@ -21,7 +21,8 @@ def digits_file() -> Path:
     return Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data" / "digits.csv.gz"
 
 
-@register_dataset("digits", "scikit-learn 8x8 digits, 1,347/450, bundled (no download; for tests and demos)")
+@register_dataset("digits", "scikit-learn 8x8 digits, 1,347/450, bundled (no download; for tests and demos)",
+                  (1, 8, 10))
 def load_digits(data_dir: Path) -> Dataset:
     with gzip.open(digits_file(), "rt") as fh:
         table = np.loadtxt(fh, delimiter=",")  # 1,797 rows: 64 pixels (0..16), then the label

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.data.images import ImageError, decode_image
+
 INK_THRESHOLD = 0.05  # pixels brighter than this (on [0, 1], ink bright) count as ink
 EXAMPLE_STROKES = [[(80, 70), (200, 70), (125, 225)], [(110, 150), (185, 150)]]  # a crossed 7 on a 280 canvas
 
@@ -82,6 +84,22 @@ def preprocess_digit(image: np.ndarray, *, size: int = 28, box: int = 20, centre
     centred[top + dy:top + dy + h, left + dx:left + dx + w] = scaled
     steps.append((f"centred by centre of mass in {size}x{size}", _u8(centred)))
     return Preprocessed(image=_u8(centred), steps=steps)
+
+
+MIN_SIDE, MAX_ASPECT = 8, 20  # a photo narrower than this, or this many times longer than wide, shows nothing
+
+
+def read_photo(data: bytes) -> np.ndarray:
+    """An uploaded photo (or camera shot) as uint8 (H, W, 3), by the guarded decoder; ImageError for a file that is
+    no image and for one too small or too thin to show anything once it is made square (a 10,000 x 1 strip
+    would be one uniform grey input)."""
+    image = decode_image(data)
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE or max(height, width) > MAX_ASPECT * min(height, width):
+        raise ImageError(f"the image is {width}x{height} pixels: too small or too thin to classify (it would become "
+                         f"one uniform patch). Use a picture at least {MIN_SIDE} pixels a side and at most "
+                         f"{MAX_ASPECT} times as wide as it is high")
+    return image
 
 
 def preprocess_photo(image: np.ndarray, *, size: int, channels: int, dark_background: bool = False) -> np.ndarray:

@@ -73,8 +73,11 @@ def model_options(items: list[str]) -> dict:
             raise SettingsError(f"--model-option expects KEY=VALUE, got {item!r}")
         try:
             options[key] = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
-            options[key] = value
+        except json.JSONDecodeError:
+            options[key] = value  # a word
+        except RecursionError:
+            raise SettingsError(f"--model-option {key[:40]}: its value is nested too deeply; options are numbers, "
+                                "words or short lists of them.") from None
     return options
 
 

@@ -103,6 +103,23 @@ def check_settings(recipe) -> None:
     walk(recipe)
 
 
+def check_memory(needed: int | None, what: str, budget: int, advice: str) -> None:
+    """Refuse a run whose estimated memory (`needed` bytes, None when unknown) is over `budget`, before it allocates
+    anything: SettingsError saying how much, the limit, and what to lower."""
+    if needed is not None and needed > budget:
+        raise SettingsError(f"{what} would need about {needed / 2**30:,.1f} GB of memory; the limit is "
+                            f"{budget / 2**30:g} GB. {advice}")
+
+
+def check_dataset(name: str) -> None:
+    """Refuse a data set name no run can read (an unknown name, a folder that is not there), without reading it."""
+    from core.data.base import dataset_problem
+
+    problem = dataset_problem(name)
+    if problem:
+        raise SettingsError(f"data set: {problem}.")
+
+
 def check_out_dir(out: str | os.PathLike) -> Path:
     """The output folder, created if needed and proven writable by writing a file into it; SettingsError saying
     why not (a file in the way, no permission, a read-only disk) before any training starts."""

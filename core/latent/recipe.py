@@ -20,12 +20,14 @@ from core.data import AugmentConfig, load_dataset
 from core.engine import Event, RunControl, TensorLoader, TrainConfig
 from core.engine.checkpoint import DatasetInfo, ModelCard, load_checkpoint, spec_of, update_card
 from core.engine.recipe import Prepared, Recipe, register_presets, register_recipe
-from core.engine.settings import WIDTHS
+from core.data.base import dataset_shape
+from core.engine.settings import WIDTHS, check_dataset, check_memory
 from core.engine.verbs import register_verb
 from core.errors import SettingsError
 from core.latent.autoencode import as_float, encode_all, probe, reconstruct, reconstruction_report
 from core.latent.task import ReconstructionTask
 from core.models import build_model, count_parameters, evaluating
+from core.models.registry import TRAINING_BUDGET, training_bytes
 from core.viz import image_grid
 
 
@@ -61,6 +63,18 @@ class AutoencoderRecipe(Recipe):
     translate: int = 0  # augmentation: random shifts of up to N pixels
     seed: int = 0  # initial weights, batch order, noise
     data_dir: str = ""  # "" = $CNN_STUDIO_DATA or the user cache
+
+    def check(self) -> None:
+        """The data set's name and the memory the run would need, before any work."""
+        check_dataset(self.dataset)
+        channels, side, _ = dataset_shape(self.dataset) or (3, 64, 10)
+        try:
+            needed = training_bytes(self.model, in_channels=channels, image_size=side, latent_dim=self.latent_dim,
+                                    widths=list(self.widths), batch_size=self.batch_size)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{self.model} with widths {list(self.widths)}: {exc}") from None
+        check_memory(needed, f"{self.model} with widths {list(self.widths)} and batches of {self.batch_size}",
+                     TRAINING_BUDGET, "Use a smaller batch, fewer widths or a smaller code.")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="adamw",

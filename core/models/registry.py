@@ -94,6 +94,86 @@ def evaluating(model: nn.Module):
         model.train(was_training)
 
 
+TRAINING_BUDGET = 8 * 2**30  # bytes a training run may be estimated to need (weights, gradients, optimizer, a batch)
+UPLOAD_BUDGET = 2 * 2**30  # bytes an uploaded model's weights may take
+RESERVED = ("in_channels", "image_size", "num_classes", "stats", "seed", "data_mean", "data_std")  # set by CNN Studio
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse (ValueError in words) options model `name` does not take, that CNN Studio sets itself, or that are not
+    plain JSON values of a few levels."""
+    import inspect
+
+    if name not in _MODELS:
+        raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(sorted(_MODELS))}.")
+    entry = _MODELS[name]
+    params = inspect.signature(entry.builder).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    known = sorted(p for p in params if p not in RESERVED and params[p].kind is inspect.Parameter.KEYWORD_ONLY)
+    for key, value in options.items():
+        if key in RESERVED:
+            raise ValueError(f"model option {key!r} is set by CNN Studio from the data set; leave it out.")
+        if key not in params and not takes_any:
+            raise ValueError(f"model {name} has no option {key[:40]!r}; its options: {', '.join(known) or 'none'}.")
+        if _depth(value) > 4:
+            raise ValueError(f"model option {key!r} is nested {_depth(value)} levels deep; options are numbers, words "
+                             "or short lists of them.")
+
+
+def _depth(value) -> int:
+    stack, deepest = [(value, 1)], 0
+    while stack:  # iterative: a hostile value must not exhaust the interpreter's recursion
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > 64:
+            break
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, (list, tuple)):
+            stack += [(v, depth + 1) for v in item]
+    return deepest
+
+
+def weights_bytes(name: str, **kwargs) -> int | None:
+    """The bytes of model `name`'s weights (float32) for these constructor arguments, found on the meta device
+    without allocating them; None for a pretrained network (its weights are a package's)."""
+    if name not in _MODELS or _MODELS[name].input_stats:
+        return None
+    with torch.device("meta"):
+        return 4 * count_parameters(build_model(name, **kwargs))
+
+
+def training_bytes(name: str, *, in_channels: int, image_size: int, num_classes: int | None = None,
+                   batch_size: int = 1, **options) -> int | None:
+    """An estimate of the memory training model `name` needs, found without allocating it: the model is built on
+    PyTorch's meta device (shapes only), its parameters counted four times (weights, gradients, two optimizer
+    moments) and one batch's layer outputs twice (kept for the backward pass). None when the model cannot be
+    built that way (a pretrained network reading its weights); TypeError/ValueError for options it refuses."""
+    if _MODELS[name].input_stats if name in _MODELS else False:
+        return None  # a pretrained backbone: frozen, its features cached; its weights are a package's
+    with torch.device("meta"):
+        try:
+            model = build_model(name, in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+                                **options)
+        except (TypeError, ValueError, KeyError):
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a pretrained network that reads its weights while it is built
+            return None
+        outputs = []
+        hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel() if isinstance(o, torch.Tensor)
+                                                                          else 0))
+                 for m in model.modules() if not list(m.children())]
+        try:
+            with torch.no_grad():
+                model(torch.empty(batch_size, in_channels, image_size, image_size))
+        except Exception:  # noqa: BLE001 - a forward the meta device cannot run: count the weights alone
+            outputs = []
+        finally:
+            for h in hooks:
+                h.remove()
+    return 4 * 4 * count_parameters(model) + 2 * 4 * sum(outputs)
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 

@@ -5,11 +5,11 @@ disk; `worker` is the process that trains them; `report` turns a run into the Tr
 figures. Nothing here imports a model kind: a run's recipe class, found in the registry by its spec.json,
 answers every question about its kind.
 """
-from core.runs.folder import read_events, read_group, read_recipe, read_spec, safe_name, summarize
+from core.runs.folder import read_events, read_group, read_recipe, read_spec, summarize
 from core.runs.service import (Busy, active_run, can_resume, create_run, list_runs, read_status, request_stop,
                                resume_run, set_learning_rate, start_run, start_runs, uploaded_datasets, uploads_dir,
                                wait)
 
 __all__ = ["Busy", "active_run", "can_resume", "create_run", "list_runs", "read_events", "read_group", "read_recipe",
-           "read_spec", "read_status", "request_stop", "resume_run", "safe_name", "set_learning_rate", "start_run",
+           "read_spec", "read_status", "request_stop", "resume_run", "set_learning_rate", "start_run",
            "start_runs", "summarize", "uploaded_datasets", "uploads_dir", "wait"]

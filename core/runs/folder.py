@@ -3,23 +3,22 @@
 A run folder holds `spec.json` (its recipe, any kind), `status.json` (its state, with the worker's pid),
 `events.jsonl` (the engine's event stream), `control.json` (orders from any tab: stop, a new learning
 rate), `group.json` (for runs started together) and, from the first finished epoch on, a checkpoint.
-Owns the names of those files, reading them (a half-written line is skipped), run names (`safe_name`: the
-one place a name becomes a path), and the comparison table's row. Does not own the worker processes
+Owns the names of those files, reading them (a half-written line is skipped), new run folders (named
+through `core.paths.safe_name`, the one place a name becomes part of a path), and the comparison table's row. Does not own the worker processes
 (`core.runs.service`) or training.
 """
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 from core import paths
+from core.paths import safe_name
 from core.engine.recipe import recipe_from_dict
 from core.errors import ProjectError, SettingsError
 
 SPEC, EVENTS, STATUS, CONTROL, GROUP = "spec.json", "events.jsonl", "status.json", "control.json", "group.json"
-MAX_NAME = 60  # characters of a run's own name in its folder's name
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -32,15 +31,6 @@ def read_json(path: Path) -> dict:
     except (OSError, ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def safe_name(name: str) -> str:
-    """`name` as part of a folder name: letters, digits, '.', '-' and '_' only, at most MAX_NAME characters, and
-    never a path (no separator, no '..'); SettingsError when nothing is left."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")[:MAX_NAME].strip("._")
-    if not cleaned:
-        raise SettingsError(f"a run name needs letters or digits; got {str(name)[:40]!r}.")
-    return cleaned
 
 
 def new_run_dir(root: Path, spec, name: str = "", position: int | None = None) -> Path:

@@ -26,6 +26,7 @@ from core.engine.recipe import RECIPES
 from core.engine.settings import with_settings
 from core.engine.verbs import register_verb
 from core.errors import SettingsError
+from core.paths import safe_name
 from core.sweep.space import PRESETS, grid, parse_space, suggest
 
 SWEEP_FILE = "sweep.json"  # in a trial's run folder: the study, the trial number, its parameters
@@ -203,7 +204,7 @@ def start_sweep(root: Path, trials: int, preset: str | None = None, flags: list[
                *[a for item in space for a in ("--space", item)], "--trials", str(trials), "--pruner", pruner,
                *(["--sampler", sampler] if sampler else []), "--study", study, "--runs", str(root)]
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{study}.log", "ab") as log:
+    with open(root / f"{safe_name(study)}.log", "ab") as log:  # the study's name, never a path
         process = subprocess.Popen(command, cwd=paths.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     return process, study
 

@@ -26,6 +26,7 @@ MAX_CHANNELS = 16  # input channels a card may declare
 MAX_IMAGE_SIZE = 4096  # input side in pixels
 MAX_CLASSES = 100_000  # outputs a classifier may have
 MAX_CARD_BYTES = 32 * 1024 * 1024  # a card.json larger than this is refused before parsing
+MIN_STD, MAX_STAT = 1e-6, 1000.0  # normalisation constants beyond these turn every input into infinities or noise
 
 
 class CheckpointError(ProjectError):
@@ -69,8 +70,9 @@ class DatasetInfo:
 
     @property
     def has_test_set(self) -> bool:
-        """Whether the data set can be loaded here to pick test images (ImageNet, a pretrained model's, cannot)."""
-        return self.name != "imagenet"
+        """Whether the data set can be loaded here to pick test images (ImageNet, a pretrained model's, cannot;
+        nor can an uploaded model's whose card names no data set CNN Studio knows)."""
+        return self.name not in ("imagenet", "uploaded")
 
 
 @dataclass
@@ -268,6 +270,12 @@ def _dataset(raw: Any, where: str) -> DatasetInfo:
             raise CheckpointError(f"{at}: field {key!r} must be {channels} finite number(s), one per channel; got {values!r:.80}.")
         if key == "std" and min(values) <= 0:
             raise CheckpointError(f"{at}: field 'std' must be positive; got {values!r:.80}.")
+        if key == "std" and not all(MIN_STD <= v <= MAX_STAT for v in values):
+            raise CheckpointError(f"{at}: field 'std' must be from {MIN_STD:g} to {MAX_STAT:g} (pixels are scaled to "
+                                  f"[0, 1] first); got {values!r:.80}.")
+        if key == "mean" and not all(abs(v) <= MAX_STAT for v in values):
+            raise CheckpointError(f"{at}: field 'mean' must be from -{MAX_STAT:g} to {MAX_STAT:g} (pixels are scaled "
+                                  f"to [0, 1] first); got {values!r:.80}.")
         stats[key] = [float(v) for v in values]
     names = _typed(raw, "class_names", list, at, [])
     if not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names) or len(names) > MAX_CLASSES:

@@ -24,6 +24,7 @@ from torch import nn
 
 from core.engine.checkpoint.card import FORMAT, MAX_CARD_BYTES, CheckpointError, ModelCard, ModelSpec, card_from_dict, headline_of
 from core.models import build_model
+from core.models.registry import RESERVED, UPLOAD_BUDGET, check_options, weights_bytes
 from core.paths import replace_atomically
 
 WEIGHTS = "model.safetensors"
@@ -73,6 +74,18 @@ def save_checkpoint(folder: str | os.PathLike, model: nn.Module, card: ModelCard
     return folder
 
 
+def _not_safetensors(path: Path, exc: Exception) -> str:
+    """Why a weights file did not read, in words: what it really is (a pickle, a zip) when its first bytes tell."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[:1] == b"\x80":
+        return ("this is a Python pickle renamed model.safetensors (torch.save), not safetensors weights; pickles are "
+                "never opened, since loading one can run code. Save the weights with safetensors.torch.save_file.")
+    if head[:2] == b"PK":
+        return "this is a zip file (torch.save's format), not safetensors weights. Save them with safetensors."
+    return f"not a readable safetensors file ({str(exc)[:120]}); it is corrupt or truncated."
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """A checkpoint folder from a folder, its card or its weights file."""
     path = Path(path)
@@ -92,8 +105,12 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         raise CheckpointError(f"{card_path}: {card_path.stat().st_size:,} bytes; a model card is at most {MAX_CARD_BYTES:,}.")
     try:
         raw = json.loads(card_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{card_path}: not valid JSON ({exc}); the file is corrupt or truncated.")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{card_path}: not text (UTF-8); the file is not a model card.") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{card_path}: not valid JSON ({exc}); the file is corrupt or truncated.") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits, which Python refuses to convert
+        raise CheckpointError(f"{card_path}: holds a value JSON cannot read here ({str(exc)[:80]}).") from None
     except RecursionError:
         raise CheckpointError(f"{card_path}: nested too deeply to be a model card.") from None
     return card_from_dict(raw, str(card_path))
@@ -134,19 +151,14 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         return model.to(device).eval(), card
     weights = folder / WEIGHTS
     spec = card.model
-    try:
-        model = build_model(spec.name, **spec.kwargs)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{folder / CARD}: cannot rebuild model {spec.name!r} ({exc}).")
-    except RuntimeError as exc:  # e.g. the package with a pretrained network's weights is missing
-        raise CheckpointError(f"{folder / CARD}: cannot build model {spec.name!r}: {exc}")
+    model = _rebuilt(spec, folder / CARD)
     packaged = model.package_keys() if card.weights_from_package and hasattr(model, "package_keys") else set()
     if not weights.is_file() and set(model.state_dict()) - packaged:
         raise CheckpointError(f"{weights}: weights file missing.")
     try:
         state = load_file(str(weights), device="cpu") if weights.is_file() else {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}); it is corrupt or truncated.")
+        raise CheckpointError(f"{weights}: {_not_safetensors(weights, exc)}") from None
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or set(missing) - packaged:
@@ -157,6 +169,28 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                               f"({'; '.join(line.strip() for line in first[:3])}).")
     check_finite(model, str(weights))
     return model.to(device).eval(), card
+
+
+def _rebuilt(spec, where: Path) -> nn.Module:
+    """The card's model, built from the registry once its options and its size (found on the meta device, nothing
+    allocated) are known to be ones CNN Studio builds; CheckpointError naming the card otherwise."""
+    kwargs = {k: v for k, v in spec.kwargs.items() if k not in RESERVED}
+    try:
+        check_options(spec.name, kwargs)
+        size = weights_bytes(spec.name, **spec.kwargs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: cannot rebuild model {spec.name!r} ({str(exc)[:200]}).") from None
+    except RuntimeError as exc:
+        raise CheckpointError(f"{where}: cannot build model {spec.name!r} ({str(exc)[:200]}).") from None
+    if size is not None and size > UPLOAD_BUDGET:
+        raise CheckpointError(f"{where}: model {spec.name!r} with these options would have {size / 2**30:,.1f} GB of "
+                              f"weights; models up to {UPLOAD_BUDGET / 2**30:g} GB are loaded.")
+    try:
+        return build_model(spec.name, **spec.kwargs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: cannot rebuild model {spec.name!r} ({str(exc)[:200]}).") from None
+    except RuntimeError as exc:  # e.g. the package with a pretrained network's weights is missing
+        raise CheckpointError(f"{where}: cannot build model {spec.name!r}: {str(exc)[:200]}") from None
 
 
 def save_snapshot(folder: str | os.PathLike, model: nn.Module, epoch: int) -> Path:
