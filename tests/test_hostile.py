@@ -223,8 +223,11 @@ def test_trainer_settings_are_refused_before_a_worker_starts(sandbox, tmp_path):
         else:
             recipe = dataclasses.replace(recipe, **{field: value})
         try:
-            runs.start_runs([recipe])
+            started = runs.start_runs([recipe])
             failures.append(f"{case.name}: a run was started")
+            for run_dir in started:  # a run that should never have started must not train on: end its worker now
+                runs.service._workers[str(run_dir)].kill()
+                runs.wait(run_dir)
         except ValueError as exc:
             if not re.search(case.expect, str(exc), re.IGNORECASE):
                 failures.append(f"{case.name}: refused with {exc!r}")
