@@ -173,6 +173,29 @@ def test_image_folder_errors(tmp_path):
         load_dataset(f"folder:{tmp_path / 'nowhere'}")
 
 
+def test_folder_check_reads_the_layout_and_survives_unreadable_entries(tmp_path, monkeypatch):
+    """A folder is a data set only if images sit in train/ or test/ class folders or in two class folders; an
+    entry the server may not read (a process's cwd under /proc for a non-root user) is skipped, not raised."""
+    from pathlib import Path
+
+    from core.data.folder import folder_problem
+    Image.new("L", (8, 8)).save(tmp_path / "stray.png")
+    (tmp_path / "tmp").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "tmp" / "one.png")
+    assert "two or more class folders" in folder_problem(str(tmp_path))  # one loose image folder: not a data set
+    (tmp_path / "cat").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "cat" / "c.png")
+    assert folder_problem(str(tmp_path)) is None
+    real_is_file = Path.is_file
+
+    def denied(self):
+        if self.name == "c.png":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+    monkeypatch.setattr(Path, "is_file", denied)
+    assert "no images" in folder_problem(str(tmp_path))
+
+
 def test_digits_needs_no_files():
     ds = load_dataset("digits")
     assert ds.train_x.shape[1:] == (1, 8, 8) and ds.num_classes == 10

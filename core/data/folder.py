@@ -40,7 +40,7 @@ def _walk(source: Path) -> list[str]:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for f in files:
             path = Path(folder) / f
-            if path.is_file() and not path.is_symlink():
+            if not path.is_symlink() and _is_plain_file(path):
                 found.append(path.relative_to(source).as_posix())
         if len(found) > MAX_FILES:
             raise DataError(f"{source} holds more than {MAX_FILES:,} files: it is not a data set folder. Point at a "
@@ -61,23 +61,85 @@ def _open_source(source: Path):
         raise MissingDataError(f"Image folder {source} does not exist.")
 
 
+def _is_plain_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # unreadable (a process's cwd under /proc, a folder without permission): not an image
+        return False
+
+
+def _entries_two_deep(path: Path):
+    """Entries at depths two and three under `path` (lazily, hidden ones left out), skipping whatever cannot
+    be listed."""
+    def children(folder: Path):
+        try:
+            with os.scandir(folder) as listing:
+                names = [e.name for e in listing if not e.name.startswith(".")]
+        except OSError:
+            return []
+        return [folder / n for n in sorted(names)]
+    for depth in (2, 3):
+        level = [path]  # the caller passes a resolved folder
+        for _ in range(depth - 1):
+            level = (g for c in level if _is_dir(c) for g in children(c))
+        yield from (e for c in level if _is_dir(c) for e in children(c))
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink()
+    except OSError:
+        return False
+
+
 def folder_problem(location: str) -> str | None:
-    """Why `location` is no image-folder data set, found by looking at most two folders deep for image files
-    (a few thousand entries at most); None when it may be one."""
+    """Why `location` is no image-folder data set, found by looking at most two folders deep (a few thousand
+    entries at most) for images laid out as LAYOUT: in train/ or test/ class folders, or in two or more class
+    folders; None when it may be one."""
     path = Path(location).expanduser()
-    if path.is_file():
+    if _is_plain_file(path):
         return None if path.suffix.lower() == ".zip" else f"{location[:80]!r} is a file but not a .zip of class folders"
-    if not path.is_dir():
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return f"{location[:80]!r} cannot be read: it is not a folder or a .zip of class folders"
+    if not _is_dir(path):
         return f"{location[:80]!r} does not exist: it is not a folder or a .zip of class folders"
-    seen = 0
-    for depth_two in (path.glob("*/*"), path.glob("*/*/*")):
-        for entry in depth_two:
-            seen += 1
-            if entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+    seen, classes = 0, set()
+    for entry in _entries_two_deep(path):
+        seen += 1
+        if entry.suffix.lower() in IMAGE_EXTENSIONS and _is_plain_file(entry):
+            parts = entry.relative_to(path).parts
+            if len(parts) == 3 and parts[0] in ("train", "test"):
                 return None
-            if seen > 5_000:
-                break
-    return f"{location[:80]!r} holds no images in class folders; a data set folder is laid out {LAYOUT}"
+            if len(parts) == 2:
+                classes.add(parts[0])
+                if len(classes) >= 2:
+                    return None
+        if seen > 5_000:
+            break
+    return (f"{location[:80]!r} holds no images in two or more class folders; a data set folder is laid out "
+            f"{LAYOUT}")
+
+
+def class_files(source: str | bytes, limit: int, filename: str = "upload.zip") -> list[tuple[str, bytes]]:
+    """[(class, file bytes)] of every image of a folder or zip of class folders (a path, or an uploaded zip's bytes
+    named `filename`; train/ and test/ merged), read by the guarded readers; DataError past `limit` images or
+    with none."""
+    if isinstance(source, bytes):
+        with open_zip(source, filename, max_total=MAX_UPLOAD_EXPANDED) as archive:
+            return _class_files(archive.names, archive.read, filename, limit)
+    with _open_source(Path(source).expanduser()) as (names, read):
+        return _class_files(names, read, source, limit)
+
+
+def _class_files(names: list[str], read, where: str, limit: int) -> list[tuple[str, bytes]]:
+    entries = [e for split in _split_layout(names).values() for e in split]
+    if len(entries) > limit:
+        raise DataError(f"{where} holds {len(entries):,} images; at most {limit:,} are read here.")
+    if not entries:
+        raise DataError(f"{where} holds no images in class folders; lay it out {LAYOUT}.")
+    return [(cls, read(name)) for name, cls in entries]
 
 
 def _split_layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
