@@ -117,6 +117,7 @@ def tour(url: str, server: subprocess.Popen, repeats: int, idle_seconds: int) ->
             settle(page)
             out["pages"][path or "home"] = time.perf_counter() - started
         out["latency"]["draw stroke"] = draw_latency(page, url, repeats)
+        out["latency"]["draw pointer move -> bars, in the browser"] = live_latency(page, url)
         out["latency"]["latent slider"] = slider_latency(page, f"{url}/latent", "Direction 1", repeats,
                                                          lambda: image_sources(page), tab="Walk")
         out["latency"]["composer slider"] = slider_latency(page, f"{url}/composer", "Position", repeats,
@@ -158,6 +159,30 @@ def draw_latency(page, url: str, repeats: int) -> list[float]:
             continue  # a stroke that did not change the prediction's value or confidence: not a measurement
         settle(page)
     return times
+
+
+def live_latency(page, url: str, moves: int = 200) -> list[float]:
+    """The Draw page's in-browser prediction (ONNX Runtime Web): for `moves` pointer moves of one long stroke, the
+    time from each move's event to the bars showing a prediction that includes it (the pad's own clock); [] when
+    the runtime is not installed."""
+    page.goto(f"{url}/draw")
+    page.get_by_text("Prediction").first.wait_for(timeout=60_000)
+    settle(page)
+    page.wait_for_function("() => window.__cnnLive && (window.__cnnLive.ready || window.__cnnLive.error)", timeout=60_000)
+    if not page.evaluate("() => window.__cnnLive.ready"):
+        return []
+    box = page.locator("canvas.sketchpad").first.bounding_box()
+    path = [(140 + 100 * np.sin(i / 9), 40 + i) for i in range(moves)]  # a wavy stroke down the pad
+    page.evaluate("() => { window.__cnnLive.times = []; }")
+    page.mouse.move(box["x"] + 140, box["y"] + 30)
+    page.mouse.down()
+    for x, y in path:
+        page.mouse.move(box["x"] + x, box["y"] + y)
+    page.wait_for_function(f"() => window.__cnnLive.times.length >= 1", timeout=10_000)
+    times = page.evaluate("() => window.__cnnLive.times.slice()")
+    page.mouse.up()
+    settle(page)
+    return [t / 1000 for t in times]
 
 
 def slider_latency(page, url: str, label: str, repeats: int, probe, tab: str | None = None) -> list[float]:

@@ -31,17 +31,11 @@ from core.engine.checkpoint import (CARD, WEIGHTS, CheckpointError, DatasetInfo,
 from core.engine.predict import predict_proba
 from core.models.keras_import import ModelFileError, load_keras
 from core.models.registry import UPLOAD_BUDGET
+from core.upload_card import with_metadata, with_normalisation
 
 MAX_BYTES = 300 * 2**20
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-NORMALISATIONS = {  # name -> (mean, std) on the [0, 1] scale, per channel when a list of 3
-    "[0, 1] (pixels / 255)": (0.0, 1.0),
-    "[-1, 1]": (0.5, 0.5),
-    "0-255 (raw pixels)": (0.0, 1 / 255),
-    "MNIST mean/std": (0.1307, 0.3081),
-    "ImageNet mean/std": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-}
 FORMATS = "a zipped CNN Studio checkpoint, an ONNX model (.onnx) or a Keras model (.keras or .h5)"
 PROGRAM_ADVICE = (" Export the model to ONNX instead (torch.onnx.export(model, example, 'model.onnx')), or train "
                   "it in CNN Studio and upload the zipped checkpoint folder.")
@@ -63,8 +57,9 @@ def load_model_file(data: bytes, filename: str) -> tuple[nn.Module, ModelCard]:
         if suffix == ".onnx" or data[:1] == b"\x08":  # an ONNX ModelProto starts with its ir_version field
             from core.models.onnx_import import load_onnx
 
-            model, channels, size, classes, layers = load_onnx(data)
-            return _checked(model, _card("ONNX", filename, channels, size, classes, layers))
+            model, channels, size, classes, layers, meta = load_onnx(data)
+            card = _card("ONNX", filename, channels, size, classes, layers)
+            return _checked(model, with_metadata(card, meta) if meta else card)
         if suffix in (".h5", ".hdf5", ".keras", ".pt", ".pth", ".zip"):
             raise ModelFileError(f"the file ends in {suffix} but its content is not that format: it is truncated, "
                                  "corrupt, or not a model.")
@@ -189,25 +184,6 @@ def _card(kind: str, filename: str, channels: int, size: int, num_classes: int, 
     return with_normalisation(card, "[0, 1] (pixels / 255)")
 
 
-def with_normalisation(card: ModelCard, name: str) -> ModelCard:
-    """A copy of an uploaded model's card whose input normalisation is NORMALISATIONS[name]."""
-    mean, std = NORMALISATIONS[name]
-    channels = card.dataset.channels
-    as_list = lambda v: list(v) if isinstance(v, list) else [v] * channels  # noqa: E731
-    if len(as_list(mean)) != channels:
-        raise ValueError(f"{name} needs 3 input channels; the model has {channels}.")
-    dataset = dataclasses.replace(card.dataset, mean=as_list(mean), std=as_list(std), normalisation=name)
-    return dataclasses.replace(card, dataset=dataset)
-
-
-def with_class_names(card: ModelCard, names: list[str]) -> ModelCard:
-    """A copy of the card with the user's class names (one per model output)."""
-    if len(names) != len(card.dataset.class_names):
-        raise ValueError(f"the model has {len(card.dataset.class_names)} outputs; {len(names)} names given.")
-    return dataclasses.replace(card, dataset=dataclasses.replace(card.dataset, class_names=list(names)),
-                               upload={**(card.upload or {}), "class_names_guessed": False})
-
-
 # --- CNN Studio checkpoint zip ----------------------------------------------------------------------------
 
 def _load_checkpoint_zip(archive, card_name: str, digest: str) -> tuple[nn.Module, ModelCard]:
@@ -272,13 +248,3 @@ def _load_keras(data: bytes, suffix: str, filename: str) -> tuple[nn.Module, Mod
             _check_keras_input(config.encode() if isinstance(config, str) else bytes(config))
     model, channels, size, num_classes, layers = load_keras(data, suffix)
     return model, _card(f"Keras {suffix}", filename, channels, size, num_classes, layers)
-
-
-def describe(card: ModelCard) -> str:
-    """One line about an uploaded model for the page."""
-    ds, src = card.dataset, (card.upload or {})
-    kw = card.model.kwargs
-    return (f"{src.get('format', card.model.name)} from {src.get('file', '?')}: input "
-            f"{kw['in_channels']}x{kw['image_size']}x{kw['image_size']}, {kw['num_classes']} classes, "
-            f"normalisation {ds.normalisation or 'from its card'}")
-

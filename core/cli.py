@@ -10,7 +10,7 @@
 
 Owns the verb table, built from the registries: one train verb per model kind (`core.engine.recipe.RECIPES`,
 flags from the recipe's fields), the verbs the kinds register (`core.engine.verbs.VERBS`), and `evaluate`,
-`card`, `samples` and `app`, none of which names a kind. One error policy for every verb: a
+`calibrate`, `card`, `samples` and `app`, none of which names a kind. One error policy for every verb: a
 `core.errors.ProjectError` (a file, value, data set or checkpoint the user gave) prints `error: ...` and exits
 2; anything else is a bug in CNN Studio and keeps its traceback.
 """
@@ -40,8 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_flags(sub.add_parser(cls.verb, help=f"train: {cls.title} (a checkpoint with its model card)",
                                        description=about), cls)
     for verb in VERBS.values():
-        verb.arguments(sub.add_parser(verb.name, help=verb.help, description=verb.help))
+        verb.arguments(sub.add_parser(verb.name, help=verb.help.replace("%", "%%"), description=verb.help))  # '95 %'
     _evaluate_arguments(sub.add_parser("evaluate", help="measure checkpoints of any kind on their test data"))
+    cb = sub.add_parser("calibrate", help="fit a checkpoint's confidence on held-out training data (never the test "
+                        "set): a classifier's temperature and out-of-distribution threshold, a composer model's "
+                        "threshold of familiar images; recorded in its card")
+    cb.add_argument("checkpoints", nargs="+")
+    cb.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
     sm = sub.add_parser("samples", help="write the small sample sets the pages open on (checkpoints/samples)")
     sm.add_argument("names", nargs="*", help="data sets (default: every one the pages use)")
     sm.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
@@ -165,6 +170,18 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _calibrate(args) -> int:
+    from core.engine.checkpoint import load_checkpoint
+    from core.engine.recipe import kind_of_task
+
+    for folder in args.checkpoints:
+        model, card = load_checkpoint(folder)
+        measured = kind_of_task(card.task).calibrate_checkpoint(folder, model, card, args.data_dir)
+        print(f"{folder}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in measured.items()))
+    return 0
+
+
 def _samples(args) -> int:
     from core.data.samples import SIZES, make_sample
     from core.errors import SettingsError
@@ -240,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     kinds = {cls.verb: cls for cls in RECIPES.values()}
-    actions = {"evaluate": _evaluate, "samples": _samples, "card": _card, "app": start_app}
+    actions = {"evaluate": _evaluate, "calibrate": _calibrate, "samples": _samples, "card": _card, "app": start_app}
     try:
         if args.verb in kinds:
             return train(kinds[args.verb], args, argv)

@@ -11,3 +11,4 @@ import core.composer.recipes  # noqa: F401  (the pair CNN and CRNN kinds and the
 import core.captions.recipe  # noqa: F401  (the captioner kind)
 import core.runs.worker  # noqa: F401  (the run service's worker verb)
 import core.sweep.study  # noqa: F401  (the sweep verb)
+import core.web.verbs  # noqa: F401  (the export and web-runtime verbs)

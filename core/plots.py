@@ -10,12 +10,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-def smooth(values: list[float], weight: float = 0.9) -> list[float]:
-    """Exponential moving average, TensorBoard-style, so a noisy loss curve shows its trend."""
-    out, last = [], None
-    for v in values:
-        last = v if last is None else weight * last + (1 - weight) * v
-        out.append(last)
+def smooth(values: list[float], weight: float | None = None) -> list[float]:
+    """Exponential moving average, TensorBoard-style (debiased, so it starts at the first value instead of lagging
+    behind it), so a noisy loss curve shows its trend. The weight follows the number of points unless given: a
+    few points (a history of one mean per epoch) are drawn as they are, hundreds of noisy steps smoothed."""
+    weight = (0.0 if len(values) <= 20 else 0.6 if len(values) <= 100 else 0.9) if weight is None else weight
+    out, last = [], 0.0
+    for t, v in enumerate(values, 1):
+        last = weight * last + (1 - weight) * v
+        out.append(last / (1 - weight ** t))
     return out
 
 
@@ -84,11 +87,15 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str], title: 
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     names = [str(c) for c in class_names]
     fig = go.Figure(go.Heatmap(z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
-                               text=counts, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: "
-                               "%{text} (%{z:.1%})<extra></extra>"))
+                               text=counts, texttemplate="%{text}", hoverinfo="skip"))
+    cells = [(t, p) for t in range(len(names)) for p in range(len(names))]  # one clickable point per cell (a
+    fig.add_scatter(x=[names[p] for _, p in cells], y=[names[t] for t, _ in cells], mode="markers",  # heat map
+                    marker=dict(size=max(12, 300 // max(len(names), 1)), symbol="square", opacity=0.01,  # takes no
+                                color="#000"), customdata=[[t, p, int(counts[t, p])] for t, p in cells],  # click)
+                    hovertemplate="true %{y}, predicted %{x}: %{customdata[2]}<extra></extra>", showlegend=False)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="predicted", title=title,
                       yaxis=dict(title="true", autorange="reversed", type="category"),
-                      xaxis=dict(type="category"))
+                      xaxis=dict(type="category"), clickmode="event+select")
     return fig
 
 
@@ -103,6 +110,9 @@ def compare_figure(curves: dict[str, dict[str, list[dict]]]) -> go.Figure:
         fig.add_scatter(x=x, y=acc, name=name, mode="lines+markers", line=dict(color=colour), row=1, col=1)
         fig.add_scatter(x=x, y=[e["train"]["loss"] for e in epochs], name=name, mode="lines+markers",
                         line=dict(color=colour), showlegend=False, row=1, col=2)
+    losses = sorted(e["train"]["loss"] for ev in curves.values() for e in ev.get("epoch", []))
+    if losses and losses[-1] > 3 * losses[int(0.9 * (len(losses) - 1))]:  # one run's huge loss would flatten the rest
+        fig.update_yaxes(range=[0, 1.3 * losses[int(0.9 * (len(losses) - 1))]], row=1, col=2)
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=64, b=10), legend=dict(orientation="h", y=-0.3))
@@ -118,11 +128,12 @@ def accuracy_time_figure(rows: list[dict]) -> go.Figure:
         return r["model"] + (f" {stamp[:2]}:{stamp[2:4]}:{stamp[4:]}" if stamp.isdigit() and len(stamp) == 6 else "")
 
     fig = go.Figure(go.Scatter(x=[r["train s"] for r in done], y=[r["test accuracy"] for r in done],
-                               mode="markers+text", text=[label(r) for r in done], textposition="top center",
+                               mode="markers+text", text=[label(r) for r in done], textposition="bottom right",
+                               cliponaxis=False,
                                hovertext=[f"{r.get('run', '')}: {r['model']} on {r['data set']}" for r in done],
                                marker=dict(size=12, color="#e4572e")))
     low = min((r["test accuracy"] for r in done), default=0.9)
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="training seconds",
+    fig.update_layout(height=340, margin=dict(l=10, r=60, t=30, b=10), xaxis_title="training seconds",
                       yaxis=dict(title="test accuracy", tickformat=".1%", range=[max(0.0, low - 0.05), 1.005]),
                       title="accuracy against training time")
     return fig
@@ -194,23 +205,6 @@ def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=
                       legend=dict(itemsizing="constant"), clickmode="event+select", dragmode="pan",
                       xaxis_title="first principal direction" if layout == "PCA" else f"{layout} axis 1",
                       yaxis_title="second principal direction" if layout == "PCA" else f"{layout} axis 2")
-    return fig
-
-
-def probability_chart(probs, class_names: list[str], top_k: int = 5):
-    """Horizontal bars of every class probability, the top class highlighted; with more than 20 classes
-    (ImageNet's 1000) only the `top_k` most probable, best first."""
-    probs = np.asarray(probs)
-    shown = list(range(len(probs))) if len(probs) <= 20 else [int(i) for i in np.argsort(-probs)[:top_k]]
-    top = int(probs.argmax())
-    colours = ["#e4572e" if i == top else "#7f9cb0" for i in shown]
-    fig = go.Figure(go.Bar(x=probs[shown], y=[str(class_names[i]) for i in shown], orientation="h",
-                           marker_color=colours, text=[f"{probs[i]:.1%}" for i in shown], textposition="outside",
-                           cliponaxis=False))
-    probs = probs[shown]
-    fig.update_layout(height=40 + 26 * len(probs), margin=dict(l=10, r=40, t=10, b=10),
-                      xaxis=dict(range=[0, 1.1], tickformat=".0%"),
-                      yaxis=dict(autorange="reversed", type="category"))
     return fig
 
 

@@ -20,12 +20,15 @@ SKETCHPAD = st.components.v2.component("cnn_studio_sketchpad", **{  # the same d
     kind: (Path(__file__).parent / "assets" / f"sketchpad.{kind}").read_text() for kind in ("js", "css")})
 
 
-def sketchpad(key: str, *, size: int, width: int, strokes=(), stroke_width: int = 20) -> np.ndarray:
+def sketchpad(key: str, *, size: int, width: int, strokes=(), stroke_width: int = 20,
+              live: dict | None = None) -> np.ndarray:
     """A drawing pad (pages/assets/sketchpad.js, with undo and redo) that sends each stroke as the pen lifts, opened
-    on `strokes` (polylines); returns the grey image (size x size, ink bright) of what it shows now."""
+    on `strokes` (polylines); returns the grey image (size x size, ink bright) of what it shows now. With `live`
+    (`core.web.live.live_spec`), the pad also runs the model in the browser on every pointer move."""
     start = [{"w": stroke_width, "p": [list(point) for point in stroke]} for stroke in strokes]
-    sent = SKETCHPAD(key=key, data={"size": size, "width": width, "strokes": start}, default={"strokes": None},
-                     on_strokes_change=lambda: None, width="content").get("strokes")
+    data = {"size": size, "width": width, "strokes": start, **({"live": live} if live else {})}
+    sent = SKETCHPAD(key=key, data=data, default={"strokes": None}, on_strokes_change=lambda: None,
+                     width="content").get("strokes")
     lines, widths = pad_strokes(start if sent is None else sent, size=size)
     return render_strokes(lines, size=size, width=widths)
 
@@ -43,11 +46,31 @@ def upload_image(key: str, label: str = "Image", camera: bool = False) -> tuple[
         return None
 
 
+def test_image(card, key: str) -> np.ndarray | None:
+    """A test image of the model's data set (the shipped sample when the set is not here), chosen by class and index,
+    as uint8 (C, H, W); None, with a word, when there is none."""
+    classes = card.dataset.class_names
+    try:
+        data = cached_dataset(card.dataset.name)
+    except DataError as exc:
+        st.warning(f"The test set is not available here ({exc}) Showing an example instead.")
+        return None
+    sample_note(data)
+    left, right = st.columns(2)
+    wanted = left.selectbox("Class", range(len(classes)), format_func=lambda i: str(classes[i]), key=f"{key}_class")
+    pool = np.nonzero(data.test_y.numpy() == wanted)[0]
+    if not len(pool):
+        st.warning(f"No test image of {classes[wanted]} here.")
+        return None
+    index = right.number_input(f"Index among {len(pool)} test images", 0, len(pool) - 1, 0, key=f"{key}_index")
+    return data.test_x[pool[index]].numpy()
+
+
 def choose_image(card, key: str) -> np.ndarray:
     """The input a classifier page explains, as uint8 (C, H, W) at the model's size: the Draw page's drawing, a
     test image, a sample photo (scikit-image's bundled photos, for colour models) or an upload."""
     channels, size = input_spec(card)
-    classes, photo = card.dataset.class_names, {"channels": channels, "dark_background": has_dark_background(card)}
+    photo = {"channels": channels, "dark_background": has_dark_background(card)}
     shared, tests = st.session_state.get(SHARED_INPUT), card.dataset.has_test_set
     sources = ((["Drawing from the Draw page"] if shared is not None else []) + (["Test image"] if tests else [])
                + (["Sample photo"] if channels == 3 else []) + ["Upload"])
@@ -62,17 +85,7 @@ def choose_image(card, key: str) -> np.ndarray:
         name = st.selectbox("Photo (bundled with scikit-image)", list(SAMPLE_PHOTOS), key=f"{key}_photo")
         image = preprocess_photo(sample_photo(name), size=size, **photo)
     elif source == "Test image":
-        try:
-            data = cached_dataset(card.dataset.name)
-            sample_note(data)
-            left, right = st.columns(2)
-            wanted = left.selectbox("Class", range(len(classes)), format_func=lambda i: str(classes[i]),
-                                    key=f"{key}_class")
-            pool = np.nonzero(data.test_y.numpy() == wanted)[0]
-            index = right.number_input(f"Index among {len(pool)} test images", 0, len(pool) - 1, 0, key=f"{key}_index")
-            image = data.test_x[pool[index]].numpy()
-        except DataError as exc:
-            st.warning(f"The test set is not available here ({exc}) Showing the example drawing instead.")
+        image = test_image(card, key)
     else:
         upload = upload_image(f"{key}_upload")
         if upload is not None:

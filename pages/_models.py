@@ -11,7 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.byo import NORMALISATIONS, ModelFileError, describe, load_model_file, with_class_names, with_normalisation
+from core.byo import ModelFileError, load_model_file
+from core.upload_card import NORMALISATIONS, describe, with_class_names, with_normalisation
 from core.data.samples import load_sample
 from core.engine.checkpoint import CARD, CheckpointError, list_checkpoints, load_checkpoint, load_snapshot
 from core.engine.recipe import kind_of_task
@@ -43,7 +44,7 @@ def cached_report(folder: str) -> dict:
     model, card = cached_checkpoint(folder)
     ds = card.dataset
     report = evaluate_classifier(model, cached_dataset(ds.name), ds.mean, ds.std)
-    return {**report, "probs": report["probs"].numpy()}
+    return {**{k: v for k, v in report.items() if k != "logits"}, "probs": report["probs"].numpy()}
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -63,26 +64,29 @@ def _loaded_checkpoint(folder: str, card_stamp: int):
     return load_checkpoint(Path(folder))
 
 
-MAP_SIZE, BANK_SIZE = 2000, 10000  # test images on the map; training images searched for nearest neighbours
+BANK_SIZE = 10000  # training images searched for the nearest neighbours of the user's image
 
 
 @st.cache_resource(show_spinner="Encoding the map's test images...")
 def cached_latent_map(folder: str):
-    """The LatentMap of MAP_SIZE test images (shared, read-only)."""
+    """The LatentMap of the page's test images (`core.latent.autoencode.MAP_SIZE`; shared, read-only)."""
     from core.latent.autoencode import latent_map
 
     model, card = cached_checkpoint(folder)
     data = cached_dataset(card.dataset.name)
-    found = latent_map(model, data.test_x, data.test_y, n=MAP_SIZE)
+    found = latent_map(model, data.test_x, data.test_y)
     found.note = " (the sample shipped with CNN Studio: the data set is not on this machine)" if data.sample else ""
     return found
 
 
-@st.cache_data(show_spinner="Running t-SNE on the codes (about 20 s, once per model)...")
+@st.cache_data(show_spinner="Running t-SNE on the codes (once per model and machine; 20-40 s on two cores)...")
 def cached_latent_tsne(folder: str):
-    from core.latent.autoencode import tsne_layout
+    """The map's t-SNE layout: shipped for the shipped autoencoders, else computed once and kept on disk."""
+    from core.engine.checkpoint import WEIGHTS
+    from core.latent.autoencode import layout_key, tsne_layout
 
-    return tsne_layout(cached_latent_map(folder).z)
+    found = cached_latent_map(folder)
+    return tsne_layout(found.z, layout_key(Path(folder) / WEIGHTS, found.images))
 
 
 @st.cache_resource(show_spinner="Encoding training images for the neighbour search...")
@@ -157,8 +161,8 @@ def _settings(label: str, models: dict) -> None:
     st.success(describe(card))
     for note in (card.upload or {}).get("notes", []):  # what of the file was not taken as it said
         st.info(f"The upload {note}.", icon=":material/info:")
-    if not card.dataset.normalisation:
-        return  # a CNN Studio checkpoint: its card already says everything
+    if card.dataset.normalisation not in NORMALISATIONS:
+        return  # a CNN Studio checkpoint, or an ONNX file it exported: the card already says everything
     left, right = st.columns(2)
     options = [n for n in NORMALISATIONS if card.dataset.channels == 3 or "ImageNet" not in n]
     norm = left.selectbox("Input normalisation", options, index=options.index(card.dataset.normalisation),

@@ -8,6 +8,7 @@ photos) and `_training` (the Trainer's settings form and live view). Importing t
 """
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 import core.kinds  # noqa: F401  (every model kind and its card rules)
@@ -54,3 +55,50 @@ def sample_note(ds, where=st) -> None:
     if ds.sample:  # say so when a page shows the shipped sample of a data set rather than the whole set
         where.caption(f"Showing the {len(ds.test_y):,} {readable_name(ds.name)} test images shipped with CNN Studio: "
                       f"the data set is not in {paths.data_dir()} (the README's Data section says where to put it).")
+
+
+def warn_if_unfamiliar(model, card, image, trained_noise: float, noise: float, where=st) -> bool:
+    """A composer model's "this does not look like what it was trained on" (its familiarity against the card's
+    threshold, with both numbers), or where the card has no threshold, a warning when the noise exceeds training's.
+    True when it warned: its answers are then shown but not to be trusted."""
+    import torch
+
+    from core.composer.multidigit import familiarity
+
+    section = card.section("familiarity")
+    if isinstance(section, dict) and {"low", "high"} <= set(section):
+        score = float(familiarity(model, card, torch.from_numpy(np.asarray(image))[None, None])[0])
+        if section["low"] <= score <= section["high"]:
+            return False
+        where.warning(f"This does not look like the images it was trained on: its familiarity (energy) {score:.2f} "
+                      f"is {'below' if score < section['low'] else 'above'} the range {section['low']:.2f} to "
+                      f"{section['high']:.2f} that holds 95 % of freshly composed held-out images, so the answer "
+                      "below is what it would say if it had to, not one to trust.", icon=":material/help:")
+        return True
+    if noise > trained_noise:
+        where.warning(f"Trained with noise {trained_noise:g}: at {noise:g} it sees images unlike any it was trained "
+                      "on, and its answers and their confidence are not to be trusted.", icon=":material/warning:")
+        return True
+    return False
+
+
+def show_answer(ans, classes: list[str], key: str, where=st) -> None:
+    """A classifier's answer for one image (`core.classifier.ood.answer`): the prediction with its confidence, or
+    "this does not look like any class it knows" (with the score and the threshold) while the ranked classes stay
+    visible; calibrated probabilities, with a toggle to see the raw ones."""
+    from core.charts import probability_chart
+
+    raw = ans.temperature is not None and not where.toggle(
+        f"Calibrated probabilities (temperature {ans.temperature:.2f})", True, key=f"{key}_calibrated",
+        help="Temperature scaling, fitted on held-out training images: the confidence matches how often answers "
+             "like it are right. Off: the model's raw softmax.")
+    probs = ans.raw if raw else ans.probs
+    top = int(probs.argmax())
+    if ans.known:
+        where.metric("Prediction", str(classes[top]), f"{probs[top]:.1%} confident", **PLAIN)
+    else:
+        where.metric("Prediction", "none of these", f"nearest: {classes[top]} ({probs[top]:.1%})", **PLAIN)
+        where.warning(f"This does not look like any class it knows: its energy score {ans.score:.2f} is below the "
+                      f"threshold {ans.threshold:.2f} that 95 % of its test images pass. The ranked classes below are "
+                      "what it would answer if it had to.", icon=":material/help:")
+    where.plotly_chart(probability_chart(probs, classes), width="stretch", key=f"{key}_probs")

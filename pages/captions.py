@@ -72,12 +72,14 @@ def captioned(image, references) -> None:
             right_answer = exact_match([references], [caption]) == 1.0
             st.markdown(("**Matches a reference caption.**" if right_answer else "**No reference says exactly this.**")
                         + " References: " + "; ".join(f"*{r}*" for r in references))
-        if len(results) > 1:
-            st.dataframe(pd.DataFrame([{"caption": vocab.decode(d.tokens + [2]), "log p": d.log_prob,
-                                        "normalised score": d.score(0.7), "ended": d.ended} for d in results]),
-                         hide_index=True, width="stretch",
-                         column_config={"log p": st.column_config.NumberColumn(format="%.3f"),
-                                        "normalised score": st.column_config.NumberColumn(format="%.3f")})
+    if len(results) > 1:  # the beam's candidates, full width, best score first: every column in sight
+        st.dataframe(pd.DataFrame([{"score (length-normalised)": d.score(0.7), "log p": d.log_prob,
+                                    "ended": d.ended, "caption": vocab.decode(d.tokens + [2])} for d in results]),
+                     hide_index=True, width="stretch", column_config={
+                         "score (length-normalised)": st.column_config.NumberColumn(format="%.3f", width="small"),
+                         "log p": st.column_config.NumberColumn(format="%.3f", width="small"),
+                         "ended": st.column_config.CheckboxColumn(width="small"),
+                         "caption": st.column_config.TextColumn(width="large")})
     if not words:
         left.image(enlarge(to_rgb(image), 320), caption="the image")
         return
@@ -102,10 +104,10 @@ def captioned(image, references) -> None:
             st.session_state[key] = list(best.tokens[:step]) + [vocab.index[choice]]
             st.rerun()
     st.markdown("**Attention for every word**")
-    cols = st.columns(min(len(words), 12))
-    for i, w in enumerate(words[:12]):
-        cols[i].image(enlarge(overlay(image, attention_map(best.attention[i], size=image.shape[-1]), alpha=0.55), 96),
-                      caption=w)
+    for row in range(0, len(words), 10):  # rows of ten: every word of a long caption in sight
+        for col, i in zip(st.columns(10), range(row, min(row + 10, len(words)))):
+            col.image(enlarge(overlay(image, attention_map(best.attention[i], size=image.shape[-1]), alpha=0.55), 96),
+                      caption=words[i])
 
 
 captioned(image, references)

@@ -5,13 +5,13 @@ import streamlit as st
 
 from core.data import DataError
 from core.data.multimnist import DIGIT, compose
-from core.composer.multidigit import head_cams, pair_prediction
+from core.composer.multidigit import head_cams, head_saliency, pair_prediction
 from core.plots import composition_figure
 from core.draw.preprocess import example_digit, preprocess_digit
 from core.viz import enlarge, overlay
 from pages._inputs import sketchpad
 from pages._models import choose_model
-from pages._ui import PLAIN, cached_dataset, page_title, pressed, sample_note
+from pages._ui import PLAIN, cached_dataset, page_title, pressed, sample_note, warn_if_unfamiliar
 
 page_title("Multi-MNIST composer")
 try:
@@ -59,11 +59,12 @@ def digit_slot(side: str, default_class: int, default_x: int):
 def composition() -> None:
     left_col, right_col, settings = st.columns([2, 2, 1.3], gap="medium")
     with left_col:
-        left = digit_slot("left", 3, max(0, width // 2 - DIGIT - 2))
+        left = digit_slot("left", 4, max(0, width // 2 - DIGIT - 2))
     with right_col:
         right = digit_slot("right", 7, min(width - DIGIT, width // 2 + 2))
     with settings:
-        noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise")
+        noise = st.slider("Noise (std of pixel noise)", 0.0, 0.5, 0.0, 0.05, key="composer_noise",
+                          help=f"Trained with noise {generator.get('noise', 0):g}.")
         overlap = max(0, DIGIT - abs(right[2] - left[2]))
         st.metric("Tiles overlap", f"{overlap} px", help=f"Trained with up to {generator['max_overlap']} px.")
         method = st.radio("Attribution", ["HiResCAM", "Grad-CAM", "Saliency"], key="composer_method", horizontal=True,
@@ -77,6 +78,7 @@ def composition() -> None:
     probs, pred_x = pair_prediction(model, card, image)
     digits = tuple(int(p.argmax()) for p in probs)
 
+    warn_if_unfamiliar(model, card, image, generator.get("noise", 0), noise)
     st.plotly_chart(composition_figure(image, true_x, pred_x, labels=digits), width="stretch", key="composer_figure",
                     config={"displayModeBar": False})
     cols = st.columns(4)
@@ -94,21 +96,15 @@ def composition() -> None:
                "x-centre regression output (evidence that pushes that x up). The heads read the backbone's last map "
                "flattened, position by position; Grad-CAM averages each channel's gradient over positions, so it "
                "often cannot tell which digit a head used, and HiResCAM (gradient x activation everywhere) can.")
-    if method == "Saliency":
-        from core.composer.multidigit import head_saliency
-
-        maps = head_saliency(model, card, image, digits)
-    else:
-        maps = head_cams(model, card, image, digits, hires=method == "HiResCAM")
+    maps = (head_saliency(model, card, image, digits) if method == "Saliency"
+            else head_cams(model, card, image, digits, hires=method == "HiResCAM"))
     side = 2 * max(image.shape)
     for (name, heat), col in zip(maps.items(), st.columns(4)):
         col.image(enlarge(overlay(image, heat), side, square=False), caption=f"{method}: {name}", width="stretch")
 
 
 composition()
-
-sweep = card.section("lambda_sweep")
-if sweep:
+if sweep := card.section("lambda_sweep"):
     st.subheader("What lambda does")
     st.caption(f"loss = CE + lambda x MSE(x / 28). One run per lambda, same data and seed, {sweep['epochs']} "
                f"epoch(s) of {sweep['n_train']:,} images; measured on fresh test compositions. `{sweep['command']}`")

@@ -5,7 +5,9 @@ import streamlit as st
 
 from core import paths
 from core.data import list_datasets
+from core.charts import reliability_figure
 from pages._models import shipped_cards
+from pages._web import onnx_button
 from pages._ui import page_title
 from streamlit_app import PAGES
 
@@ -44,8 +46,8 @@ else:
         "trained in": (f"{card.training['train_seconds']:,.0f} s" if card.training.get("train_seconds")
                        else "not here"),
     } for folder, card in cards]
-    st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch",
-                 column_config={"epochs": st.column_config.TextColumn(width="small")})
+    st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch", height=38 + 35 * len(rows),
+                 column_config={"epochs": st.column_config.TextColumn(width="small")})  # every model in sight
     names = [r["checkpoint"] for r in rows]
     chosen = st.selectbox("Model card", names, key="home_card")
     folder, card = cards[names.index(chosen)]
@@ -55,12 +57,12 @@ else:
         st.markdown(f"**{card.model.name}** on **{card.dataset.name}**: **{headline_words(card)}**, "
                     + (f"x-centre MAE **{card.metrics['test_x_mae_px']:.2f} px**, "
                        if "test_x_mae_px" in card.metrics else "")
-                    + (f"test MSE **{card.metrics['test_mse']:.4f}**, " if "test_mse" in card.metrics else "")
                     + f"{card.params:,} parameters, "
-                    + (f"{training['epochs']} epoch(s) in {training.get('train_seconds') or 0:,.1f} s."
+                    + (f"{training['epochs']} epoch(s) in {training.get('train_seconds') or 0:,.0f} s."
                        if training.get("epochs") else "pretrained elsewhere."))
         st.markdown("Made by:")
         st.code(card.command or "(no command recorded)", language="bash", wrap_lines=True)
+        onnx_button(folder, None, card, "home")
         with st.expander("Full model card (JSON)"):
             st.json({k: v for k, v in card.to_dict().items() if k != "training"} | {
                 "training": {k: v for k, v in training.items() if k != "history"}})
@@ -75,6 +77,12 @@ else:
             fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Training loss per epoch",
                               xaxis_title="epoch", xaxis=dict(dtick=1))
             st.plotly_chart(fig, width="stretch")
+        if section := card.section("calibration"):
+            st.plotly_chart(reliability_figure(section), width="stretch", key="home_reliability")
+            m = card.metrics
+            st.caption(f"Test ECE {m['ece']:.4f}" + (f", {m['ece_calibrated']:.4f} after temperature scaling (T = "
+                                                     f"{m['temperature']:.2f}, fitted on {section['fitted_on']})"
+                                                     if "temperature" in m else "") + ".")
         per_class = card.metrics.get("test_per_class", {})
         if per_class:
             st.caption("Per-class test accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in per_class.items()))

@@ -11,7 +11,7 @@ from core.draw.preprocess import preprocess_photo
 from core.viz import enlarge
 from pages._inputs import upload_image
 from pages._models import cached_latent_bank, cached_latent_map, cached_latent_tsne, choose_model
-from pages._ui import PERCENT, SHARED_INPUT, page_title
+from pages._ui import SHARED_INPUT, page_title
 
 page_title("Autoencoder latent space")
 folder, model, card = choose_model("reconstruction", "latent_model")
@@ -109,7 +109,8 @@ with tabs[5]:
         st.markdown("Seed 000 claims the latent features improve downstream classification. Fashion-MNIST test "
                     "accuracy of two probes trained on the full training set, on each kind of feature:")
         st.dataframe(pd.DataFrame(table["rows"]).drop(columns="seconds"), hide_index=True, width="stretch",
-                     column_config=dict.fromkeys(["logistic_regression", "knn"], PERCENT))
+                     column_config={k: st.column_config.NumberColumn(v, format="percent") for k, v in
+                                    (("logistic_regression", "logistic regression"), ("knn", "5-nearest neighbours"))})
         st.caption(f"PCA with 64 components reconstructs the test set with MSE {table['pca64_test_mse']:.4f}; "
                    f"this model: {m['test_mse']:.4f}. Made by `{table['command']}`.")
 if is_vae:

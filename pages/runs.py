@@ -2,16 +2,15 @@
 side, and one run's errors."""
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.classifier.evaluate import averaged_report, most_confused
 from core.plots import accuracy_time_figure, compare_figure, confusion_figure
 from core.runs import list_runs, read_events, read_group, report, summarize
-from core.viz import enlarge
+from pages._compare import RUN_COLUMNS, mistakes
 from pages._models import cached_checkpoint, cached_report
-from pages._ui import cached_dataset, page_title, sample_note
+from pages._ui import cached_dataset, page_title
 
 page_title("Compare runs")
 runs = list_runs()
@@ -19,12 +18,10 @@ if not runs:
     st.info("No runs yet. Train one on the Trainer page; every run appears here.")
     st.stop()
 rows = [summarize(d, spec, status) for d, spec, status in runs]
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                            "best val accuracy": st.column_config.NumberColumn(format="percent"),
-                            "parameters": st.column_config.NumberColumn(format="localized")})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=RUN_COLUMNS)
 names = [r["run"] for r in rows]
-chosen = st.multiselect("Overlay runs", names, default=names[:4], key="runs_overlay")
+usable = [r["run"] for r in rows if r["state"] == "finished"]  # a diverged or pruned run's loss would flatten the rest
+chosen = st.multiselect("Overlay runs", names, default=(usable or names)[:4], key="runs_overlay")
 left, right = st.columns(2)
 left.plotly_chart(compare_figure({n: read_events(runs[names.index(n)][0]) for n in chosen}), width="stretch",
                   key="runs_curves")
@@ -72,47 +69,4 @@ if pools := {k: v for k, v in pools.items() if len(v) > 1}:
         st.markdown(f"Together: **{together['accuracy']:.2%}** test accuracy; alone: " + ", ".join(
             f"{n} {a:.2%}" for n, a in zip(picked, together["members"])) + ".")
 st.subheader("One run's mistakes")
-run_dir = Path(runs[names.index(st.selectbox("Run", finished, key="runs_detail"))][0])
-model, card = cached_checkpoint(str(run_dir))
-report = cached_report(str(run_dir))
-classes = [str(c) for c in card.dataset.class_names]
-data = cached_dataset(card.dataset.name)
-sample_note(data)
-confusions = most_confused(report["confusion"])
-st.caption("Most common confusions: " + (", ".join(f"{classes[t]} read as {classes[p]} ({n}x)"
-                                                   for t, p, n in confusions) or "none"))
-left, right = st.columns([3, 2])
-event = left.plotly_chart(confusion_figure(report["confusion"], classes), width="stretch", key="runs_confusion",
-                          on_select="rerun", selection_mode="points")
-points = event["selection"]["points"] if event and "selection" in event else []
-default_true, default_pred = (confusions[0][:2] if confusions else (0, 0))
-if points:
-    default_true, default_pred = classes.index(str(points[0]["y"])), classes.index(str(points[0]["x"]))
-true_c = right.selectbox("True class", range(len(classes)), index=int(default_true), format_func=classes.__getitem__,
-                         key=f"runs_true_{default_true}")
-pred_c = right.selectbox("Predicted class", range(len(classes)), index=int(default_pred),
-                         format_func=classes.__getitem__, key=f"runs_pred_{default_pred}")
-probs = report["probs"]
-preds, labels = probs.argmax(1), data.test_y.numpy()
-cell = np.nonzero((labels == true_c) & (preds == pred_c))[0]
-right.markdown(f"**{len(cell)}** test images of **{classes[true_c]}** predicted as **{classes[pred_c]}**:")
-
-
-def gallery(column, indices, per_row: int = 4) -> None:
-    cols = column.columns(per_row)
-    for i, idx in enumerate(indices[: per_row * 3]):
-        image = data.test_x[idx].numpy()
-        top2 = np.argsort(probs[idx])[::-1][:2]  # two lines under a 96-pixel picture
-        cols[i % per_row].image(enlarge(image, 96), caption=f"true {classes[labels[idx]]}; read "
-                                + ", ".join(f"{classes[k]} {probs[idx][k]:.0%}" for k in top2))
-
-
-gallery(right, cell)
-st.subheader("Right and wrong")
-left, right = st.columns(2)
-left.markdown("Most confidently **wrong** answers:")
-wrong = np.nonzero(preds != labels)[0]
-gallery(left, wrong[np.argsort(-probs[wrong].max(1))])
-right.markdown("Least confident **right** answers:")
-right_idx = np.nonzero(preds == labels)[0]
-gallery(right, right_idx[np.argsort(probs[right_idx].max(1))])
+mistakes(Path(runs[names.index(st.selectbox("Run", finished, key="runs_detail"))][0]))

@@ -28,4 +28,10 @@ else
   step "installing CNN Studio and its pinned dependencies (PyTorch CPU, Streamlit, Captum, ...); the first time takes a few minutes"
   pip_install -e .
 fi
+if ! .venv/bin/python -m core web-runtime >/dev/null 2>&1; then  # 15 MB from registry.npmjs.org, hash-checked
+  echo "note: could not fetch ONNX Runtime Web; the Draw page predicts on the server after each stroke" \
+       "(run .venv/bin/python -m core web-runtime later, or --from a tarball: see the README)" >&2
+else
+  step "ONNX Runtime Web $(cat static/ort/VERSION) in static/ort: the Draw page's pad predicts in the browser"
+fi
 step "ready: $(.venv/bin/python -c 'import torch, streamlit; print(f"torch {torch.__version__}, streamlit {streamlit.__version__}")')"

@@ -64,7 +64,13 @@ def open_page_on_run(page: str, runs: Path, monkeypatch, data_dir: Path, *, sele
 # ---- the real browser (see tests/browser.py) ----
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def runs_dir(tmp_path_factory) -> Path:
+    """The runs folder of the browser tests' server (a test may start runs there for the pages to show)."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(runs_dir):
     """One `streamlit run` server for every browser test of the session (its runs in a temporary folder);
     skips when Chromium or Playwright is missing (install them with .ci/run)."""
     from tests.browser import CHROMIUM, start_server, stop_server
@@ -72,7 +78,7 @@ def app_url(tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.skip("chromium is not installed")
     pytest.importorskip("playwright")
-    proc, url = start_server(tmp_path_factory.mktemp("runs"))
+    proc, url = start_server(runs_dir)
     yield url
     stop_server(proc)
 

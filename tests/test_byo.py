@@ -13,7 +13,8 @@ import torch
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-from core.byo import ModelFileError, load_model_file, with_class_names, with_normalisation  # noqa: E402
+from core.byo import ModelFileError, load_model_file  # noqa: E402
+from core.upload_card import with_class_names, with_normalisation  # noqa: E402
 from core.inside.explain import activations, class_target, conv_layer_names, grad_cam, layer_table, saliency  # noqa: E402
 from core.engine.predict import predict_proba  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
@@ -169,7 +170,8 @@ def test_checkpoint_zip_loads_and_ignores_other_paths(tmp_path):
 
 
 @pytest.mark.parametrize("data,match", [(b"", "empty"), (b"hello world", "not a model file"),
-                                        (b"PK\x03\x04broken", "truncated"), (b"\x89HDF\r\n\x1a\n", "")])
+                                        (b"PK\x03\x04broken", "truncated"),
+                                        (b"\x89HDF\r\n\x1a\n", "not a readable Keras model.*truncated")])
 def test_junk_files_get_a_message(data, match):
     with pytest.raises(ModelFileError, match=match):
         load_model_file(data, "thing.bin")

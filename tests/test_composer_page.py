@@ -92,3 +92,24 @@ def test_the_string_reader_reads_a_string(runs, monkeypatch, real_data_module):
     at.text_input(key="strings_text").set_value("123456").run()
     at.slider(key="strings_gap").set_value(10).run()
     assert "do not fit" in " ".join(w.value for w in at.warning)
+
+
+def test_runs_record_the_range_of_familiar_images(runs):
+    from core.engine.checkpoint import read_card
+
+    for name in ("tiny_pair", "tiny_crnn"):
+        section = read_card(runs / name).section("familiarity")
+        assert section["low"] < section["high"] and "held-out training digits" in section["on"]
+
+
+@pytest.mark.parametrize("page,noise_key,model_key,shipped", [
+    ("composer.py", "composer_noise", "composer_model", "mnist_pair_cnn"),
+    ("strings.py", "strings_noise", "strings_model", "mnist_crnn")])
+def test_shipped_models_say_when_an_image_is_unlike_their_training(page, noise_key, model_key, shipped, tmp_path,
+                                                                     monkeypatch, real_data_module):
+    at = open_page_on_run(page, tmp_path, monkeypatch, real_data_module, select_key=model_key, run=shipped)
+    unlike = lambda: [w.value for w in at.warning if "does not look like the images it was trained on" in w.value]
+    assert not at.exception and not unlike()  # the page's own example is a typical composition
+    at.slider(key=noise_key).set_value(0.5).run()
+    assert not at.exception and unlike() and "95 % of freshly composed held-out images" in unlike()[0]
+    assert any(m.label in ("Left digit", "CRNN reads (beam)") for m in at.metric)  # the answer stays visible

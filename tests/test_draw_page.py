@@ -44,7 +44,7 @@ def test_a_photo_model_classifies_a_sample_photo():
     at = open_page()
     label = next(o for o in at.selectbox(key="draw_model").options if o.startswith("cifar10_fast_cifar"))
     at.selectbox(key="draw_model").set_value(label).run()
-    at.radio(key="draw_source").set_value("Sample photo").run()
+    at.radio(key="draw_source_cifar10_fast_cifar").set_value("Sample photo").run()  # one choice per model
     assert not at.exception and at.title[0].value == "Classify a photo (CIFAR-10)"
     assert at.metric[0].value in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                   "truck"}

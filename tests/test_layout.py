@@ -19,7 +19,8 @@ def test_pages_are_thin_and_model_free():
     """Each page reads in one screenful or two (<= 120 lines of <= 120 characters); pages/ holds the pages and a few
     UI helper modules, one concern each and well under 300 lines; no model code in either."""
     helpers = sorted(p.name for p in (ROOT / "pages").glob("_*.py") if p.name != "__init__.py")
-    assert helpers == ["_explain.py", "_inputs.py", "_models.py", "_training.py", "_ui.py"]
+    assert helpers == ["_compare.py", "_explain.py", "_inputs.py", "_models.py", "_training.py", "_ui.py",
+                       "_web.py"]
     for path in (ROOT / "pages").glob("*.py"):
         lines = path.read_text().splitlines()
         assert len(lines) <= (250 if path.name.startswith("_") else 120), path
@@ -114,3 +115,13 @@ def test_no_core_module_or_function_is_too_long():
                  for p in (ROOT / "core").rglob("*.py") for node in ast.walk(ast.parse(p.read_text()))
                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60}
     assert functions == {}
+
+
+def test_requirements_txt_pins_what_pyproject_pins():
+    """Hosting services read requirements.txt; `pip install .` reads pyproject.toml: the same pins in both."""
+    import tomllib
+
+    pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert listed == pinned

@@ -22,7 +22,8 @@ from tests.conftest import ROOT
 
 SHIPPED = sorted(p.name for p in paths.SHIPPED_CHECKPOINTS.iterdir() if (p / CARD).is_file())
 # headline each shipped checkpoint must reach again when re-measured (composed sets: 300 fresh images)
-FLOOR = {"mnist_fast_cnn": 0.995, "mnist_seed004": 0.985, "mnist_seed004_mlp": 0.97, "fashion_fast_cifar": 0.935,
+# (fashion_fast_cifar: 93.43 %, trained with 5 % of the training images held out to fit its temperature)
+FLOOR = {"mnist_fast_cnn": 0.995, "mnist_seed004": 0.985, "mnist_seed004_mlp": 0.97, "fashion_fast_cifar": 0.93,
          "cifar10_fast_cifar": 0.895, "mnist_pair_cnn": 0.96, "mnist_crnn": 0.93, "scenes_captioner": 0.85, "efficientnet_lite0_imagenet": 0.75}
 
 

@@ -162,7 +162,7 @@ def test_inside_page_explains_a_sample_photo_with_the_imagenet_model():
 
 def test_draw_page_classifies_a_sample_photo_with_the_imagenet_model():
     at = page_on_imagenet("draw.py", "draw_model")
-    assert at.radio(key="draw_source").value == "Sample photo"
+    assert at.radio(key="draw_source_efficientnet_lite0_imagenet").value == "Sample photo"
     at.selectbox(key="draw_photo").set_value("coffee").run()
     assert at.metric[0].value == "espresso"
 

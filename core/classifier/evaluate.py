@@ -6,10 +6,14 @@ the way it was trained; `--ensemble` averages several classifiers' probabilities
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
+from core.classifier.calibration import calibration_metrics
 from core.data import Dataset, load_dataset
+from core.engine.checkpoint import update_card
 from core.engine.predict import predict_logits
 from core.errors import SettingsError
 
@@ -38,10 +42,19 @@ def report_metrics(report: dict) -> dict:
 def evaluate_checkpoint(model: nn.Module, card, data_dir: str | None, tta: bool = False) -> tuple[dict, bool]:
     """(metrics, measured) of a classifier checkpoint on its data set's test split; a pretrained model whose data
     set is not on this machine (ImageNet) keeps the figures its card reports (measured False)."""
+    from core.classifier.calibration import brier, ece, nll
+
     if not card.dataset.has_test_set:
         return dict(card.metrics), False
     data = load_dataset(card.dataset.name, data_dir)
-    metrics = report_metrics(evaluate_classifier(model, data, card.dataset.mean, card.dataset.std, tta=tta))
+    report = evaluate_classifier(model, data, card.dataset.mean, card.dataset.std, tta=tta)
+    logits, labels = report["logits"], data.test_y
+    metrics = {**report_metrics(report), "ece": round(ece(logits, labels), 5), "nll": round(nll(logits, labels), 5),
+               "brier": round(brier(logits, labels), 5)}
+    t = (card.section("calibration") or {}).get("temperature")
+    if t is not None:  # fitted on the run's validation split when it trained (or by `python -m core calibrate`)
+        metrics.update(temperature=t, ece_calibrated=round(ece(logits, labels, t), 5),
+                       nll_calibrated=round(nll(logits, labels, t), 5))
     return {**metrics, **({"tta": True} if tta else {})}, True
 
 
@@ -52,7 +65,7 @@ def evaluate_classifier(model: nn.Module, data: Dataset, mean=None, std=None, tt
         raise SettingsError(f"test-time flips change the labels of {data.name}: evaluate it without --tta.")
     logits = predict_logits(model, data.test_x, mean or data.mean, std or data.std, tta=tta)
     report = classification_report(logits, data.test_y, data.class_names)
-    report["probs"] = torch.softmax(logits, dim=1)
+    report["probs"], report["logits"] = torch.softmax(logits, dim=1), logits
     return report
 
 
@@ -92,3 +105,32 @@ def ensemble_checkpoints(members: list[tuple[nn.Module, object]], data_dir: str 
     report = ensemble_report(members, load_dataset(members[0][1].dataset.name, data_dir), tta)
     return {**report_metrics(report), "members_test_accuracy": [round(a, 5) for a in report["members"]],
             **({"tta": True} if tta else {})}
+
+
+def calibrate_classifier(cls, folder, model, card, data_dir) -> dict:
+    """Rebuild the run's splits from its card's settings; fit the temperature on the validation split (when the
+    run held one out) and the OOD threshold on the test split; write both to the card."""
+    from core.engine.flags import recipe_from_command
+
+    settings = card.training.get("settings")
+    try:  # the settings it recorded, or (older cards) the command that trained it
+        recipe = (cls.from_dict(dict(settings, data_dir=data_dir)) if isinstance(settings, dict)
+                  else dataclasses.replace(recipe_from_command(cls, card.command), data_dir=data_dir or ""))
+    except (ValueError, TypeError, SystemExit):
+        recipe = None
+    if not isinstance(recipe, cls):
+        raise SettingsError(f"{folder}: not a classifier trained by CNN Studio (its card records neither the "
+                            "settings nor the command that would rebuild its validation split).")
+    split = recipe._split(load_dataset(recipe.dataset, data_dir))
+    ds = card.dataset
+    logits = {name: predict_logits(model, x, ds.mean, ds.std) for name, (x, _) in split.items() if name != "train"}
+    held = "validation" in split and recipe.folds <= 1
+    metrics, section = calibration_metrics((logits["validation"], split["validation"][1]) if held else None,
+                                           (logits["test"], split["test"][1]))
+    update_card(folder, metrics={**card.metrics, **metrics},
+                calibration={**section, "command": f"python -m core calibrate {folder}"})
+    measured = {"test ECE": metrics["ece"], "OOD threshold": section["ood"]["threshold"]}
+    if not held:
+        return {**measured, "temperature": "none (its run held out no validation split and the test set is "
+                "never used to fit one: train it again with --val-split 0.05)"}
+    return {**measured, "temperature": metrics["temperature"], "test ECE calibrated": metrics["ece_calibrated"]}

@@ -21,6 +21,7 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
+from core.classifier.calibration import calibration_metrics
 from core.classifier.evaluate import classification_report, evaluate_checkpoint, report_metrics
 from core.classifier.fast import RECIPES
 from core.classifier.transfer import FeatureTask, feature_sets, per_class_subset, suffix_logits
@@ -49,6 +50,7 @@ class ClassifierRecipe(Recipe):
                               ("pages/inside.py", "inside_model", "Look inside it"))
     headlines: ClassVar[list] = [(("test_accuracy",), "test accuracy", True),
                                  (("imagenet_top1_reported",), "ImageNet top-1 (reported)", True)]
+    sections: ClassVar[dict] = {"calibration": dict}  # temperature, reliability diagram, OOD threshold
     sweep_metric: ClassVar[str] = "accuracy"
     limits: ClassVar[dict] = {"folds": (0, 100), "fold": (-1, 100), "per_class": (0, 1_000_000), "processes": (1, 64),
                               "val_split": SHARE, "label_smoothing": SHARE, "test_curve": SHARE,
@@ -134,7 +136,7 @@ class ClassifierRecipe(Recipe):
         if self.test_curve:  # the validation events then carry test accuracy: a curve against training time
             val = TensorLoader(*split["test"], batch_size=1000, shuffle=False)
             config.eval_every_steps = max(1, int(len(loader) * self.test_curve))
-        return Prepared(model, task, loader, val, config, card, self._evaluation(data, split["test"], features))
+        return Prepared(model, task, loader, val, config, card, self._evaluation(data, split, sets, features, card))
 
     def _split(self, data) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """{"train", "test", and "validation" when held out: (images, labels)} after the subset, fold and split."""
@@ -162,19 +164,32 @@ class ClassifierRecipe(Recipe):
                                 emit=_stoppable(emit, control))
         return FeatureTask(), {name: (features[name], y) for name, (_, y) in split.items()}
 
+    @classmethod
+    def calibrate_checkpoint(cls, folder, model, card, data_dir) -> dict:
+        from core.classifier.evaluate import calibrate_classifier
+
+        return calibrate_classifier(cls, folder, model, card, data_dir)
+
     @staticmethod
-    def _evaluation(data, test: tuple, features: tuple | None) -> Callable:
+    def _evaluation(data, split: dict, sets: dict, features: tuple | None, card: ModelCard) -> Callable:
         """Test metrics of the trained model (a held-out fold in k-fold; a pretrained backbone's cached test
-        `features`); with flips too where labels allow."""
-        test_x, test_y = test
+        `features`), with flips too where labels allow; its calibration (the temperature fitted on the validation
+        split, when the run held one out) and its out-of-distribution threshold, into the card."""
+        test_x, test_y = split["test"]
+
+        def logits_of(m, name: str) -> torch.Tensor:
+            inputs = sets[name][0]
+            return suffix_logits(m, inputs) if features else predict_logits(m, inputs[0], data.mean, data.std)
 
         def evaluate(m) -> dict:
-            logits = suffix_logits(m, features) if features else predict_logits(m, test_x, data.mean, data.std)
+            logits = logits_of(m, "test")
             metrics = report_metrics(classification_report(logits, test_y, data.class_names))
             if data.hflip and not features:
                 flipped = predict_logits(m, test_x, data.mean, data.std, tta=True)
                 metrics["test_accuracy_tta"] = round(float((flipped.argmax(1) == test_y).float().mean()), 5)
-            return metrics
+            val = (logits_of(m, "validation"), split["validation"][1]) if "validation" in split else None
+            calibrated, card.sections["calibration"] = calibration_metrics(val, (logits, test_y))
+            return {**metrics, **calibrated}
         return evaluate
 
     def execute(self, emit, control, out=None, *, resume: bool = False, command: str | None = None) -> Outcome:

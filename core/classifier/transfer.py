@@ -26,6 +26,7 @@ from torch import nn
 
 from core import paths
 from core.engine import PrepareEvent
+from core.engine.device import cpu_has_fast_bf16
 from core.models import build_model, evaluating
 from core.models.pretrained import LITE_MEAN, LITE_STD
 from core.engine.tasks import normalize
@@ -74,8 +75,7 @@ def _fingerprint(images: torch.Tensor, mean, std, model: nn.Module) -> str:
 
 def fast_inference() -> torch.autocast:
     """bfloat16 autocast on CPUs with native bf16 (2-3x faster feature extraction, same probe accuracy)."""
-    supported = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=supported)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_fast_bf16())
 
 
 def cached_prefix(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size: int = 64,

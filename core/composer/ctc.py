@@ -47,6 +47,18 @@ def to_digits(labels) -> tuple[int, ...]:
     return tuple(int(c) - 1 for c in labels)
 
 
+def reading_log_prob(log_probs, labels) -> float:
+    """log P(labels | image), summed over every alignment that collapses to `labels` (the CTC forward algorithm,
+    through torch's ctc_loss): the exact probability of a reading, whatever a beam search kept of it."""
+    lp = torch.as_tensor(_as_log_probs(log_probs), dtype=torch.float64)
+    if not labels:
+        return float(lp[:, BLANK].sum())
+    targets = torch.tensor([list(labels)], dtype=torch.long)
+    loss = torch.nn.functional.ctc_loss(lp[:, None], targets, torch.tensor([lp.shape[0]]),
+                                        torch.tensor([len(labels)]), blank=BLANK, reduction="sum", zero_infinity=False)
+    return -float(loss)
+
+
 def _logadd(a: float, b: float) -> float:
     if a == NEG_INF:
         return b

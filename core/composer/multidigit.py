@@ -142,6 +142,27 @@ def string_log_probs(model, card: dict, image: np.ndarray) -> np.ndarray:
     return model_outputs(model, card, torch.from_numpy(np.asarray(image))[None, None]).log_softmax(2)[0].numpy()
 
 
+def familiarity(model, card: dict, images: torch.Tensor) -> torch.Tensor:
+    """How much each composed image (N, 1, 28, W) looks like the model's training images: the energy score
+    (log sum exp of the logits) of its least sure digit head (pair CNN), or its columns' mean (CRNN). (N,)"""
+    out = model_outputs(model, card, images)
+    if card.task == "multi_digit":
+        logits, _ = split_pair_output(out)
+        return torch.logsumexp(logits, dim=2).min(1).values
+    return torch.logsumexp(out, dim=2).mean(1)
+
+
+def familiarity_range(model, card: dict, digits, labels, n: int = 2000, seed: int = TEST_SEED + 7) -> tuple:
+    """(low, high): the familiarity range that holds 95 % of images freshly composed (the card's generator) from
+    `digits`, 2.5 % cut off each side. Two-sided, because pixel noise makes the pair CNN *more* sure of itself,
+    not less: an image it was not trained on can score above every training image."""
+    generator = card.section("generator")
+    composed = (compose_pairs(digits, labels, n, seed=seed, **generator).images if card.task == "multi_digit"
+                else compose_strings(digits, labels, n, seed=seed, **generator).images)
+    scores = familiarity(model, card, composed)
+    return float(torch.quantile(scores, 0.025)), float(torch.quantile(scores, 0.975))
+
+
 def pick_tiles(text: str, images, labels, seed: int = 0) -> list[np.ndarray]:
     """One random test image of each digit in `text` (seeded): a handwriting for a typed string."""
     rng = np.random.default_rng(seed)

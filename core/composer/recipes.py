@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from core.composer.multidigit import TRAIN_DIGITS, pair_maker, string_maker, test_metrics
+from core.composer.multidigit import TRAIN_DIGITS, familiarity_range, pair_maker, string_maker, test_metrics
 from core.composer.tasks import CTCTask, PairTask
 from core.data import load_dataset
 from core.engine import ComposedLoader, Event, RunControl, TensorLoader, TrainConfig
@@ -43,14 +43,26 @@ def _prepare(recipe, task_name: str, model_name: str, generator: dict, task, mak
     card = ModelCard(task=task_name, model=spec_of(model), dataset=DatasetInfo(**{**ds.describe(), "name": "mnist"}),
                      sections={"generator": generator}, params=count_parameters(model))
     card.training = {"n_train": recipe.n_train, **({"lambda": recipe.x_weight} if hasattr(recipe, "x_weight") else {})}
-    return Prepared(model, task(ds), train, TensorLoader(*val, batch_size=500, shuffle=False), config, card,
-                    lambda m: test_metrics(m, card, ds, recipe.eval_n))
+
+    def evaluate(m) -> dict:
+        card.sections["familiarity"] = familiarity_section(m, card, ds)
+        return test_metrics(m, card, ds, recipe.eval_n)
+    return Prepared(model, task(ds), train, TensorLoader(*val, batch_size=500, shuffle=False), config, card, evaluate)
+
+
+def familiarity_section(model, card: ModelCard, ds) -> dict:
+    """The card's "does not look like what it was trained on" range: the familiarity of 95 % of the images composed
+    from held-out training digits (never the test digits)."""
+    digits, labels = ds.train_x[TRAIN_DIGITS:], ds.train_y[TRAIN_DIGITS:]
+    low, high = familiarity_range(model, card, digits, labels)
+    return {"score": "energy", "tpr": 0.95, "low": round(low, 4), "high": round(high, 4),
+            "on": f"2,000 images composed from the {len(labels):,} held-out training digits"}
 
 
 class _Composed(Recipe):
     """What the two composer kinds share: MNIST digits composed afresh every epoch, AdamW with one-cycle steps,
     validation accuracy chooses the kept epoch; cards carry the generator that composes their test images."""
-    sections: ClassVar[dict] = {"generator": dict}
+    sections: ClassVar[dict] = {"generator": dict, "familiarity": dict}
     limits: ClassVar[dict] = {**TrainConfig.limits, "n_train": (1, 10_000_000), "eval_n": (1, 1_000_000),
                               "width": (28, 4096), "max_overlap": (0, 28), "max_len": (1, 64), "noise": (0, 10),
                               "hidden": (0, 4096), "x_weight": (0, 1e6), "channels": WIDTHS, "gap": Signed(1000)}
@@ -81,6 +93,12 @@ class _Composed(Recipe):
         return test_metrics(model, card, load_dataset("mnist", data_dir), n or 10_000), True
 
     @classmethod
+    def calibrate_checkpoint(cls, folder, model, card, data_dir) -> dict:
+        section = familiarity_section(model, card, load_dataset("mnist", data_dir))
+        update_card(folder, familiarity={**section, "command": f"python -m core calibrate {folder}"})
+        return {"familiarity low": section["low"], "familiarity high": section["high"]}
+
+    @classmethod
     def check_card(cls, card: ModelCard, where: str) -> None:
         generator = card.section("generator")
         if not isinstance(generator, dict):
@@ -101,7 +119,7 @@ class PairRecipe(_Composed):
     pages: ClassVar[str] = "Multi-MNIST composer"
     opens: ClassVar[tuple] = (("pages/composer.py", "composer_model", "Try it in the composer"),)
     headlines: ClassVar[list] = [(("test_both_digits_accuracy",), "both digits right", True)]
-    sections: ClassVar[dict] = {"generator": dict, "lambda_sweep": dict}  # + what lambda does (sweep-lambda)
+    sections: ClassVar[dict] = {"generator": dict, "familiarity": dict, "lambda_sweep": dict}  # + what lambda does (sweep-lambda)
     live: ClassVar[tuple] = ("accuracy", "both digits right", True)
     flags: ClassVar[dict] = {"x_weight": "--lambda"}
     legacy: ClassVar[dict] = {"python -m core.multidigit train-pair ": "python -m core train-pair ",

@@ -71,19 +71,19 @@ def preprocess_digit(image: np.ndarray, *, size: int = 28, box: int = 20, centre
     w, h = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
     scaled = np.clip(_resize(crop, w, h), 0, 1)
     steps.append((f"scaled into a {box}x{box} box ({w}x{h})", _u8(scaled)))
-    canvas = np.zeros((size, size), np.float32)
-    top, left = (size - h) // 2, (size - w) // 2
-    canvas[top:top + h, left:left + w] = scaled
-    total = canvas.sum()
-    cy = (canvas.sum(axis=1) * np.arange(size)).sum() / total
-    cx = (canvas.sum(axis=0) * np.arange(size)).sum() / total
+    canvas = np.zeros((size, size), np.int64)  # the centre of mass of the bytes the model will see: whole numbers,
+    top, left = (size - h) // 2, (size - w) // 2  # so the browser's copy (live.mjs) finds the same one, ties too
+    canvas[top:top + h, left:left + w] = _u8(scaled)
+    total = max(int(canvas.sum()), 1)
+    cy = int((canvas.sum(axis=1) * np.arange(size)).sum()) / total
+    cx = int((canvas.sum(axis=0) * np.arange(size)).sum()) / total
     dy, dx = int(round((size - 1) / 2 - cy)), int(round((size - 1) / 2 - cx))
     dy = int(np.clip(dy, -top, size - top - h))  # never push ink off the canvas
     dx = int(np.clip(dx, -left, size - left - w))
-    centred = np.zeros_like(canvas)
-    centred[top + dy:top + dy + h, left + dx:left + dx + w] = scaled
-    steps.append((f"centred by centre of mass in {size}x{size}", _u8(centred)))
-    return Preprocessed(image=_u8(centred), steps=steps)
+    centred = np.zeros((size, size), np.uint8)
+    centred[top + dy:top + dy + h, left + dx:left + dx + w] = _u8(scaled)
+    steps.append((f"centred by centre of mass in {size}x{size}", centred))
+    return Preprocessed(image=centred, steps=steps)
 
 
 MIN_SIDE, MAX_ASPECT = 8, 20  # a photo narrower than this, or this many times longer than wide, shows nothing
@@ -132,40 +132,80 @@ def has_dark_background(card: dict) -> bool:
 
 
 def render_strokes(strokes: list[list[tuple[float, float]]], *, size: int, width: int | list[int]) -> np.ndarray:
-    """Draw polylines (canvas pixel coordinates) white on black, with round ends: the drawing pad's strokes, as
-    the model gets them. `width`: one pen width for every stroke, or one per stroke."""
-    img = Image.new("L", (size, size), 0)
-    pen = ImageDraw.Draw(img)
+    """Draw polylines (canvas pixel coordinates) white on black with round ends and joints: the drawing pad's
+    strokes, as the model gets them. `width`: one pen width for every stroke, or one per stroke.
+
+    A pixel's ink is its centre's distance d to the nearest segment, as max(0, min(1, w/2 + 0.5 - d)): a one-pixel
+    anti-aliased edge. The browser draws with the same rule (static/cnn_studio/live.mjs), so what it predicts
+    while the pen moves is computed on the same pixels as the server's answer after it lifts."""
+    ink = np.zeros((size, size), np.float64)
     widths = width if isinstance(width, list) else [width] * len(strokes or [])
+    budget = MAX_WORK
     for stroke, w in zip(strokes or [], widths):
-        if len(stroke) > 1:
-            pen.line(stroke, fill=255, width=w, joint="curve")
-        for x, y in (stroke[0], stroke[-1]):
-            pen.ellipse((x - w / 2, y - w / 2, x + w / 2, y + w / 2), fill=255)
-    return np.asarray(img)
+        points = np.asarray(list(stroke) if len(stroke) > 1 else list(stroke) * 2, np.float64).reshape(-1, 2)
+        for start in range(0, len(points) - 1, CHUNK):  # consecutive segments together: one small box each
+            budget -= _segments(ink, points[start:start + CHUNK + 1], w / 2)
+            if budget < 0:  # only a message no pad sends gets here: the rest is left out, not waited for
+                return np.rint(ink * 255.0).astype(np.uint8)
+    return np.rint(ink * 255.0).astype(np.uint8)
 
 
-MAX_STROKES, MAX_POINTS = 1000, 5000  # more than any drawing needs; a bigger message is cut, not refused
+CHUNK, MAX_WORK = 16, 40_000_000  # segments inked at once; pixel-segment distances one drawing may cost (~1 s)
+
+
+def _segments(ink: np.ndarray, points: np.ndarray, r: float) -> int:
+    """Ink the polyline `points` (n, 2) of radius r (see render_strokes) into `ink` in place, over its bounding
+    box only; returns the work done (pixels x segments)."""
+    size, reach = ink.shape[0], r + 0.5
+    left, top = (max(int(math.floor(v - reach)), 0) for v in points.min(0))
+    right, bottom = (min(int(math.ceil(v + reach)), size - 1) for v in points.max(0))
+    if left > right or top > bottom:
+        return 0
+    px = np.arange(left, right + 1, dtype=np.float64)[None, None, :] + 0.5
+    py = np.arange(top, bottom + 1, dtype=np.float64)[None, :, None] + 0.5
+    a, b = points[:-1, :, None, None], points[1:, :, None, None]  # (segments, 2, 1, 1)
+    d = b - a
+    length2 = d[:, 0] ** 2 + d[:, 1] ** 2
+    t = np.clip(((px - a[:, 0]) * d[:, 0] + (py - a[:, 1]) * d[:, 1]) / np.where(length2 > 0, length2, 1.0), 0, 1)
+    distance = np.sqrt((px - a[:, 0] - t * d[:, 0]) ** 2 + (py - a[:, 1] - t * d[:, 1]) ** 2).min(0)
+    box = ink[top:bottom + 1, left:right + 1]
+    np.maximum(box, np.clip(reach - distance, 0.0, 1.0), out=box)
+    return distance.size * len(a)
+
+
+MAX_STROKES, MAX_POINTS = 1000, 20_000  # more than any drawing needs (points of all strokes together); a bigger
+# message is cut, not refused
 
 
 def pad_strokes(value, *, size: int) -> tuple[list[list[tuple[float, float]]], list[int]]:
     """(polylines, pen widths) from what a drawing pad sent, `[{"w": width, "p": [[x, y], ...]}, ...]`. It comes
     from a browser: malformed strokes are left out, points clipped to the canvas, widths to 1..size."""
-    strokes, widths = [], []
+    strokes, widths, budget = [], [], MAX_POINTS
     for stroke in value[:MAX_STROKES] if isinstance(value, list) else []:
+        if budget <= 0:
+            break
         try:
             points = [(min(max(float(x), 0.0), size), min(max(float(y), 0.0), size))
-                      for x, y in stroke["p"][:MAX_POINTS]]
+                      for x, y in stroke["p"][:budget]]
             width = int(min(max(float(stroke["w"]), 1.0), size))
         except (TypeError, ValueError, KeyError, OverflowError):
             continue
         if points and all(math.isfinite(c) for point in points for c in point):
             strokes.append(points)
             widths.append(width)
+            budget -= len(points)
     return strokes, widths
 
 
 SAMPLE_PHOTOS = {"cat (Chelsea)": "chelsea", "coffee": "coffee", "astronaut": "astronaut", "rocket": "rocket"}
+SUBJECTS = {"cat (Chelsea)": ("cat", "tabby"), "coffee": ("coffee", "cup", "espresso", "mug"),
+            "astronaut": ("astronaut", "person", "man"), "rocket": ("rocket", "missile", "shuttle")}  # words in classes
+
+
+def shows_a_class(photo: str, class_names: list[str]) -> bool:
+    """Whether sample photo `photo` shows one of the model's classes (by the words of its subject)."""
+    words = SUBJECTS.get(photo, ())
+    return any(w in str(name).lower().replace(",", " ").split() for name in class_names for w in words)
 
 
 def sample_photo(name: str) -> np.ndarray:

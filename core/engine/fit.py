@@ -24,9 +24,9 @@ from torch import nn
 from core.engine import distributed
 from core.engine.averaging import WeightAverage
 from core.engine.config import TrainConfig
-from core.engine.device import (GROWTH_ADVICE, NAN_ADVICE, DivergenceWatch, mixed_precision, seed_everything,
-                                select_device, to_device)
-from core.engine.events import EndEvent, EpochEvent, EvalEvent, Event, RunControl, StepEvent, Task
+from core.engine.device import (BF16_FALLBACK, GROWTH_ADVICE, NAN_ADVICE, DivergenceWatch, mixed_precision,
+                                seed_everything, select_device, to_device)
+from core.engine.events import EndEvent, EpochEvent, EvalEvent, Event, RunControl, StepEvent, Task, WarningEvent
 from core.engine.optim import Schedule, current_lr, make_optimizer, param_groups
 from core.engine.resume import TrainState, capture, restore
 from core.models.registry import evaluating
@@ -68,6 +68,8 @@ class _Loop:
         if cfg.channels_last and self.device.type in ("cpu", "cuda"):
             model.to(memory_format=torch.channels_last)
         self.amp = mixed_precision(self.device, cfg.precision)
+        if cfg.precision == "bf16" and self.amp is None:
+            emit(WarningEvent(BF16_FALLBACK))
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         self.net = model  # what trains: the model, or its DistributedDataParallel wrapper under torchrun
         if distributed.active():

@@ -192,3 +192,18 @@ def add_train_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     parser.add_argument("--out", required=True, help="checkpoint folder to write (a complete one after every epoch)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --out from its last finished epoch (same flags)")
+
+
+def recipe_from_command(cls: type, command: str):
+    """The `cls` recipe a recorded `python -m core VERB ...` command of its own verb describes, read by today's
+    flags without running anything; ValueError when it is another verb's or does not parse."""
+    words = shlex.split(command or "")
+    if words[:3] != ["python", "-m", "core"] or words[3:4] != [cls.verb]:
+        raise ValueError(f"not a `python -m core {cls.verb}` command: {str(command)[:80]!r}")
+    parser = argparse.ArgumentParser(prog=f"python -m core {cls.verb}")
+    add_train_flags(parser, cls)
+
+    def refuse(message=None, *_):
+        raise ValueError(message or "bad arguments")
+    parser.error, parser.exit = refuse, (lambda status=0, message=None: refuse(message))
+    return recipe_from_args(cls, parser.parse_args(words[4:]))

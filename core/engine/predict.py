@@ -29,7 +29,7 @@ def to_batch(image: np.ndarray, card: dict) -> torch.Tensor:
     if arr.shape != (channels, size, size):
         raise ValueError(f"the model expects a {channels}x{size}x{size} image, got {tuple(arr.shape)}")
     ds = card.dataset
-    return normalize(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.uint8))[None], ds.mean, ds.std)
+    return normalize(torch.from_numpy(np.array(arr, dtype=np.uint8))[None], ds.mean, ds.std)  # a copy: inputs may be read-only
 
 
 def predict_proba(model: nn.Module, card: dict, image: np.ndarray) -> np.ndarray:
@@ -39,9 +39,18 @@ def predict_proba(model: nn.Module, card: dict, image: np.ndarray) -> np.ndarray
     return torch.softmax(logits.float(), dim=1)[0].numpy()
 
 
+DIGIT_SETS = ("mnist", "emnist", "kmnist", "digits")  # handwritten digits: a drawing on the pad is their kind of input
+
+
 def is_digit_model(card: dict) -> bool:
-    """Whether the model reads 28x28 grey digits, so a drawing on the canvas is a valid input."""
-    return input_spec(card) == (1, 28) and card.dataset.name in ("mnist", "emnist", "kmnist")
+    """Whether the model reads grey handwritten digits (of any resolution, or a class subset), so a drawing on the
+    pad, preprocessed MNIST-style to its input size, is a valid input."""
+    return input_spec(card)[0] == 1 and card.dataset.name.split("@")[0] in DIGIT_SETS
+
+
+def digit_box(size: int) -> int:
+    """The box a digit is scaled into on a size x size input: MNIST's 20 of 28, in proportion (6 of 8)."""
+    return max(4, round(size * 20 / 28))
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 1000,

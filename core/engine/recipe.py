@@ -120,6 +120,14 @@ class Recipe:
         raise NotImplementedError
 
     @classmethod
+    def calibrate_checkpoint(cls, folder: str, model: nn.Module, card: ModelCard, data_dir: str | None) -> dict:
+        """Fit what makes this kind's confidence mean something on held-out training data (never the test set),
+        write it to the card, and return {what was measured: value} for the command line to print."""
+        from core.errors import SettingsError
+
+        raise SettingsError(f"{folder}: a {card.task} model has no confidence to calibrate.")
+
+    @classmethod
     def check_card(cls, card: ModelCard, where: str) -> None:
         """Rules a card of this kind must meet beyond the common ones; CheckpointError naming the field."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ from torch import nn
 
 from core.models import evaluating
 
+warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")  # its notes on hooks fill a server log
 Target = Callable[[torch.Tensor], torch.Tensor]
 NEEDS_CONV = {"Grad-CAM", "HiResCAM", "Guided Grad-CAM"}
 METHODS = ["Grad-CAM", "HiResCAM", "Guided Grad-CAM", "Saliency", "SmoothGrad", "Integrated Gradients", "Occlusion"]
@@ -168,19 +170,37 @@ _METHODS = {"Grad-CAM": layer_cam, "HiResCAM": hires_cam, "Guided Grad-CAM": _gu
 def compare(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None,
             methods: list[str] | None = None, layer_text: str | None = None) -> list[dict]:
     """Every method on the same input: [{"method", "label" (e.g. "Grad-CAM at conv 3 of 3", the layer named by
-    `layer_text` if given), "map" (H, W) numpy in [0, 1], "ms", "what"}]; methods that need a conv layer get map
-    None when the model has none."""
+    `layer_text` if given), "map" (H, W) numpy in [0, 1], "ms", "what", "empty": whether the map is all zeros}];
+    methods that need a conv layer get map None when the model has none. The costs are comparable: Captum is
+    imported and the model run forward and backward once before any method is timed."""
+    import captum.attr  # noqa: F401  (its import would otherwise be counted in the first method's time)
+
+    with evaluating(model):
+        probe = x[:1].detach().clone().requires_grad_(True)
+        target(model(probe)).sum().backward()
     rows = []
     for method in methods or METHODS:
         label = f"{method} at {layer_text or layer}" if method in NEEDS_CONV else method
         if method in NEEDS_CONV and layer is None:
-            rows.append({"method": method, "label": label, "map": None, "ms": 0.0, "what": "needs a conv layer"})
+            rows.append({"method": method, "label": label, "map": None, "ms": 0.0, "what": "needs a conv layer",
+                         "empty": False})
             continue
         started = time.perf_counter()
         heat = attribute(method, model, x[:1], target, layer)[0].numpy()
         rows.append({"method": method, "label": label, "map": heat, "ms": (time.perf_counter() - started) * 1000,
-                     "what": WHAT[method]})
+                     "what": WHAT[method], "empty": bool(heat.max() <= 0)})
     return rows
+
+
+def empty_note(method: str, class_name: str, layer_text: str | None) -> str:
+    """Why a map is all zeros, in words a reader can check against the method's definition."""
+    if method in ("Grad-CAM", "Guided Grad-CAM", "HiResCAM"):
+        return (f"{method} is empty for {class_name} at {layer_text}: at every position the channels' activations, "
+                f"weighted by how much each raises {class_name}'s score, sum to zero or less, and the method keeps "
+                "only the positive part. Nothing at this layer is evidence for this class; saliency or Integrated "
+                "Gradients show what lowers or raises it.")
+    return (f"{method} is empty for {class_name}: the score does not change with any pixel here (a saturated or "
+            "constant output).")
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

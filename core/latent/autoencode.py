@@ -5,13 +5,17 @@ Training lives in `core.latent.recipe`; nothing here trains.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from core import paths
 
 
 # --- metrics ----------------------------------------------------------------------------------------------
@@ -150,7 +154,10 @@ class LatentMap:
         return np.argsort(d)[:k]
 
 
-def latent_map(model: nn.Module, x_uint8: torch.Tensor, labels: torch.Tensor, n: int = 2000, seed: int = 0,
+MAP_SIZE = 2000  # test images on the Latent space page's map
+
+
+def latent_map(model: nn.Module, x_uint8: torch.Tensor, labels: torch.Tensor, n: int = MAP_SIZE, seed: int = 0,
                directions: int = 8) -> LatentMap:
     """Encode n images drawn evenly at random (seeded) and fit the PCA of their codes."""
     rng = np.random.default_rng(seed)
@@ -164,10 +171,39 @@ def latent_map(model: nn.Module, x_uint8: torch.Tensor, labels: torch.Tensor, n:
                      ((z - mean) @ vt[:2].T).astype(np.float32), x_uint8[idx][:, 0].numpy().copy())
 
 
-def tsne_layout(z: np.ndarray, seed: int = 0) -> np.ndarray:
+LAYOUTS = paths.SHIPPED_CHECKPOINTS / "layouts"  # the shipped autoencoders' t-SNE maps, made by `python -m core layouts`
+
+
+def layout_key(weights: Path, images: np.ndarray, seed: int = 0) -> str:
+    """What a t-SNE layout of a map depends on: the checkpoint's weights file and the map's images (bytes that are
+    the same on every machine, unlike the codes' last bits), the seed and the method's version."""
+    digest = hashlib.sha1(Path(weights).read_bytes())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(f"{images.shape}|{seed}|tsne-v2".encode())
+    return digest.hexdigest()[:24]
+
+
+def tsne_layout(z: np.ndarray, key: str | None = None, seed: int = 0) -> np.ndarray:
+    """A 2-d t-SNE layout of the codes (perplexity 30, 500 iterations on their first 30 principal components), read
+    from the shipped layouts or the user cache when `key` names one, else computed (tens of seconds for 2,000
+    codes on two cores) and stored in the user cache, so each map is computed once per machine."""
+    stored = [folder / f"{key}.npy" for folder in (LAYOUTS, paths.cache_dir("layouts"))] if key else []
+    for path in stored:
+        try:
+            layout = np.load(path, allow_pickle=False)
+            if layout.shape == (len(z), 2):
+                return layout
+        except (OSError, ValueError):
+            continue
+    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    return TSNE(2, init="pca", perplexity=30, random_state=seed).fit_transform(z).astype(np.float32)
+    reduced = PCA(min(30, *z.shape), random_state=seed).fit_transform(z) if z.shape[1] > 30 else z
+    layout = TSNE(2, init="pca", perplexity=min(30, len(z) - 1), max_iter=500, random_state=seed,
+                  n_jobs=2).fit_transform(reduced).astype(np.float32)
+    if stored:
+        paths.replace_atomically(stored[-1], lambda tmp: np.save(tmp, layout))
+    return layout
 
 
 def strip(images: list[np.ndarray] | np.ndarray, pad: int = 2) -> np.ndarray:

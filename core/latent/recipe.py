@@ -152,6 +152,28 @@ def run_probe(folders: list[str], data_dir: str | None = None, log=print) -> lis
     return rows
 
 
+def _layouts_arguments(parser) -> None:
+    parser.add_argument("folders", nargs="+", help="autoencoder checkpoints (the shipped ones: checkpoints/fashion_*)")
+    parser.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")
+
+
+@register_verb("layouts", "store the t-SNE layouts of autoencoders' latent maps (with and without the data set) "
+               "in checkpoints/layouts, so the Latent space page shows them at once", _layouts_arguments)
+def layouts_verb(args) -> None:
+    from core.data.samples import load_sample
+    from core.engine.checkpoint import WEIGHTS
+    from core.latent.autoencode import LAYOUTS, latent_map, layout_key, tsne_layout
+
+    LAYOUTS.mkdir(parents=True, exist_ok=True)
+    for folder in args.folders:
+        model, card = load_checkpoint(folder)
+        for data in (load_dataset(card.dataset.name, args.data_dir), load_sample(card.dataset.name)):
+            found = latent_map(model, data.test_x, data.test_y)  # the map the page draws
+            key = layout_key(Path(folder) / WEIGHTS, found.images)
+            np.save(LAYOUTS / f"{key}.npy", tsne_layout(found.z))
+            print(f"{folder} ({'sample' if data.sample else 'whole test set'}): {LAYOUTS / key}.npy")
+
+
 def _probe_arguments(parser) -> None:
     parser.add_argument("folders", nargs="+", help="autoencoder checkpoints of one data set")
     parser.add_argument("--data-dir", help="data directory (default: $CNN_STUDIO_DATA or the cache)")

@@ -162,8 +162,11 @@ def _input(graph, constants: dict) -> tuple[str, int, int]:
     return inputs[0].name, dims[1], dims[2]
 
 
-def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str]]:
-    """ONNX bytes -> (PyTorch `OnnxGraph` in eval mode, input channels, input side, outputs, layer names)."""
+def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str], dict | None]:
+    """ONNX bytes -> (PyTorch `OnnxGraph` in eval mode, input channels, input side, outputs, layer names, the
+    file's CNN Studio metadata or None: see `core.models.onnx_export`)."""
+    from core.models.onnx_export import metadata_of
+
     proto = _parse(data)
     graph = proto.graph
     if len(graph.node) > MAX_NODES:
@@ -184,7 +187,7 @@ def load_onnx(data: bytes) -> tuple[nn.Module, int, int, int, list[str]]:
         raise ModelFileError(f"the graph ends in an output of shape {list(out.shape)}; one row of class scores per "
                              "image is supported.")
     _check_same(proto, model, channels, size)
-    return model, channels, size, int(out.shape[1]), names
+    return model, channels, size, int(out.shape[1]), names, metadata_of(proto)
 
 
 def _build(graph, constants: dict, input_name: str, example: torch.Tensor) -> tuple[OnnxGraph, list[str]]:
@@ -198,6 +201,9 @@ def _build(graph, constants: dict, input_name: str, example: torch.Tensor) -> tu
             raise ModelFileError(f"{where} has no input or no output.")
         live = [x for x in inputs if x in values]
         missing = [x for x in inputs if x not in values and x not in constants]
+        if not live and not missing and node.op_type == "Identity":  # an exporter's alias of a weight
+            constants[node.output[0]] = constants[inputs[0]]
+            continue
         if not live and not missing:
             raise ModelFileError(f"{where}: all its inputs are constants; fold it into one constant before exporting "
                                  "(onnx-simplifier does).")

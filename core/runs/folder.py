@@ -104,7 +104,8 @@ def summarize(run_dir: Path, spec: dict, status: dict) -> dict:
     steps = events["step"]
     return {"run": Path(run_dir).name, "state": status.get("state", "?"), "data set": spec.get("dataset"),
             "model": spec.get("model", spec.get("kind")), "parameters": card.get("params"),
-            "test accuracy": status.get("test_accuracy"),
+            "test accuracy": status.get("test_accuracy"), "ECE": card.get("metrics", {}).get("ece"),
+            "ECE calibrated": card.get("metrics", {}).get("ece_calibrated"),
             "best val accuracy": max((e["val"].get("accuracy", 0) for e in events["epoch"] if e["val"]), default=None),
             "train s": status.get("train_seconds"), "epochs": len(events["epoch"]),
             "optimizer": cfg and cfg.optimizer, "lr": cfg and cfg.lr,
