@@ -26,6 +26,9 @@ PAGES = [
     PageInfo("Train", "pages/sweeps.py", "Sweeps", ":material/tune:",
              "Tune a recipe with Optuna (grid, random or TPE, with pruning): every trial is a run you can watch; "
              "a table of trials, the parallel-coordinates plot and the parameter importances."),
+    PageInfo("Train", "pages/teach.py", "Teach", ":material/photo_camera:",
+             "Teach new classes from a few camera shots, photos or sample photos each: a head on the pretrained "
+             "EfficientNet-Lite0 trained in seconds, checked on held-out shots, then tried live, explained and saved."),
     PageInfo("Train", "pages/runs.py", "Compare runs", ":material/compare_arrows:",
              "All runs in one table; overlay their curves, accuracy against training time; per run a "
              "confusion matrix whose cells show their test images, and a gallery of right and wrong answers."),

@@ -110,3 +110,12 @@ def stroke(page, box, points):
     for x, y in points[1:]:
         page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
     page.mouse.up()
+
+
+def wait_selected(page, label: str, pattern: str, timeout: int = 60_000) -> None:
+    """Wait until the select box labelled `label` shows an option matching the regular expression `pattern` (its
+    value lives in the combobox's input, not in the text of the page)."""
+    page.wait_for_function(
+        """([label, pattern]) => [...document.querySelectorAll('input[role="combobox"]')].some(
+             e => e.getAttribute('aria-label') === label && new RegExp(pattern).test(e.value))""",
+        arg=[label, pattern], timeout=timeout)

@@ -35,7 +35,7 @@ def test_inside_page_in_real_browser(app_url, page):
     settled(page)  # a click while the page still runs lands on the run before
     page.get_by_role("button", name="Sanity check").click()
     page.get_by_text("Rank correlation with the trained model's map", exact=False).first.wait_for(timeout=120_000)
-    expect(page.locator("[data-testid='stDataFrame']:visible")).to_have_count(1)  # the table of similarities
+    expect(page.locator("[data-testid='stDataFrame']:visible")).to_have_count(2)  # deletion areas, similarities
     shot(page, "inside_compare_methods.png")
     page.get_by_role("tab", name="Layer outputs").click()
     page.get_by_text("click one to enlarge it", exact=False).first.wait_for(timeout=30_000)
@@ -64,7 +64,7 @@ def test_scrubber_in_real_browser(app_url, page):
     choose_model(page, "mnist_seed004 (seed004_cnn")
     page.get_by_role("tab", name="Over training").click()
     page.get_by_text("filters after epoch 8").first.wait_for(timeout=30_000)
-    page.get_by_text("Grad-CAM for 0 after epoch 8", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Grad-CAM for 0 at conv \d+ of \d+.* after epoch 8")).first.wait_for(timeout=60_000)
     shot(page, "inside_scrubber.png")
 
 

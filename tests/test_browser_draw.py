@@ -47,10 +47,13 @@ def test_drawing_updates_the_prediction(fresh_url, page):
         " return m && m.innerText.trim() === '1'; }", timeout=30_000)
     shot(page, "draw_one.png")
 
-    stroke(page, box, [(90, 60), (200, 60)])  # a bar across the top turns the 1 into a 7
-    page.wait_for_function(
-        "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
-        " return m && m.innerText.trim() === '7'; }", timeout=30_000)
+    stroke(page, box, [(60, 45), (150, 40)])  # a bar to the top of the stroke turns the 1 into a 7
+    try:
+        page.wait_for_function(
+            "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"
+            " return m && m.innerText.trim() === '7'; }", timeout=30_000)
+    finally:
+        shot(page, "draw_seven.png", settle=False)
     page.get_by_role("button", name="Undo").click()  # the pad's own undo takes the bar away again
     page.wait_for_function(
         "() => { const m = document.querySelector(\"[data-testid='stMetricValue']\");"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM, choose_model, shot
+from tests.browser import ARGS, CHROMIUM, choose_model, settled, shot
 
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
@@ -32,7 +32,7 @@ def choose_fashion_model(page, app_url):
     page.goto(app_url + "/draw")
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)  # the page has run on its default model
     choose_model(page, "fashion_fast_cifar")
-    page.get_by_text("upload a picture or use the camera", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_text("choose an input below", exact=False).first.wait_for(timeout=30_000)
 
 
 def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path, monkeypatch):
@@ -46,6 +46,8 @@ def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path
     photo = Image.fromarray(data.test_x[index, 0].numpy()).resize((140, 140))  # a bigger upload, as a user's
     photo.save(tmp_path / "sneaker.png")
     choose_fashion_model(page, app_url)
+    page.get_by_role("radiogroup", name="Input").get_by_text("Upload", exact=True).click()
+    settled(page)
     page.locator(".st-key-draw_upload input[type=file]").set_input_files(str(tmp_path / "sneaker.png"))
     page.locator("[data-testid='stMetricValue']").first.wait_for(timeout=30_000)
     shot(page, "draw_fashion_upload.png")
@@ -55,7 +57,7 @@ def test_uploaded_fashion_photo_is_classified(app_url, page, real_data, tmp_path
 
 def test_camera_snapshot_is_classified(app_url, page):
     choose_fashion_model(page, app_url)
-    page.get_by_text("Camera", exact=True).click()
+    page.get_by_role("radiogroup", name="Input").get_by_text("Camera", exact=True).click()
     take = page.get_by_role("button", name="Take Photo")
     take.wait_for(timeout=30_000)
     page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2 && "
@@ -66,5 +68,6 @@ def test_camera_snapshot_is_classified(app_url, page):
     finally:
         shot(page, "draw_fashion_camera.png")
     classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
-    assert page.locator("[data-testid='stMetricValue']").first.inner_text().strip() in classes
+    answer = page.locator("[data-testid='stMetricValue']").first.inner_text().strip()
+    assert answer in classes | {"none of these"}  # Chromium's fake camera shows a test pattern, not clothes
     assert "model input 28x28" in page.inner_text("body")

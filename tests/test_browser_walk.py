@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser import pick, settled, shot
+from tests.browser import pick, settled, shot, wait_selected
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -72,11 +72,10 @@ def test_the_class_to_explain_follows_a_new_input(app_url, page):
     page.get_by_text("Prediction").first.wait_for(timeout=60_000)
     pick(page, "Class", "0")  # the test image: a 0, predicted 0
     page.get_by_role("tab", name="Attribution methods").click()
-    explained = page.locator("[data-testid='stSelectbox']", has=page.get_by_text("Explain class", exact=True))
-    expect(explained).to_contain_text("0 (", timeout=60_000)
+    wait_selected(page, "Explain class", r"^0 \(")
     pick(page, "Class", "7")  # now a 7, predicted 7: the class to explain follows
     page.get_by_role("tab", name="Attribution methods").click()
-    expect(explained).to_contain_text(re.compile(r"7 \(\d+\.\d%\) - predicted"), timeout=60_000)
+    wait_selected(page, "Explain class", r"^7 \(\d+\.\d%\) - predicted")
     page.get_by_text("Grad-CAM at", exact=False).first.wait_for(timeout=60_000)
     shot(page, "inside_explains_the_new_prediction.png")
     assert "Traceback" not in page.inner_text("body")

@@ -49,7 +49,8 @@ class ClassifierRecipe(Recipe):
     opens: ClassVar[tuple] = (("pages/draw.py", "draw_model", "Try it on the Draw page"),
                               ("pages/inside.py", "inside_model", "Look inside it"))
     headlines: ClassVar[list] = [(("test_accuracy",), "test accuracy", True),
-                                 (("imagenet_top1_reported",), "ImageNet top-1 (reported)", True)]
+                                 (("imagenet_top1_reported",), "ImageNet top-1 (reported)", True),
+                                 (("heldout_accuracy",), "accuracy on held-out shots", True)]
     sections: ClassVar[dict] = {"calibration": dict}  # temperature, reliability diagram, OOD threshold
     sweep_metric: ClassVar[str] = "accuracy"
     limits: ClassVar[dict] = {"folds": (0, 100), "fold": (-1, 100), "per_class": (0, 1_000_000), "processes": (1, 64),

@@ -71,8 +71,8 @@ class DatasetInfo:
     @property
     def has_test_set(self) -> bool:
         """Whether the data set can be loaded here to pick test images (ImageNet, a pretrained model's, cannot;
-        nor can an uploaded model's whose card names no data set CNN Studio knows)."""
-        return self.name not in ("imagenet", "uploaded")
+        nor can an uploaded model's whose card names no data set CNN Studio knows, nor a model taught from shots)."""
+        return self.name not in ("imagenet", "uploaded", "taught")
 
 
 @dataclass
