@@ -93,9 +93,10 @@ def confusion_figure(confusion: list[list[int]], class_names: list[str], title: 
                     marker=dict(size=max(12, 300 // max(len(names), 1)), symbol="square", opacity=0.01,  # takes no
                                 color="#000"), customdata=[[t, p, int(counts[t, p])] for t, p in cells],  # click)
                     hovertemplate="true %{y}, predicted %{x}: %{customdata[2]}<extra></extra>", showlegend=False)
+    span = [-0.5, len(names) - 0.5]  # fixed: the big invisible click markers must not widen the axes in a narrow column
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="predicted", title=title,
-                      yaxis=dict(title="true", autorange="reversed", type="category"),
-                      xaxis=dict(type="category"), clickmode="event+select")
+                      yaxis=dict(title="true", range=span[::-1], type="category"),
+                      xaxis=dict(type="category", range=span), clickmode="event+select")
     return fig
 
 

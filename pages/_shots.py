@@ -46,8 +46,13 @@ def add_shots(s: dict, index: int, shots: list[np.ndarray]) -> int:
     fresh = list({k: (k, x) for k, x in fresh if k not in have}.values())[:max(room, 0)]
     s["shots"][index].extend(fresh)
     if len(fresh) < len(shots) and room < len(shots):
-        st.warning(f"A teaching session holds at most {MAX_SHOTS} shots; remove some to add more.")
+        note(s, f"A teaching session holds at most {MAX_SHOTS} shots; remove some to add more.")
     return len(fresh)
+
+
+def note(s: dict, text: str) -> None:
+    """A warning about the shots just added, shown after the rerun that shows them (st.warning would vanish)."""
+    s.setdefault("notes", []).append(text)
 
 
 def class_index(s: dict, name: str) -> int:
@@ -93,6 +98,8 @@ def shot_input(s: dict) -> None:
                            key="teach_target")
     source = right.radio("From", ["Camera", "Image files", "Zip of class folders", "Sample photo"], horizontal=True,
                          key="teach_source")
+    for text in s.pop("notes", []):  # about the shots the last run added
+        st.warning(text)
     key = f"teach_in_{s['widget']}"  # a new widget after each addition: the camera is live again at once
     added = 0
     try:
@@ -115,6 +122,8 @@ def shot_input(s: dict) -> None:
     if added:
         s["widget"] += 1
         st.rerun()
+    for text in s.pop("notes", []):  # nothing added: no rerun, so the words are shown now
+        st.warning(text)
 
 
 def _add_files(s: dict, index: int, files) -> int:
@@ -125,7 +134,7 @@ def _add_files(s: dict, index: int, files) -> int:
         except ImageError as exc:
             bad.append(f"{file.name} ({exc})")
     if bad:
-        st.warning("Not added (not a readable image): " + "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
+        note(s, "Not added (not a readable image): " + "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
     return add_shots(s, index, shots)
 
 
@@ -133,7 +142,7 @@ def _add_zip(s: dict, upload) -> int:
     classes, shots, labels, skipped = read_class_shots(upload.getvalue(), upload.name)
     added = sum(add_shots(s, class_index(s, classes[y]), [x]) for x, y in zip(shots, labels))
     if skipped:
-        st.warning(f"{skipped} files of {upload.name} were not readable images and were skipped.")
+        note(s, f"{skipped} files of {upload.name} were not readable images and were skipped.")
     return added
 
 
