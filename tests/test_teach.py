@@ -85,7 +85,7 @@ def _shot_folder(root, per_class: int = 3, junk: bool = True):
     return root
 
 
-def test_teach_verb_writes_a_checkpoint_that_predicts_like_the_head(tmp_path, capsys):
+def test_teach_verb_writes_a_checkpoint_that_predicts_like_the_head(tmp_path, capsys, monkeypatch):
     from core.cli import main
     from core.engine.checkpoint import load_checkpoint
     from core.engine.predict import predict_proba
@@ -104,6 +104,15 @@ def test_teach_verb_writes_a_checkpoint_that_predicts_like_the_head(tmp_path, ca
     assert int(predict_proba(model, card, as_shot(photo)).argmax()) == 2
     (run_dir, spec, status), = list_runs(tmp_path / "runs")  # listed on Compare runs like a run
     assert spec["kind"] == "teach" and status["state"] == "finished"
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    monkeypatch.setenv("CNN_STUDIO_RUNS", str(tmp_path / "runs"))
+    trainer = AppTest.from_file(str(ROOT / "pages" / "trainer.py"), default_timeout=120).run()  # watches it: newest
+    assert not trainer.exception and any("accuracy on held-out shots" in s.value for s in trainer.success)
+    assert "fitting one needs at least 50 held-out shots" in trainer.success[0].value
+    compare = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=120).run()
+    assert not compare.exception and list(compare.dataframe[0].value["run"]) == ["taught"]
     assert main(["teach", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
     assert "error:" in capsys.readouterr().err
 

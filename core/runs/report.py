@@ -82,11 +82,13 @@ def picture_caption(monitor: list[dict]) -> str:
 def result_summary(card, status: dict) -> str:
     """One sentence on a finished run: its headline, training time, and where its model is now offered."""
     head = card.headline.describe() if card.headline else "Trained"
-    m = card.metrics
+    m, section = card.metrics, card.section("calibration") or {}
+    fitted = section.get("fitted_on", "the validation split")
+    none = section.get("without_temperature", "hold out a validation share to calibrate")
     calibration = (f" Calibration: ECE {m['ece']:.4f}" + (f", {m['ece_calibrated']:.4f} after temperature scaling "
-                                                          f"(T = {m['temperature']:.2f}, fitted on the validation split)"
-                                                          if "ece_calibrated" in m else " (hold out a validation share "
-                                                          "to calibrate)") + ".") if "ece" in m else ""
+                                                          f"(T = {m['temperature']:.2f}, fitted on {fitted})"
+                                                          if "ece_calibrated" in m else f" ({none})") + ".") \
+        if "ece" in m else ""
     return (f"**{head}** after {card.training.get('train_seconds', 0):,.1f} s of training.{calibration} "
             f"{status.get('message', '')} The model is now offered on {kind_of_task(card.task).pages}.")
 

@@ -109,6 +109,8 @@ def teach(features: torch.Tensor, labels: torch.Tensor, classes: list[str], on_l
     section["ood"]["on"] = f"the held-out answers of the {method}"
     if "temperature" in section:
         section["fitted_on"] = section["ood"]["on"]
+    else:
+        section["without_temperature"] = "no temperature: fitting one needs at least 50 held-out shots"
     return Taught(classes, weight, bias, losses, check, held, metrics, section, time.perf_counter() - began)
 
 

@@ -45,7 +45,7 @@ def taught_checkpoint(taught: Taught, counts: dict[str, int], command: str | Non
                             extra={"shots": dict(counts)}),
         metrics={"heldout_accuracy": check["accuracy"], "heldout": check["method"], "per_class": check["per_class"],
                  "confusion": check["confusion"], **taught.metrics},
-        training={"epochs": 1, "wall_seconds": round(taught.seconds, 2), "steps": len(taught.losses),
+        training={"epochs": 1, "train_seconds": round(taught.seconds, 2), "steps": len(taught.losses),
                   "history": {"loss": [round(v, 5) for v in taught.losses]},
                   "note": f"linear head on frozen EfficientNet-Lite0 features of each shot seen as {', '.join(VIEWS)}; "
                           "L-BFGS on standardised features with an L2 penalty"},
@@ -66,9 +66,15 @@ def save_taught(taught: Taught, counts: dict[str, int], out: str | Path, command
                                "model": "efficientnet_lite0 + taught head", "shots": dict(counts)})
     write_json(folder / STATUS, {"state": "finished", "train_seconds": round(taught.seconds, 2),
                                  "cv": {"mean": check["accuracy"], "method": check["method"]}})
+    n, seconds = len(taught.losses), max(taught.seconds, 1e-6)
+    steps = [{"kind": "step", "epoch": 1, "step": i + 1, "loss": loss, "lr": 1.0, "metrics": {},
+              "progress": (i + 1) / n, "train_seconds": round(seconds * (i + 1) / n, 3),
+              "images_per_s": round(check["shots"] * n / seconds, 1)}
+             for i, loss in enumerate(taught.losses)]  # one per L-BFGS evaluation (each sees every shot)
     epoch = {"kind": "epoch", "epoch": 1, "step": len(taught.losses), "seconds": round(taught.seconds, 2),
-             "train": {"loss": taught.losses[-1]}, "val": {"accuracy": check["accuracy"]}, "lr": 1.0, "improved": True}
-    (folder / EVENTS).write_text(json.dumps(epoch) + "\n")
+             "train": {"loss": taught.losses[-1]}, "lr": 1.0, "improved": True,
+             "val": {"accuracy": check["accuracy"], "loss": taught.metrics["nll"]}}  # held-out answers' loss
+    (folder / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in [*steps, epoch]))
     return folder
 
 
@@ -90,7 +96,8 @@ def teach_verb(args) -> None:
     folder = save_taught(taught, counts, args.out, invoking_command("core.teach.verbs"))
     check = taught.check
     print(f"taught {len(classes)} classes from {len(shots)} shots in {time.perf_counter() - began:.1f} s "
-          f"(head {taught.seconds:.2f} s)" + (f"; {skipped} files were not readable images and were skipped" if skipped else ""))
+          f"(head {taught.seconds:.2f} s)" + (f"; {skipped} files were not readable images and were skipped"
+                                             if skipped else ""))
     print(f"{check['method']}: accuracy {check['accuracy']:.1%} ("
           + ", ".join(f"{c} {a:.0%}" for c, a in check["per_class"].items()) + ")")
     print(f"wrote {folder}")
