@@ -76,28 +76,29 @@ def _app_arguments(app: argparse.ArgumentParser) -> None:
 def parse_recorded(command: str) -> tuple[str, argparse.Namespace]:
     """(verb, parsed arguments) of a command recorded in a model card, read by today's parser without running it:
     a card's command must still replay. ValueError when it does not parse."""
+    from core.engine.flags import raising
+
     words = shlex.split(command)
     if words[:3] != ["python", "-m", "core"] or len(words) < 4:
         raise ValueError(f"not a `python -m core VERB` command: {command[:80]!r}")
     parser = build_parser()
-
-    def refuse(message=None, *_):
-        raise ValueError(message or "bad arguments")
     for p in [parser, *next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()]:
-        p.error, p.exit = refuse, (lambda status=0, message=None: refuse(message))
+        raising(p)
     return words[3], parser.parse_args(words[3:])
 
 
 def recorded_recipe(command: str):
     """The recipe a recorded train command describes (the kind found by its verb); ValueError otherwise."""
-    from core.engine.flags import recipe_from_args
+    import core.kinds  # noqa: F401  (registers every kind)
+    from core.engine.flags import recipe_from_command
     from core.engine.recipe import RECIPES
 
-    verb, args = parse_recorded(command)
+    words = shlex.split(command)
+    verb = words[3] if len(words) > 3 else ""
     kinds = {cls.verb: cls for cls in RECIPES.values()}
     if verb not in kinds:
         raise ValueError(f"{verb!r} is not a verb that trains a model")
-    return recipe_from_args(kinds[verb], args)
+    return recipe_from_command(kinds[verb], command)
 
 
 def evaluate_checkpoint(folder: str, data_dir: str | None = None, n: int = 0, tta: bool = False) -> dict:

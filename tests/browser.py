@@ -119,3 +119,11 @@ def wait_selected(page, label: str, pattern: str, timeout: int = 60_000) -> None
         """([label, pattern]) => [...document.querySelectorAll('input[role="combobox"]')].some(
              e => e.getAttribute('aria-label') === label && new RegExp(pattern).test(e.value))""",
         arg=[label, pattern], timeout=timeout)
+
+
+def plot_pixels(figure, x, y) -> tuple[float, float]:
+    """Where a Plotly figure (a locator of its `.js-plotly-plot`) draws the data point (x, y), in page pixels, from
+    the figure's own axes: a click there lands on the point whatever the layout."""
+    return tuple(figure.evaluate(
+        "(gd, [x, y]) => { const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();"
+        " return [r.left + xa._offset + xa.l2p(xa.d2l(x)), r.top + ya._offset + ya.l2p(ya.d2l(y))]; }", [x, y]))

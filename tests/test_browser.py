@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser import choose_model, settled, shot
+from tests.browser import choose_model, plot_pixels, settled, shot
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -138,11 +138,9 @@ def test_channel_click_and_uploaded_keras_model_in_real_browser(app_url, page, t
     page.get_by_text("channel 0 of", exact=False).first.wait_for(timeout=30_000)
     settled(page)  # a click on a chart that is still being redrawn is not a selection
     # where plotly draws the last channel's (invisible) marker, in page pixels
-    x, y, last = grid.evaluate("gd => { const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = "
-                               "gd.getBoundingClientRect(), t = gd.data[1], i = t.x.length - 1; return [r.left + "
-                               "xa._offset + xa.l2p(t.x[i]), r.top + ya._offset + ya.l2p(t.y[i]), i]; }")
+    x, y, last = grid.evaluate("gd => { const t = gd.data[1], i = t.x.length - 1; return [t.x[i], t.y[i], i]; }")
     assert last > 0
-    page.mouse.click(x, y)
+    page.mouse.click(*plot_pixels(grid, x, y))
     page.get_by_text(f"channel {last} of", exact=False).first.wait_for(timeout=30_000)
     shot(page, "inside_channel_click.png")
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser import pick, settled, shot, wait_selected
+from tests.browser import pick, plot_pixels, settled, shot, wait_selected
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -35,10 +35,7 @@ def test_a_click_on_a_confusion_cell_shows_its_images(app_url, page, digits_run)
     settled(page)
     figure = page.locator(".st-key-runs_confusion .js-plotly-plot")
     # the page pixels of the clickable point of cell (true 3, predicted 3), from the figure's own axes
-    x, y = figure.evaluate("gd => { const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = "
-                           "gd.getBoundingClientRect(); return [r.left + xa._offset + xa.l2p(xa.d2l('3')), "
-                           "r.top + ya._offset + ya.l2p(ya.d2l('3'))]; }")
-    page.mouse.click(x, y)
+    page.mouse.click(*plot_pixels(figure, "3", "3"))
     page.get_by_text(re.compile(r"\d+ test images of 3 predicted as 3")).first.wait_for(timeout=30_000)
     shot(page, "compare_runs_cell_click.png")
     assert "Traceback" not in page.inner_text("body")

@@ -200,10 +200,15 @@ def recipe_from_command(cls: type, command: str):
     words = shlex.split(command or "")
     if words[:3] != ["python", "-m", "core"] or words[3:4] != [cls.verb]:
         raise ValueError(f"not a `python -m core {cls.verb}` command: {str(command)[:80]!r}")
-    parser = argparse.ArgumentParser(prog=f"python -m core {cls.verb}")
+    parser = raising(argparse.ArgumentParser(prog=f"python -m core {cls.verb}"))
     add_train_flags(parser, cls)
+    return recipe_from_args(cls, parser.parse_args(words[4:]))
 
+
+def raising(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`parser`, raising ValueError with its message where it would print and exit: for a command that is read
+    (a model card's), not run."""
     def refuse(message=None, *_):
         raise ValueError(message or "bad arguments")
     parser.error, parser.exit = refuse, (lambda status=0, message=None: refuse(message))
-    return recipe_from_args(cls, parser.parse_args(words[4:]))
+    return parser
