@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.engine.predict import input_spec, predict_proba, to_batch
+from core.engine.predict import input_spec, to_batch
 from core.inside.explain import activations, conv_layer_names, layer_label, layer_table
 from core.classifier.ood import answer
 from core.plots import montage_figure
@@ -19,11 +19,12 @@ onnx_button(folder, model, card, "inside")
 (_, size), label, classes = input_spec(card), folder.rsplit("/", 1)[-1], card.dataset.class_names
 image = choose_image(card, "inside")
 
-probs, x, convs = predict_proba(model, card, image), to_batch(image, card), conv_layer_names(model)
+said, x, convs = answer(model, card, image), to_batch(image, card), conv_layer_names(model)
+probs = said.raw  # the model's own softmax, which the explanations follow (one forward pass for both)
 top, named = int(probs.argmax()), lambda n: layer_label(n, convs)  # conv layers named for a reader
 left, right = st.columns([1, 2])
 left.image(enlarge(image, 196), caption="input")
-show_answer(answer(model, card, image), classes, "inside", right)
+show_answer(said, classes, "inside", right)
 
 maps_tab, filters_tab, cam_tab, occ_tab, time_tab = st.tabs(
     ["Layer outputs", "Filters", "Attribution methods", "Occlusion", "Over training"])
