@@ -23,6 +23,7 @@ def test_pick_a_scene_and_move_the_word_slider(app_url, page):
     page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stSlider']\")]"
                            ".some(s => s.innerText.startsWith('Scene') && s.innerText.includes('3'))", timeout=30_000)
     page.get_by_text("attention for word 1", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("References:", exact=False).first.wait_for(timeout=30_000)
     shot(page, "captions_scene.png")
     body = page.inner_text("body")
     assert "References:" in body and ("Matches a reference caption" in body or "No reference says exactly" in body)

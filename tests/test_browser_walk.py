@@ -109,7 +109,8 @@ def test_a_scribble_on_the_pad_gets_none_of_these(app_url, page):
     expect(page.locator("[data-testid='stMetricValue']").first).to_have_text("none of these")
     body = page.inner_text("body")
     assert re.search(r"energy score -?\d+\.\d\d is below the threshold \d+\.\d\d", body)
-    assert page.locator(".st-key-draw_probs .js-plotly-plot").count() == 1  # the ranked classes stay visible
+    # the ranked classes stay visible (the chart draws after the metric: wait for it, do not count at once)
+    expect(page.locator(".st-key-draw_probs .js-plotly-plot")).to_have_count(1, timeout=30_000)
     shot(page, "draw_scribble_none_of_these.png")
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("The canvas is empty").first.wait_for(timeout=30_000)
