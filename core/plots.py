@@ -143,32 +143,6 @@ def accuracy_time_figure(rows: list[dict]) -> go.Figure:
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
-def montage_figure(maps, cell: int, selected: int | None = None) -> go.Figure:
-    """All channel maps (N, H, W) tiled as one image; each tile is a clickable point carrying its channel index."""
-    import math
-
-    from core.viz import montage
-
-    n = int(maps.shape[0])
-    cols = math.ceil(math.sqrt(n))
-    side = max(cell, int(maps.shape[-1]))
-    grid = montage(maps, cols=cols, cell=side)
-    centres = [(1 + c * (side + 1) + side / 2, 1 + r * (side + 1) + side / 2) for r, c in (divmod(i, cols) for i in range(n))]
-    fig = go.Figure(go.Image(z=grid, hoverinfo="skip"))
-    fig.add_scatter(x=[x for x, _ in centres], y=[y for _, y in centres], mode="markers", customdata=list(range(n)),
-                    marker=dict(symbol="square", size=max(8, min(40, side)), opacity=0.0),
-                    hovertemplate="channel %{customdata}<extra></extra>", showlegend=False)
-    if selected is not None and 0 <= selected < n:
-        x, y = centres[selected]
-        fig.add_shape(type="rect", x0=x - side / 2 - 1, x1=x + side / 2, y0=y - side / 2 - 1, y1=y + side / 2,
-                      line=dict(color="#e4572e", width=3))
-    fig.update_layout(height=min(560, 60 + grid.shape[0] * 2), margin=dict(l=0, r=0, t=0, b=0), dragmode=False,
-                      clickmode="event+select")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
-
-
 def latent_map_figure(xy, labels, class_names: list[str], *, thumbs=None, marks=None, title: str = "",
                       layout: str = "PCA") -> go.Figure:
     """Latent codes in 2-d, one colour per class; every point carries its map position as customdata.

@@ -1,14 +1,16 @@
-"""Inside the network: layer outputs, filters, attribution methods (with a sanity check), occlusion, over training."""
+"""Inside the network: layer outputs, filters, what a neuron looks for, one output's arithmetic, attribution methods
+(with a sanity check), occlusion, over training."""
 import pandas as pd
 import streamlit as st
 
 from core.engine.predict import input_spec, to_batch
 from core.inside.explain import activations, conv_layer_names, layer_label, layer_table
 from core.classifier.ood import answer
-from core.plots import montage_figure
+from core.charts import montage_figure
 from core.viz import enlarge, filter_montage, montage
 from pages._explain import attribution_tab, occlusion_tab, over_training_tab
 from pages._inputs import choose_image
+from pages._neurons import arithmetic_tab, neurons_tab
 from pages._models import choose_model
 from pages._web import onnx_button
 from pages._ui import page_title, show_answer
@@ -26,8 +28,9 @@ left, right = st.columns([1, 2])
 left.image(enlarge(image, 196), caption="input")
 show_answer(said, classes, "inside", right)
 
-maps_tab, filters_tab, cam_tab, occ_tab, time_tab = st.tabs(
-    ["Layer outputs", "Filters", "Attribution methods", "Occlusion", "Over training"])
+maps_tab, filters_tab, neuron_tab, sum_tab, cam_tab, occ_tab, time_tab = st.tabs(  # the tab open is known (rerun)
+    ["Layer outputs", "Filters", "Neurons", "Arithmetic", "Attribution methods", "Occlusion", "Over training"],
+    key="inside_tab", on_change="rerun")
 with maps_tab:
     _, acts = activations(model, x)
     st.dataframe(pd.DataFrame(layer_table(model, acts)), hide_index=True, width="stretch", height=220)
@@ -55,6 +58,11 @@ with filters_tab:
         weight = dict(model.named_modules())[conv].weight
         st.image(enlarge(filter_montage(weight, cell=28), 360), caption=f"{'x'.join(map(str, weight.shape))} weights "
                  "(one tile per filter; mean over input channels unless they are RGB)")
+with neuron_tab:  # what a channel or class looks for: optimisation starts only when the tab is open
+    if neuron_tab.open:
+        neurons_tab(folder, model, card, label)
+with sum_tab:
+    arithmetic_tab(model, card, image, label)
 with cam_tab:  # every attribution method on the same input and class, with its cost; then the sanity check
     attribution_tab(model, card, image, probs, label)
 with occ_tab:

@@ -83,3 +83,59 @@ def test_the_shipped_cifar10_model_explains_a_test_photo(tmp_path, monkeypatch):
     assert at.metric[0].value in classes
     captions = " ".join(c for img in at.get("image") for c in img.captions)
     assert re.search(r"Grad-CAM at conv (\d+) of \1( \(after its \w+\))? for \w+", captions), captions  # its last conv
+
+
+def settle(at, ready, timeout: float = 120.0):
+    """Rerun the page until `ready(at)` holds: the neuron views are computed in the background."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not ready(at):
+        assert time.monotonic() < end, "the background job did not finish"
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
+def test_neurons_tab_shows_what_a_channel_looks_for_and_the_images_that_excite_it(monkeypatch, tmp_path):
+    """Issue 29: offline (the shipped sample), the first conv's channel 0 of the shipped MNIST CNN: the optimised
+    input beats the most exciting test image, the 9 exciting and 9 inhibiting images are shown; a class works too.
+    The optimisation starts only when the tab is open."""
+    monkeypatch.setenv("CNN_STUDIO_DATA", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    at = open_page()
+    assert not at.get("progress") and not any("excite it most" in m.value for m in at.markdown)
+    at.session_state["inside_tab"] = "Neurons"
+    at.run()
+    excited = lambda a: any("excite it most" in m.value for m in a.markdown)  # noqa: E731
+    settle(at, excited)
+    assert not at.exception
+    text = next(m.value for m in at.markdown if "excite it most" in m.value)
+    assert "1000 test images of mnist (the shipped sample)" in text and "the optimisation found more" in text
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert sum(bool(re.fullmatch(r"-?\d+\.\d\d", c)) for c in captions) == 18  # 9 exciting + 9 inhibiting
+    assert any(c.startswith("activation ") for c in captions) and any("its filter" in c for c in captions)
+    assert at.button(key="inside_atlas_features.1")  # the atlas waits for the user's press
+    layer = next(s for s in at.selectbox if s.key.startswith("inside_neuron_layer_"))
+    layer.set_value("class logits").run()
+    settle(at, excited)
+    assert not at.exception and "What excites 3 most" not in " ".join(c.value for c in at.caption)
+    next(n for n in at.number_input if n.key.startswith("inside_neuron_index_")).set_value(3).run()
+    settle(at, lambda a: any("What excites 3 most" in c.value for c in a.caption))
+    assert not at.exception
+
+
+def test_arithmetic_tab_ends_on_the_value_in_the_map():
+    at = open_page()
+    at.session_state["inside_tab"] = "Arithmetic"
+    at.run()
+    assert not at.exception
+    equation = next(m.value for m in at.markdown if m.value.startswith("Sum of the 36 products"))
+    total = float(re.search(r"\+ bias -?[\d.]+ = \*\*(-?[\d.]+)\*\* \(the conv's output: (-?[\d.]+)\)", equation)[1])
+    assert total == float(re.search(r"the conv's output: (-?[\d.]+)\)", equation)[1])
+    assert "max of its 2x2 block" in equation and "batch norm" in equation and "ReLU(" in equation
+    done = at.success[0].value
+    assert re.match(r"= -?\d+\.\d{4}, the value the model itself computed at features\.4 \(row \d, column \d\)", done)
+    assert len(at.get("plotly_chart")) >= 1 + 3 * 4  # the map, then window, kernel and products of 4 input channels
+    next(n for n in at.number_input if n.key.startswith("inside_arith_channel_")).set_value(5).run()
+    assert not at.exception and at.success[0].value != done

@@ -7,6 +7,7 @@ against: the first test images of the checkpoint's data set, or its shipped samp
 from __future__ import annotations
 
 import hashlib
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -21,13 +22,20 @@ VERSION = 1  # bump when the optimisation changes: older atlases are then recomp
 CHUNK = 32  # channels optimised together (one batch); the progress moves once per chunk and within it
 
 
+_DIGESTS: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()
+
+
 def model_digest(model: nn.Module) -> str:
-    """A short digest of every parameter and buffer: the same weights, the same digest."""
+    """A short digest of every parameter and buffer: the same weights, the same digest (kept per model object:
+    the pages' models are shared and never trained)."""
+    if model in _DIGESTS:
+        return _DIGESTS[model]
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+    _DIGESTS[model] = h.hexdigest()[:16]
+    return _DIGESTS[model]
 
 
 def atlas_path(digest: str, layer: str) -> str:

@@ -7,6 +7,7 @@ before and after its activation (`core.inside.explain.block_output`).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +34,17 @@ class Target:
 
 class _Stop(Exception):
     """Raised by a hook once the target layer has run: nothing after it is needed."""
+
+
+def own_copy(model: nn.Module) -> nn.Module:
+    """A private copy of a shared model for work in another thread: its own weights and no hooks, so the hooks that
+    read a layer (here, Grad-CAM's, the layer view's) never fire on the other thread's forward passes."""
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+        module._backward_hooks.clear()
+    return twin.eval()
 
 
 def to_model(pixels: torch.Tensor, card) -> torch.Tensor:

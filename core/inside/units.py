@@ -61,9 +61,44 @@ def receptive_field(model, card, layer: str, probes: int = 16, seed: int = 0) ->
 
 
 @dataclass
+class Summary:
+    """Each searched image's value per channel of one layer: its map's peak, where the peak is (flat index into
+    the map), its map's mean and its centre unit; (N, channels) each. A class target has one 1x1 'map' per class:
+    its logit."""
+    peak: torch.Tensor
+    where: torch.Tensor
+    mean: torch.Tensor
+    centre: torch.Tensor
+    width: int
+
+    def best(self, channel: int, mode: str) -> float:
+        """The highest activation of `channel` among the images, read as feature visualisation reads it (`mode`)."""
+        return float((self.centre if mode == "centre" else self.mean)[:, channel].max())
+
+
+def channel_summary(model, card, layer: str | None, images: torch.Tensor, batch: int = 250) -> Summary:
+    """Every channel's `Summary` at the layer's block output (None: the class logits), for uint8 images
+    (N, C, H, W), read in batches so that no layer's maps for all images are held at once."""
+    read, peak, where, mean, centre, width = channel_reader(model, Target(layer, 0)), [], [], [], [], 1
+    with evaluating(model), torch.no_grad():
+        for part in images.split(batch):
+            post = read(to_model(part.float() / 255, card))[1]
+            if post.dim() == 2:
+                post = post[:, :, None, None]
+            width = post.shape[3]
+            flat = post.flatten(2)
+            top = flat.max(2)
+            peak.append(top.values)
+            where.append(top.indices)
+            mean.append(flat.mean(2))
+            centre.append(post[:, :, post.shape[2] // 2, post.shape[3] // 2])
+    return Summary(torch.cat(peak), torch.cat(where), torch.cat(mean), torch.cat(centre), width)
+
+
+@dataclass
 class Exciting:
     """A channel's most exciting and most inhibiting images among those searched."""
-    top: list[int]  # indices into the images, highest activation first
+    top: list[int]  # indices into the images, highest peak first
     top_values: list[float]  # each one's activation (its map's maximum)
     top_boxes: list[tuple[int, int, int, int]]  # the patch (y0, x0, y1, x1) of its strongest unit
     bottom: list[int]  # lowest activation (its map's mean) first
@@ -71,33 +106,27 @@ class Exciting:
     searched: int
 
 
-def channel_maps(model, card, layer: str, images: torch.Tensor, batch: int = 250) -> torch.Tensor:
-    """(N, channels, H, W) every channel's map at the layer's block output, for uint8 images (N, C, H, W)."""
-    read, out = channel_reader(model, Target(layer, 0)), []
-    with evaluating(model), torch.no_grad():
-        for part in images.split(batch):
-            out.append(read(to_model(part.float() / 255, card))[1])
-    return torch.cat(out)
-
-
-def top_images(maps: torch.Tensor, channel: int, field: Field, k: int = 9) -> Exciting:
-    """The `k` images whose channel map peaks highest (with the patch of that peak), and the `k` whose map is
-    lowest on average, from `channel_maps`' output."""
-    one = maps[:, channel]
-    peak, where = one.flatten(1).max(1)
+def top_images(summary: Summary, channel: int, field: Field | None, k: int = 9) -> Exciting:
+    """The `k` images whose channel map peaks highest (with the patch of that peak; the whole image without a
+    `field`), and the `k` whose map is lowest on average."""
+    peak, where, mean = summary.peak[:, channel], summary.where[:, channel], summary.mean[:, channel]
     top = peak.argsort(descending=True)[:k].tolist()
-    boxes = [field.at(int(where[i]) // one.shape[2], int(where[i]) % one.shape[2]) for i in top]
-    mean = one.flatten(1).mean(1)
+    whole = lambda: (0, 0, 10 ** 6, 10 ** 6)  # noqa: E731 - clipped by `outline`
+    boxes = [field.at(int(where[i]) // summary.width, int(where[i]) % summary.width) if field else whole()
+             for i in top]
     bottom = mean.argsort()[:k].tolist()
-    return Exciting(top, [float(peak[i]) for i in top], boxes, bottom, [float(mean[i]) for i in bottom], len(one))
+    return Exciting(top, [float(peak[i]) for i in top], boxes, bottom, [float(mean[i]) for i in bottom], len(peak))
 
 
-def outline(image: np.ndarray, box: tuple[int, int, int, int], colour=(228, 87, 46)) -> np.ndarray:
-    """An RGB uint8 (H, W, 3) copy of a uint8 (C, H, W) image with a one-pixel frame just inside `box`."""
-    rgb = np.repeat(image, 3, 0) if image.shape[0] == 1 else image.copy()
-    rgb = np.ascontiguousarray(rgb.transpose(1, 2, 0))
-    y0, x0, y1, x1 = box
+def outline(image: np.ndarray, box: tuple[int, int, int, int], side: int = 96, colour=(228, 87, 46)) -> np.ndarray:
+    """A uint8 (C, H, W) image enlarged (crisp pixels) to about `side` px, as RGB (H', W', 3), with a two-pixel
+    frame around `box` (y0, x0, y1, x1 in the image's pixels, clipped to it)."""
+    rgb = np.repeat(image, 3, 0) if image.shape[0] == 1 else image
+    scale = max(1, side // image.shape[-1])
+    big = np.ascontiguousarray(rgb.transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1))
+    h, w = image.shape[1:]
+    y0, x0, y1, x1 = (min(max(v, 0), lim) * scale for v, lim in zip(box, (h, w, h, w)))
     paint = np.array(colour, np.uint8)
-    rgb[y0:y1, [x0, x1 - 1]] = paint
-    rgb[[y0, y1 - 1], x0:x1] = paint
-    return rgb
+    big[y0:y1, [x0, x0 + 1, x1 - 2, x1 - 1]] = paint
+    big[[y0, y0 + 1, y1 - 2, y1 - 1], x0:x1] = paint
+    return big
