@@ -11,6 +11,9 @@ official test set (`$CNN_STUDIO_DATA`), else the shipped sample (500 for CIFAR-1
 
     python -m bench.featvis [--models mnist_fast_cnn cifar10_fast_cifar] [--singles 3]
                             [--json bench/reference/featvis.json] [--atlas docs/atlas_cifar10.png]
+    python -m bench.featvis --timing-only   # one channel's time again (an idle machine), into the same JSON
+
+The whole run takes about half an hour on two cores (CIFAR-10's 1,176 channels); `--timing-only` a few minutes.
 """
 from __future__ import annotations
 
@@ -50,6 +53,22 @@ def measure_layer(model, card, layer: str, images: torch.Tensor, singles: int) -
     return row, np.concatenate(pictures)
 
 
+def timing_only(args) -> None:
+    """One channel's time (median of `--singles`) per layer, written over the JSON's figures."""
+    report = json.loads(Path(args.json).read_text())
+    for name, entry in report["models"].items():
+        model, card = load_checkpoint(paths.SHIPPED_CHECKPOINTS / name)
+        for row in entry["layers"]:
+            picks = np.linspace(0, row["channels"] - 1, args.singles).astype(int)
+            row["s_one_channel"] = statistics.median(visualize(model, card, row["layer"], [int(c)]).seconds
+                                                     for c in picks)
+            print(f"{name:<20} {row['layer']:<12} one channel {row['s_one_channel']:.2f} s", flush=True)
+        entry["max_s_one_channel"] = max(r["s_one_channel"] for r in entry["layers"])
+        print(f"{name}: one channel at most {entry['max_s_one_channel']:.2f} s")
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.json}")
+
+
 def atlas_picture(pictures: np.ndarray, path: str, cols: int = 16, scale: int = 3) -> None:
     from PIL import Image
 
@@ -66,7 +85,10 @@ def main() -> None:
     parser.add_argument("--json", default="bench/reference/featvis.json")
     parser.add_argument("--atlas", default="docs/atlas_cifar10.png", help="a picture of one CIFAR-10 layer's atlas")
     parser.add_argument("--atlas-layer", default="features.9")
+    parser.add_argument("--timing-only", action="store_true", help="time single channels again, keep the shares")
     args = parser.parse_args()
+    if args.timing_only:
+        return timing_only(args)
     torch.manual_seed(0)
     report = {"threads": torch.get_num_threads(), "models": {}}
     print(f"{'model':<20} {'layer':<12} {'channels':>8} {'beat':>6} {'share':>7} {'median x':>9} "

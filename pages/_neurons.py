@@ -229,7 +229,8 @@ def arithmetic_tab(model, card, image, label: str) -> None:
 
 def _equation(unit, where) -> None:
     lines = [f"Sum of the {unit.products.size:,} products = **{unit.total:.4f}**"]
-    lines.append(f"+ bias {unit.bias:.4f} = **{unit.total + unit.bias:.4f}** (the conv's output: {unit.conv_value:.4f})")
+    lines.append(f"plus the bias {unit.bias:.4f} = **{unit.total + unit.bias:.4f}** (the conv's output: "
+                 f"{unit.conv_value:.4f})")
     lines += [f"{s.name}: {s.what} = **{s.value:.4f}**" for s in unit.steps]
     where.markdown("\n\n".join(lines))
     last = unit.steps[-1] if unit.steps else None
@@ -241,8 +242,9 @@ def _equation(unit, where) -> None:
 def _matrices(unit) -> None:
     share = unit.per_channel
     order = np.argsort(-np.abs(share))[:4]
+    source = "the normalised input image" if unit.reads_image else "the conv's input (what the layers before it output)"
     st.markdown(f"**The window it reads** (rows {unit.input_box[0]} to {unit.input_box[2] - 1}, columns "
-                f"{unit.input_box[1]} to {unit.input_box[3] - 1} of the conv's input, {len(share)} channels"
+                f"{unit.input_box[1]} to {unit.input_box[3] - 1} of {source}, {len(share)} channels"
                 + (f"; the {len(order)} that add most, by size" if len(share) > len(order) else "") + ")")
     small = unit.kernel.shape[-1] <= 7
     for c in order:

@@ -119,6 +119,7 @@ def test_the_arithmetic_of_one_output_is_the_layers_own_number(name):
             assert unit.per_channel.sum() == pytest.approx(unit.total, abs=1e-9)
             assert unit.window.shape == unit.kernel.shape == unit.products.shape
     unit = explain_unit(model, x, conv_layer_names(model)[0], 1, 2, 3)
+    assert unit.reads_image == (name in ("odd", "mnist_seed004", "cifar10_fast_cifar"))  # mnist_fast_cnn: space-to-depth
     assert unit.steps, "the steps after the first conv (batch norm, activation, pooling) are followed"
     last = unit.steps[-1]
     recorded = _record(model, x, conv_layer_names(model)[0], [last.name])[last.name][0, 1]

@@ -40,6 +40,7 @@ class Arithmetic:
     bias: float
     conv_value: float  # the conv's own output at this position
     input_box: tuple[int, int, int, int]  # rows y0:y1, columns x0:x1 of the conv's input (may run into padding)
+    reads_image: bool = False  # whether the conv's input is the (normalised) image itself
     steps: list[Step] = field(default_factory=list)  # what follows the conv, each checked against the model
 
     @property
@@ -165,6 +166,7 @@ def explain_unit(model: nn.Module, x: torch.Tensor, layer: str, channel: int, ro
                         window.numpy(), kernel.numpy(), (window * kernel).numpy(), bias,
                         float(out[0, channel, row, col]),
                         (y0 - pads[2], x0 - pads[0], y0 - pads[2] + dh * (kh - 1) + 1, x0 - pads[0] + dw * (kw - 1) + 1))
+    result.reads_image = got["input"].shape == x.shape and bool(torch.equal(got["input"], x))
     value, pos, previous = result.conv_value, (row, col), out
     for name, module in after:
         done = _step(module, value, previous, channel, pos)
