@@ -3,9 +3,6 @@ images, the atlas of a whole layer (a background job, cached per checkpoint), ea
 with snapshots; and the arithmetic of one conv output, clicked on its map."""
 from __future__ import annotations
 
-import atexit
-import threading
-
 import numpy as np
 import streamlit as st
 
@@ -21,59 +18,18 @@ from core.inside.featvis import visualize
 from core.inside.units import channel_summary, outline, receptive_field, top_images
 from core.viz import enlarge, filter_montage
 from pages._models import cached_snapshot
+from pages._ui import job, jobs, pending
 
 CLASSES = "class logits"
 
 
-class _Stopped(Exception):
-    """Raised in a job's progress report once the server is shutting down."""
-
-
-_STOP, _THREADS = threading.Event(), []
-
-
-@atexit.register
-def _stop_jobs() -> None:
-    """At exit, jobs stop at their next progress report and are waited for: a thread killed inside a torch call
-    would abort the process."""
-    _STOP.set()
-    for thread in _THREADS:
-        thread.join(timeout=30)
-
-
-def _report(job: dict):
-    def report(fraction: float) -> None:
-        if _STOP.is_set():
-            raise _Stopped
-        job["progress"] = fraction
-    return report
-
-
-@st.cache_resource(show_spinner=False)
-def _jobs() -> dict:
-    """Background jobs of this server by key (model digest first): {"progress", "result", "error"}, shared by
-    sessions, so a second visit (or a second visitor) finds the result."""
-    return {}
-
-
 def _background(key: tuple, compute, model) -> dict:
-    """The job `key`, started in a thread (`compute(a private copy of model, progress)`) unless it ran or runs; a
-    failed one starts again."""
-    jobs = _jobs()
-    if key not in jobs or jobs[key]["error"]:
-        while len(jobs) >= 256:  # the oldest finished result goes first
-            jobs.pop(next((k for k, j in jobs.items() if j["result"] is not None), next(iter(jobs))))
-        job = jobs[key] = {"progress": 0.0, "result": None, "error": None}
-        own = own_copy(model)
-
-        def work():
-            try:
-                job["result"] = compute(own, _report(job))
-            except Exception as exc:  # noqa: BLE001 - shown to the user; the job starts again on the next visit
-                job["error"] = f"{type(exc).__name__}: {exc}"
-        _THREADS[:] = [t for t in _THREADS if t.is_alive()] + [threading.Thread(target=work, daemon=True)]
-        _THREADS[-1].start()
-    return jobs[key]
+    """The job `key` (`pages._ui.job`), started on a private copy of the shared model unless it ran or runs."""
+    found = jobs().get(key)
+    if found is not None and not found["error"]:
+        return found
+    own = own_copy(model)
+    return job(key, lambda report: compute(own, report))
 
 
 def _test_images(model, card, layer):
@@ -85,10 +41,6 @@ def _test_images(model, card, layer):
         return f"No test images here to rank ({exc})."
     field = receptive_field(model, card, layer) if layer else None
     return images.numpy(), channel_summary(model, card, layer, images), what, field
-
-
-def _pending(*jobs) -> bool:
-    return any(j["result"] is None and not j["error"] for j in jobs)
 
 
 def neurons_tab(folder: str, model, card, label: str) -> None:
@@ -117,11 +69,11 @@ def neurons_tab(folder: str, model, card, label: str) -> None:
     vis = _background(("vis", digest, layer, index, mode, n), lambda own, p: visualize(
         own, card, layer, [index], mode=mode, per_channel=n, diversity=0.5 if n > 1 else 0.0, progress=p), model)
     data = _background(("tests", digest, layer), lambda own, p: _test_images(own, card, layer), model)
-    waiting = _pending(vis, data)
+    waiting = pending(vis, data)
 
     @st.fragment(run_every=0.5 if waiting else None)
     def show():
-        if _pending(vis, data):
+        if pending(vis, data):
             st.progress(vis["progress"], text="Optimising the input from noise (a few seconds, once per channel)...")
         elif waiting:
             st.rerun(scope="app")  # ready: show it with the rest of the tab, and stop polling
@@ -174,22 +126,22 @@ def _clicked(key: str) -> int | None:
 
 def _atlas(model, card, layer: str, digest: str, key: str, index: int) -> None:
     st.markdown("**Neuron atlas**: every channel of this layer, each by optimisation. Click a tile to look at it.")
-    atlas, job = cached_atlas(digest, layer), _jobs().get(("atlas", digest, layer))
-    if atlas is None and job is None:
+    atlas, task = cached_atlas(digest, layer), jobs().get(("atlas", digest, layer))
+    if atlas is None and task is None:
         if st.button("Compute this layer's atlas", key=f"inside_atlas_{layer}", icon=":material/grid_view:"):
             _background(("atlas", digest, layer), lambda own, p: compute_atlas(own, card, layer, digest, p), model)
             st.rerun()
         return
-    running = atlas is None and _pending(job)
+    running = atlas is None and pending(task)
 
     @st.fragment(run_every=1.0 if running else None)
     def watch():
         now = cached_atlas(digest, layer)
-        if now is None and job["error"]:
-            st.error(f"The atlas stopped: {job['error']}. Press the button to try again.")
-            _jobs().pop(("atlas", digest, layer), None)
+        if now is None and task["error"]:
+            st.error(f"The atlas stopped: {task['error']}. Press the button to try again.")
+            jobs().pop(("atlas", digest, layer), None)
         elif now is None:
-            st.progress(job["progress"], text=f"Optimising {layer}'s channels: {job['progress']:.0%} (in the "
+            st.progress(task["progress"], text=f"Optimising {layer}'s channels: {task['progress']:.0%} (in the "
                                               "background: the other tabs work meanwhile)")
         elif running:
             st.rerun(scope="app")  # done: show it with the rest of the page, and stop polling
@@ -210,10 +162,11 @@ def arithmetic_tab(model, card, image, label: str) -> None:
         return
     x = to_batch(image, card)
     left, right = st.columns(2)
-    layer = left.selectbox("Conv layer", convs, key=f"inside_arith_layer_{label}", format_func=lambda n: layer_label(
-        n, convs))
+    layer = left.selectbox("Conv layer", convs, key=f"inside_arith_layer_{label}",
+                           format_func=lambda n: layer_label(n, convs))
     out = activations(model, x, [layer])[1][layer][0]
-    channel = int(right.number_input("Output channel", 0, out.shape[0] - 1, key=f"inside_arith_channel_{label}_{layer}"))
+    channel = int(right.number_input("Output channel", 0, out.shape[0] - 1,
+                                     key=f"inside_arith_channel_{label}_{layer}"))
     key = f"inside_arith_map_{label}_{layer}_{channel}"
     flat = _clicked(key)
     flat = int(out[channel].abs().argmax()) if flat is None else flat  # opens on the unit of largest size

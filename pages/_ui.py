@@ -1,5 +1,5 @@
-"""The UI helpers every page uses: the page's title, action buttons, session memos, number formats, the data-set
-cache and the sample note. Pure UI: every computation is a call into `core`.
+"""The UI helpers every page uses: the page's title, action buttons, session memos, background jobs (threads whose
+progress a fragment watches), number formats, the data-set cache and the sample note. Pure UI: every computation is a call into `core`.
 
 The other helper modules hold one concern each: `_models` (choosing a model, the caches of models and what is
 computed from them, uploads), `_inputs` (choosing an image: the drawing pad, uploads, test images, sample
@@ -7,6 +7,9 @@ photos) and `_training` (the Trainer's settings form and live view). Importing t
 (`core.kinds`), so any card a page meets can be read.
 """
 from __future__ import annotations
+
+import atexit
+import threading
 
 import numpy as np
 import streamlit as st
@@ -43,6 +46,57 @@ def pressed(label: str, key: str, where=st, **options) -> bool:
     the click's callback leaves a flag that the next run to reach the button takes."""
     where.button(label, key=key, on_click=st.session_state.__setitem__, args=(f"{key}__pressed", True), **options)
     return bool(st.session_state.pop(f"{key}__pressed", False))
+
+
+class _Stopped(Exception):
+    """Raised in a job's progress report once the server is shutting down."""
+
+
+_STOP, _THREADS = threading.Event(), []
+
+
+@atexit.register
+def _stop_jobs() -> None:
+    """At exit, jobs stop at their next progress report and are waited for: a thread killed inside a torch call
+    would abort the process."""
+    _STOP.set()
+    for thread in _THREADS:
+        thread.join(timeout=30)
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> dict:
+    """This server's background jobs by key: {"progress", "result", "error"}; shared by sessions, so a second visit
+    (or a second visitor) finds the result."""
+    return {}
+
+
+def job(key: tuple, work) -> dict:
+    """Start `work(report)` in a thread as job `key` (a failed or new key), and return its entry of `jobs()`;
+    `report(fraction)` moves its progress. At most 256 are kept: the oldest finished goes first."""
+    table = jobs()
+    while len(table) >= 256:
+        table.pop(next((k for k, j in table.items() if j["result"] is not None), next(iter(table))))
+    entry = table[key] = {"progress": 0.0, "result": None, "error": None}
+
+    def report(fraction: float) -> None:
+        if _STOP.is_set():
+            raise _Stopped
+        entry["progress"] = fraction
+
+    def run():
+        try:
+            entry["result"] = work(report)
+        except Exception as exc:  # noqa: BLE001 - shown to the user; the job starts again on the next visit
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+    _THREADS[:] = [t for t in _THREADS if t.is_alive()] + [threading.Thread(target=run, daemon=True)]
+    _THREADS[-1].start()
+    return entry
+
+
+def pending(*entries) -> bool:
+    """Whether any of these jobs is still running."""
+    return any(e["result"] is None and not e["error"] for e in entries)
 
 
 @st.cache_resource(show_spinner="Loading the data set...")

@@ -142,3 +142,21 @@ def test_arithmetic_tab_ends_on_the_value_in_the_map():
     next(n for n in at.number_input if n.key.startswith("inside_arith_channel_")).set_value(5).run()
     assert not at.exception and "Output channel 5 of features.1" in " ".join(c.value for c in at.caption)
     assert next(m.value for m in at.markdown if m.value.startswith("Sum of the 36 products")) != equation
+
+
+def test_a_neuron_is_followed_over_training(monkeypatch, tmp_path):
+    """mnist_seed004 kept a snapshot per epoch: the Neurons tab's epoch slider shows the same channel after epoch 1."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    at = open_page()
+    label = next(o for o in at.selectbox(key="inside_model").options if o.startswith("mnist_seed004"))
+    at.selectbox(key="inside_model").set_value(label).run()
+    at.session_state["inside_tab"] = "Neurons"
+    at.run()
+    excited = lambda a: any("excite it most" in m.value for m in a.markdown)  # noqa: E731
+    settle(at, excited)
+    final = next(m.value for m in at.markdown if "excite it most" in m.value)
+    slider = at.select_slider(key="inside_neuron_epoch")
+    assert slider.value > 1
+    slider.set_value(1).run()
+    settle(at, lambda a: excited(a) and next(m.value for m in a.markdown if "excite it most" in m.value) != final)
+    assert not at.exception  # another model: another optimised input and other activations of the same images
