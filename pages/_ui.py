@@ -1,5 +1,6 @@
 """The UI helpers every page uses: the page's title, action buttons, session memos, background jobs (threads
-whose progress a fragment watches), number formats, the data-set cache and the sample note. Pure UI: every computation is a call into `core`.
+whose progress a fragment watches), number formats, the data-set cache and the sample note. Pure UI: every
+computation is a call into `core`.
 
 The other helper modules hold one concern each: `_models` (choosing a model, the caches of models and what is
 computed from them, uploads), `_inputs` (choosing an image: the drawing pad, uploads, test images, sample
