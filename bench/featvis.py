@@ -90,7 +90,9 @@ def main() -> None:
     if args.timing_only:
         return timing_only(args)
     torch.manual_seed(0)
-    report = {"threads": torch.get_num_threads(), "models": {}}
+    previous = Path(args.json)  # the models measured before stay (a run of one model updates its entry)
+    report = {"models": {}, **(json.loads(previous.read_text()) if previous.is_file() else {}),
+              "threads": torch.get_num_threads()}
     print(f"{'model':<20} {'layer':<12} {'channels':>8} {'beat':>6} {'share':>7} {'median x':>9} "
           f"{'s/ch batched':>12} {'s one ch':>9}")
     for name in args.models:

@@ -7,8 +7,11 @@ decorrelated for RGB models, squashed into valid pixels by a sigmoid; each step 
 jittered, scaled and rotated view of it, so only patterns that survive those transformations grow. Many channels
 (or several diverse images of one channel, with a penalty on the similarity of their Gram matrices) optimise
 together in one batch. The channel's activation is read at its conv's block output (`block_output`: after the
-activation that follows it); the ascent follows its input, so a rectified channel that starts dead still has a
-gradient.
+activation that follows it); the ascent follows it plus a tenth of its input (all of it while the activation is not
+positive), so a rectified channel that starts dead, or a GELU's negative trough, still has a slope. Each image's
+step has the same length (the gradient normalised, with momentum): Adam's per-coefficient steps turned the small,
+consistent gradients of the image's border into noise and drove pixels into the sigmoid's flat ends, where they
+stayed (a channel that wants a flat white image reached 70 % of the best photo's activation instead of 100 %+).
 """
 from __future__ import annotations
 
@@ -109,29 +112,30 @@ def visualize(model: nn.Module, card, layer: str | None, channels: list[int], *,
     gen, read = torch.Generator().manual_seed(seed + 1), channel_reader(model, Target(layer, 0, mode))
     opt = torch.optim.SGD(param.parameters(), lr=lr, momentum=0.9)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    with evaluating(model):
-        for p in trainable:  # gradients for the image only
-            p.requires_grad_(False)
-        for step in range(steps):
-            calm = step >= steps * 7 // 8  # the last eighth sees the image as it is shown: it settles on the pixels
-            view = param() if calm else random_view(param(), jitter, scale, degrees, gen)
-            pre, post = read(to_model(view, card))  # a dead unit's input still has a gradient: a little of it
-            value, below = pick(post, want, mode), pick(pre, want, mode)
-            loss = -(value + torch.where(value > 0, 0.1, 1.0) * below).sum()
-            if diversity and per_channel > 1 and pre.dim() == 4:
-                loss = loss + diversity * len(want) * _gram_similarity(pre, len(channels))
-            opt.zero_grad()
-            loss.backward()
-            grad = param.spectrum.grad  # each image's step has the same length, in the gradient's direction
-            grad /= grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.dim() - 1))
-            opt.step()
-            if progress and step % 8 == 7:
-                progress((step + 1) / steps)
-        with torch.no_grad():
-            pixels = param()
-            _, post = read(to_model(pixels, card))
-            reached = pick(post, want, mode)
-    for p in trainable:
-        p.requires_grad_(True)
+    for p in trainable:  # gradients for the image only
+        p.requires_grad_(False)
+    try:
+        with evaluating(model):
+            for step in range(steps):
+                calm = step >= steps * 7 // 8  # the last eighth sees the image as it is shown: it settles on pixels
+                view = param() if calm else random_view(param(), jitter, scale, degrees, gen)
+                pre, post = read(to_model(view, card))
+                value, below = pick(post, want, mode), pick(pre, want, mode)  # a dead unit's input still has a slope
+                loss = -(value + torch.where(value > 0, 0.1, 1.0) * below).sum()
+                if diversity and per_channel > 1 and pre.dim() == 4:
+                    loss = loss + diversity * len(want) * _gram_similarity(pre, len(channels))
+                opt.zero_grad()
+                loss.backward()
+                grad = param.spectrum.grad  # each image's step has the same length, in the gradient's direction
+                grad /= grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.dim() - 1))
+                opt.step()
+                if progress and step % 8 == 7:
+                    progress((step + 1) / steps)
+            with torch.no_grad():
+                pixels = (param() * 255).round() / 255  # the picture as stored: its activation is the one reported
+                reached = pick(read(to_model(pixels, card))[1], want, mode)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
     images = (pixels * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     return Visualisation(images, reached.numpy(), time.perf_counter() - start)
