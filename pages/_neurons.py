@@ -90,7 +90,8 @@ def neurons_tab(folder: str, model, card, label: str) -> None:
 
 def _visualisation(model, layer, index: int, name: str, result) -> None:
     n = len(result.images)
-    cols = st.columns([1] * n + ([1] if layer else []) + [4 - n])
+    spec = [1] * n + ([1] if layer else [])
+    cols = st.columns(spec + ([5 - len(spec)] if len(spec) < 5 else []))
     for col, img, value in zip(cols, result.images, result.activations):
         col.image(enlarge(img, 200), caption=f"activation {value:.3f}")
     if layer:
@@ -107,12 +108,13 @@ def _exciting(found, index: int, reached: float, mode: str) -> None:
     images, summary, what, field = found
     top = top_images(summary, index, field)
     best, read = summary.best(index, mode), "its centre unit" if mode == "centre" else "the mean of its map"
-    st.markdown(f"**The 9 of {what} that excite it most** (ranked by their strongest unit, whose patch is outlined). "
-                f"Read as {read}, the optimised input reaches {reached:.3f} and the best of these images {best:.3f}: "
-                f"the optimisation {'found more' if reached > best else 'did not reach it'}.")
+    ranked, read = ("by their strongest unit, whose patch is outlined", read) if field else ("by the logit", "the logit")
+    st.markdown(f"**The 9 of {what} that excite it most** (ranked {ranked}). Read as {read}, the optimised input "
+                f"reaches {reached:.3f} and the best of these images {best:.3f}: the optimisation "
+                f"{'found more' if reached > best else 'did not reach it'}.")
     for col, i, value, box in zip(st.columns(9), top.top, top.top_values, top.top_boxes):
-        col.image(outline(images[i], box), caption=f"{value:.2f}")
-    st.markdown("**The 9 that inhibit it most** (the lowest mean over its map)")
+        col.image(outline(images[i], box) if field else enlarge(images[i], 96), caption=f"{value:.2f}")
+    st.markdown(f"**The 9 that inhibit it most** (the lowest {'mean over its map' if field else 'logit'})")
     for col, i, value in zip(st.columns(9), top.bottom, top.bottom_values):
         col.image(enlarge(images[i], 96), caption=f"{value:.2f}")
 

@@ -116,6 +116,9 @@ def test_neurons_tab_shows_what_a_channel_looks_for_and_the_images_that_excite_i
     assert sum(bool(re.fullmatch(r"-?\d+\.\d\d", c)) for c in captions) == 18  # 9 exciting + 9 inhibiting
     assert any(c.startswith("activation ") for c in captions) and any("its filter" in c for c in captions)
     assert at.button(key="inside_atlas_features.1")  # the atlas waits for the user's press
+    at.slider(key="inside_neuron_n").set_value(4).run()  # four diverse images of the same channel
+    settle(at, lambda a: sum(c.startswith("activation ") for img in a.get("image") for c in img.captions) == 4)
+    assert not at.exception
     layer = next(s for s in at.selectbox if s.key.startswith("inside_neuron_layer_"))
     layer.set_value("class logits").run()
     settle(at, excited)

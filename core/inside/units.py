@@ -107,12 +107,11 @@ class Exciting:
 
 
 def top_images(summary: Summary, channel: int, field: Field | None, k: int = 9) -> Exciting:
-    """The `k` images whose channel map peaks highest (with the patch of that peak; the whole image without a
-    `field`), and the `k` whose map is lowest on average."""
+    """The `k` images whose channel map peaks highest (with the patch of that peak; no patch, (0, 0, 0, 0), without
+    a `field`: a class's logit), and the `k` whose map is lowest on average."""
     peak, where, mean = summary.peak[:, channel], summary.where[:, channel], summary.mean[:, channel]
     top = peak.argsort(descending=True)[:k].tolist()
-    whole = lambda: (0, 0, 10 ** 6, 10 ** 6)  # noqa: E731 - clipped by `outline`
-    boxes = [field.at(int(where[i]) // summary.width, int(where[i]) % summary.width) if field else whole()
+    boxes = [field.at(int(where[i]) // summary.width, int(where[i]) % summary.width) if field else (0, 0, 0, 0)
              for i in top]
     bottom = mean.argsort()[:k].tolist()
     return Exciting(top, [float(peak[i]) for i in top], boxes, bottom, [float(mean[i]) for i in bottom], len(peak))
