@@ -108,7 +108,8 @@ def _exciting(found, index: int, reached: float, mode: str) -> None:
     images, summary, what, field = found
     top = top_images(summary, index, field)
     best, read = summary.best(index, mode), "its centre unit" if mode == "centre" else "the mean of its map"
-    ranked, read = ("by their strongest unit, whose patch is outlined", read) if field else ("by the logit", "the logit")
+    ranked, read = ("by their strongest unit, whose patch is outlined", read) if field else \
+        ("by the logit", "the logit")
     st.markdown(f"**The 9 of {what} that excite it most** (ranked {ranked}). Read as {read}, the optimised input "
                 f"reaches {reached:.3f} and the best of these images {best:.3f}: the optimisation "
                 f"{'found more' if reached > best else 'did not reach it'}.")
