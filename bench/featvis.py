@@ -86,7 +86,12 @@ def main() -> None:
     parser.add_argument("--atlas", default="docs/atlas_cifar10.png", help="a picture of one CIFAR-10 layer's atlas")
     parser.add_argument("--atlas-layer", default="features.9")
     parser.add_argument("--timing-only", action="store_true", help="time single channels again, keep the shares")
+    parser.add_argument("--classes", default="docs/classes_cifar10.png", help="a picture of the CIFAR-10 model's "
+                        "ten classes, each by feature visualisation ('' for none)")
     args = parser.parse_args()
+    if args.classes:
+        model, card = load_checkpoint(paths.SHIPPED_CHECKPOINTS / "cifar10_fast_cifar")
+        atlas_picture(visualize(model, card, None, list(range(10))).images, args.classes, cols=10, scale=4)
     if args.timing_only:
         return timing_only(args)
     torch.manual_seed(0)
