@@ -18,7 +18,7 @@ from core.inside.featvis import visualize
 from core.inside.units import channel_summary, outline, receptive_field, top_images
 from core.viz import enlarge, filter_montage
 from pages._models import cached_snapshot
-from pages._ui import job, jobs, pending
+from pages._ui import cached_dataset, job, jobs, pending
 
 CLASSES = "class logits"
 
@@ -32,13 +32,12 @@ def _background(key: tuple, compute, model) -> dict:
     return job(key, lambda report: compute(own, report))
 
 
-def _test_images(model, card, layer):
+def _test_images(model, card, layer, found):
     """(images, `Summary` of the layer on them, a phrase naming them, receptive field or None), or the reason why
-    there are none (a string)."""
-    try:
-        images, what = search_images(card)
-    except DataError as exc:
-        return f"No test images here to rank ({exc})."
+    there are none (a string), for the (images, phrase) `found` in the page's data set."""
+    if isinstance(found, str):
+        return found
+    images, what = found
     field = receptive_field(model, card, layer) if layer else None
     return images.numpy(), channel_summary(model, card, layer, images), what, field
 
@@ -68,7 +67,11 @@ def neurons_tab(folder: str, model, card, label: str) -> None:
                      "term: a channel that answers to more than one pattern shows each.")
     vis = _background(("vis", digest, layer, index, mode, n), lambda own, p: visualize(
         own, card, layer, [index], mode=mode, per_channel=n, diversity=0.5 if n > 1 else 0.0, progress=p), model)
-    data = _background(("tests", digest, layer), lambda own, p: _test_images(own, card, layer), model)
+    try:  # the data set the page holds already (loaded once per server): a job never loads one itself
+        found = search_images(card, data=cached_dataset(card.dataset.name))
+    except DataError as exc:
+        found = f"No test images here to rank ({exc})."
+    data = _background(("tests", digest, layer), lambda own, p: _test_images(own, card, layer, found), model)
     waiting = pending(vis, data)
 
     @st.fragment(run_every=0.5 if waiting else None)

@@ -69,12 +69,13 @@ def compute_atlas(model: nn.Module, card, layer: str, digest: str,
     return atlas
 
 
-def search_images(card, data_dir: str | None = None, n: int = 1000) -> tuple[torch.Tensor, str]:
-    """(uint8 images (n, C, H, W), a phrase naming them): the first `n` test images of the checkpoint's data set,
-    or of its shipped sample. Raises `core.data.DataError` when neither is here."""
+def search_images(card, data_dir: str | None = None, n: int = 1000, data=None) -> tuple[torch.Tensor, str]:
+    """(uint8 images (n, C, H, W), a phrase naming them): the first `n` test images of the checkpoint's data set
+    (`data` when the caller holds it already), or of its shipped sample. Raises `core.data.DataError` when neither
+    is here."""
     from core.data.samples import load_or_sample
 
-    data = load_or_sample(card.dataset.name, data_dir)
+    data = data if data is not None else load_or_sample(card.dataset.name, data_dir)
     images = data.test_x[:n]
     what = f"{len(images)} test images of {card.dataset.name}" + (" (the shipped sample)" if data.sample else "")
     return images, what
