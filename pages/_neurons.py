@@ -24,9 +24,10 @@ CLASSES = "class logits"
 
 
 def _background(key: tuple, compute, model) -> dict:
-    """The job `key` (`pages._ui.job`), started on a private copy of the shared model unless it ran or runs."""
+    """The job `key` (`pages._ui.job`), started on a private copy of the shared model unless it ran, runs or failed
+    (a failed one is shown once, then forgotten: the next visit tries again, never a loop of retries)."""
     found = jobs().get(key)
-    if found is not None and not found["error"]:
+    if found is not None:
         return found
     own = own_copy(model)
     return job(key, lambda report: compute(own, report))
@@ -81,7 +82,11 @@ def neurons_tab(folder: str, model, card, label: str) -> None:
         elif waiting:
             st.rerun(scope="app")  # ready: show it with the rest of the tab, and stop polling
         elif vis["error"] or data["error"]:
-            st.error(f"Could not compute this view: {vis['error'] or data['error']}. Open the tab again to retry.")
+            st.error(f"Could not compute this view: {vis['error'] or data['error']}. Change a setting or open the "
+                     "tab again to retry.")
+            for key, entry in list(jobs().items()):
+                if entry is vis or entry is data:
+                    jobs().pop(key, None)
         else:
             name = str(classes[index]) if layer is None else f"channel {index} of {layer_label(layer, convs)}"
             _visualisation(model, layer, index, name, vis["result"])

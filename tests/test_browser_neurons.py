@@ -7,9 +7,17 @@ import re
 
 import pytest
 
-from tests.browser import choose_model, pick, plot_pixels, settled, shot
+from tests.browser import choose_model, pick, plot_pixels, settled, shot, start_server, stop_server
 
 expect = pytest.importorskip("playwright.sync_api").expect
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A server of its own, started fresh: the views' background jobs and caches begin empty."""
+    proc, url = start_server(tmp_path_factory.mktemp("neuron_runs"))
+    yield url
+    stop_server(proc)
 
 
 def test_a_channel_its_exciting_images_and_the_atlas(app_url, page):
@@ -25,7 +33,8 @@ def test_a_channel_its_exciting_images_and_the_atlas(app_url, page):
     button = page.get_by_role("button", name="Compute this layer's atlas")
     if button.count():  # not yet in this machine's cache
         button.click()
-    grid.wait_for(timeout=300_000)
+    grid.or_(page.get_by_text("The atlas stopped", exact=False)).first.wait_for(timeout=300_000)
+    assert grid.count(), page.inner_text("body")[-600:]
     settled(page)
     cols, side = 7, 28  # 48 channels of the first conv: a 7-column grid of 28 px tiles, 1 px apart
     row, col = divmod(5, cols)
