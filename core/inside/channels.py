@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from core.engine.tasks import normalize
 from core.inside.explain import block_output, conv_layer_names
 from core.models import evaluating
 
@@ -48,10 +49,9 @@ def own_copy(model: nn.Module) -> nn.Module:
 
 
 def to_model(pixels: torch.Tensor, card) -> torch.Tensor:
-    """Pixels in [0, 1] (B, C, H, W) -> the model's normalised input (the card's mean and std)."""
-    mean = torch.tensor(card.dataset.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(card.dataset.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return (pixels - mean) / std
+    """Pixels in [0, 1] (B, C, H, W) -> the model's normalised input: the engine's one normalisation
+    (`core.engine.tasks.normalize`, which reads 0-255), kept differentiable for feature visualisation."""
+    return normalize(pixels * 255.0, card.dataset.mean, card.dataset.std)
 
 
 def channel_reader(model: nn.Module, target: Target) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
